@@ -1,0 +1,77 @@
+"""Shared fixtures: the real Redis and Elasticsearch started by ``scripts/services``.
+
+Every test gets its own key/index prefix, so tests never see each other's data.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from elasticsearch import Elasticsearch
+from redis import Redis
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+ELASTIC_URL = os.environ.get("TEST_ELASTIC_URL", "http://127.0.0.1:9200")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    return REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def elastic_url() -> str:
+    return ELASTIC_URL
+
+
+@pytest.fixture(scope="session")
+def _redis_session() -> Iterator[Redis]:
+    client = Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except Exception as exc:  # noqa: BLE001 - turn any failure into a clear message
+        pytest.exit(f"Redis at {REDIS_URL} is not reachable ({exc}); run scripts/services up")
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def _elastic_session() -> Iterator[Elasticsearch]:
+    client = Elasticsearch(ELASTIC_URL, request_timeout=30)
+    try:
+        client.cluster.health(wait_for_status="yellow", timeout="30s")
+    except Exception as exc:  # noqa: BLE001
+        pytest.exit(f"Elasticsearch at {ELASTIC_URL} is not reachable ({exc}); "
+                    "run scripts/services up")
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A fresh tenant-like prefix, lowercase and valid in index names and Redis keys."""
+    return "t" + uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def redis_client(_redis_session: Redis, prefix: str) -> Iterator[Redis]:
+    yield _redis_session
+    keys = list(_redis_session.scan_iter(match=f"*{prefix}*", count=1000))
+    if keys:
+        _redis_session.delete(*keys)
+
+
+@pytest.fixture
+def elastic_client(_elastic_session: Elasticsearch, prefix: str) -> Iterator[Elasticsearch]:
+    yield _elastic_session
+    _elastic_session.options(ignore_status=404).indices.delete(
+        index=f"*{prefix}*", expand_wildcards="all"
+    )
+    templates = _elastic_session.options(ignore_status=404).indices.get_index_template(
+        name=f"*{prefix}*"
+    )
+    for template in templates.get("index_templates", []):
+        _elastic_session.indices.delete_index_template(name=template["name"])

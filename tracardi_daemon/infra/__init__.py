@@ -1,0 +1,1 @@
+"""Adapters to Redis, Elasticsearch, HTTP targets and the timing wheel."""

@@ -1,0 +1,1 @@
+"""Tracardi index naming and document models."""

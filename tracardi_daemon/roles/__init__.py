@@ -1,0 +1,1 @@
+"""The roles the supervisor runs: upgrade, segmentation, mapping, scheduler, trigger."""
