@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
     from redis import Redis
 
-    from tracardi_daemon.config import Settings
+    from tracardi_daemon.settings import Settings
 
 
 class RoleCounters:
@@ -28,6 +28,7 @@ class RoleCounters:
         self._lock = threading.Lock()
         self.processed = 0
         self.failed = 0
+        self.queue_lag: int | None = None  # set by roles that consume a queue
 
     def add(self, processed: int = 0, failed: int = 0) -> None:
         with self._lock:
@@ -41,7 +42,7 @@ class RoleContext:
 
     name: str
     settings: Settings
-    redis: Redis
+    redis: Redis[bytes]
     elastic: Elasticsearch
     pool: Executor
     stop: threading.Event

@@ -1,0 +1,95 @@
+"""Roles that exist only for tests: they exercise the supervisor and the daemon with
+real Redis side effects, so tests can see from outside what a role did."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from tracardi_daemon.roles.base import Role, RoleContext, RoleFactory
+
+
+class CountingRole:
+    """Each step increments ``<tenant>:test:<role>:steps`` in Redis."""
+
+    def __init__(self, step_s: float = 0.01) -> None:
+        self.step_s = step_s
+        self.ctx: RoleContext | None = None
+
+    def start(self, ctx: RoleContext) -> None:
+        self.ctx = ctx
+
+    def step(self, now: float) -> bool:
+        assert self.ctx is not None
+        tenant = self.ctx.settings.tracardi.tenant
+        self.ctx.redis.incr(f"{tenant}:test:{self.ctx.name}:steps")
+        self.ctx.counters.add(processed=1)
+        self.ctx.stop.wait(self.step_s)
+        return True
+
+    def stop(self) -> None:
+        if self.ctx is not None:
+            tenant = self.ctx.settings.tracardi.tenant
+            self.ctx.redis.incr(f"{tenant}:test:{self.ctx.name}:stopped")
+
+
+class SlowStepRole(CountingRole):
+    """A step that takes ``work_s`` and cannot be interrupted, like a bulk write."""
+
+    def __init__(self, work_s: float) -> None:
+        super().__init__()
+        self.work_s = work_s
+
+    def step(self, now: float) -> bool:
+        assert self.ctx is not None
+        tenant = self.ctx.settings.tracardi.tenant
+        self.ctx.redis.incr(f"{tenant}:test:{self.ctx.name}:begun")
+        threading.Event().wait(self.work_s)  # in-flight work the stop event must not cut
+        self.ctx.redis.incr(f"{tenant}:test:{self.ctx.name}:finished")
+        return True
+
+
+class FailingRole(CountingRole):
+    """Raises in ``step`` for its first ``failures`` instances, then behaves."""
+
+    def __init__(self, should_fail: bool) -> None:
+        super().__init__()
+        self.should_fail = should_fail
+
+    def step(self, now: float) -> bool:
+        if self.should_fail:
+            raise RuntimeError("simulated crash")
+        return super().step(now)
+
+
+def counting() -> Role:
+    return CountingRole()
+
+
+def failing_factory(failures: int) -> RoleFactory:
+    """A factory whose first ``failures`` roles crash; a closure, so tests share nothing."""
+    lock = threading.Lock()
+    made = [0]
+
+    def make() -> Role:
+        with lock:
+            made[0] += 1
+            return FailingRole(should_fail=made[0] <= failures)
+
+    return make
+
+
+def slow(work_s: float) -> RoleFactory:
+    def make() -> Role:
+        return SlowStepRole(work_s)
+    return make
+
+
+def wait_for(predicate: object, timeout_s: float = 10.0, interval_s: float = 0.02) -> bool:
+    assert callable(predicate)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval_s)
+    return bool(predicate())

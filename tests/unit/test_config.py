@@ -1,0 +1,225 @@
+"""Configuration: precedence, every error path, secrets masked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tracardi_daemon.cli import main
+from tracardi_daemon.config import Overrides, load_settings
+from tracardi_daemon.errors import ConfigError
+from tracardi_daemon.settings import render_settings
+
+
+def write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "daemon.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_defaults_without_file() -> None:
+    settings = load_settings({}, Overrides())
+    assert settings.daemon.roles == ("upgrade",)
+    assert settings.redis.port == 6379
+    assert settings.shutdown.grace_s == 20.0
+    assert settings.source is None
+
+
+def test_precedence_defaults_toml_env_cli(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+[daemon]
+roles = ["scheduler"]
+health_socket = "/tmp/from-toml.sock"
+[redis]
+port = 7000
+db = 3
+[log]
+level = "WARNING"
+""")
+    only_toml = load_settings({}, Overrides(config=path))
+    assert only_toml.daemon.roles == ("scheduler",)
+    assert only_toml.redis.port == 7000
+    env = {"REDIS_PORT": "7001", "TRACARDI_ROLES": "trigger", "LOGGING_LEVEL": "ERROR"}
+    with_env = load_settings(env, Overrides(config=path))
+    assert with_env.redis.port == 7001
+    assert with_env.redis.db == 3  # untouched keys keep the file's value
+    assert with_env.daemon.roles == ("trigger",)
+    with_cli = load_settings(env, Overrides(config=path, roles="mapping",
+                                            health_socket="/tmp/cli.sock", log_level="DEBUG"))
+    assert with_cli.daemon.roles == ("mapping",)
+    assert with_cli.daemon.health_socket == "/tmp/cli.sock"
+    assert with_cli.log.level == "DEBUG"
+
+
+def test_config_path_from_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, "[tracardi]\ntenant = \"acme\"\n")
+    settings = load_settings({"TRACARDI_CONFIG": path})
+    assert settings.tracardi.tenant == "acme"
+    assert settings.source == path
+
+
+def test_tracardi_environment_names() -> None:
+    env = {
+        "ELASTIC_HOST": "https://es1:9200, https://es2:9200",
+        "ELASTIC_HTTP_AUTH_USERNAME": "elastic",
+        "ELASTIC_HTTP_AUTH_PASSWORD": "s3cret",
+        "ELASTIC_VERIFY_CERTS": "no",
+        "ELASTIC_CA_FILE": "/etc/ca.pem",
+        "REDIS_HOST": "redis.local",
+        "REDIS_PASSWORD": "pw",
+        "TENANT_NAME": "shop",
+        "API_LICENSE": "from-api-license",
+    }
+    settings = load_settings(env)
+    assert settings.elastic.hosts == ("https://es1:9200", "https://es2:9200")
+    assert settings.elastic.username == "elastic"
+    assert settings.elastic.verify_certs is False
+    assert settings.elastic.ca_file == "/etc/ca.pem"
+    assert settings.redis.host == "redis.local"
+    assert settings.redis.password == "pw"
+    assert settings.tracardi.tenant == "shop"
+    assert settings.license.token == "from-api-license"
+    assert load_settings({**env, "LICENSE": "plain"}).license.token == "plain"
+
+
+def test_redis_host_as_url() -> None:
+    settings = load_settings({"REDIS_HOST": "rediss://user:p%40ss@cache.example:6380/4"})
+    redis = settings.redis
+    assert (redis.host, redis.port, redis.db, redis.ssl) == ("cache.example", 6380, 4, True)
+    assert (redis.username, redis.password) == ("user", "p@ss")
+    # an explicit REDIS_PORT wins over the URL's port
+    assert load_settings({"REDIS_HOST": "redis://h:1234", "REDIS_PORT": "99"}).redis.port == 99
+
+
+@pytest.mark.parametrize("url, message", [
+    ("http://h:6379", "must start with redis://"),
+    ("redis://:6379", "has no host"),
+    ("redis://h:notaport", "bad port"),
+    ("redis://h:6379/x", "database must be a number"),
+])
+def test_bad_redis_url(url: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as info:
+        load_settings({"REDIS_HOST": url})
+    assert "REDIS_HOST" in str(info.value)
+
+
+def test_redis_url_password_not_in_error() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings({"REDIS_HOST": "redis://u:topsecret@h:6379/x"})
+    assert "topsecret" not in str(info.value)
+
+
+@pytest.mark.parametrize("hosts", ["es1:9200", "ftp://es1", "http://es1:port"])
+def test_bad_elastic_host(hosts: str) -> None:
+    with pytest.raises(ConfigError, match=r"elastic\.hosts"):
+        load_settings({"ELASTIC_HOST": hosts})
+
+
+def test_unknown_key_names_key_and_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "[redis]\nprot = 6379\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings({}, Overrides(config=path))
+    assert "'prot'" in str(info.value) and path in str(info.value)
+
+
+def test_unknown_section(tmp_path: Path) -> None:
+    path = write(tmp_path, "[redsi]\nport = 1\n")
+    with pytest.raises(ConfigError, match=r"unknown section \[redsi\]"):
+        load_settings({}, Overrides(config=path))
+
+
+@pytest.mark.parametrize("text, key, expected", [
+    ("[redis]\nport = \"6379\"\n", "redis.port", "integer"),
+    ("[shutdown]\ngrace_s = \"soon\"\n", "shutdown.grace_s", "number"),
+    ("[elastic]\nverify_certs = \"yes\"\n", "elastic.verify_certs", "boolean"),
+    ("[daemon]\nroles = \"upgrade\"\n", "daemon.roles", "list of strings"),
+    ("[tracardi]\ntenant = 5\n", "tracardi.tenant", "string"),
+])
+def test_wrong_type_names_key_and_type(tmp_path: Path, text: str, key: str,
+                                       expected: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_settings({}, Overrides(config=path))
+    assert f"'{key}'" in str(info.value) and expected in str(info.value)
+
+
+def test_wrong_type_from_environment_names_variable() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings({"REDIS_PORT": "sixty"})
+    assert "REDIS_PORT" in str(info.value) and "integer" in str(info.value)
+
+
+def test_role_aliases_all_and_unknown() -> None:
+    assert load_settings({"TRACARDI_ROLES": "migration,post-collection"}).daemon.roles == (
+        "upgrade", "mapping")
+    assert load_settings({"TRACARDI_ROLES": "import"}).daemon.roles == ("upgrade",)
+    assert load_settings({"TRACARDI_ROLES": "all"}).daemon.roles == ("all",)
+    with pytest.raises(ConfigError, match="unknown role 'segmenter'") as info:
+        load_settings({"TRACARDI_ROLES": "upgrade,segmenter"})
+    assert "TRACARDI_ROLES" in str(info.value)
+
+
+def test_role_tables(tmp_path: Path) -> None:
+    path = write(tmp_path, "[role.scheduler]\nthreads = 3\n")
+    settings = load_settings({}, Overrides(config=path))
+    assert settings.role_threads("scheduler") == 3
+    assert settings.role_threads("upgrade") == 1
+    bad = write(tmp_path, "[role.sched]\nthreads = 3\n")
+    with pytest.raises(ConfigError, match=r"unknown role \[role.sched\]"):
+        load_settings({}, Overrides(config=bad))
+    zero = write(tmp_path, "[role.upgrade]\nthreads = 0\n")
+    with pytest.raises(ConfigError, match=r"role\.upgrade\.threads"):
+        load_settings({}, Overrides(config=zero))
+
+
+def test_range_checks(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"shutdown\.grace_s"):
+        load_settings({}, Overrides(config=write(tmp_path, "[shutdown]\ngrace_s = 0\n")))
+    with pytest.raises(ConfigError, match=r"scheduler\.lease_s"):
+        load_settings({}, Overrides(config=write(
+            tmp_path, "[scheduler]\nhorizon_s = 10.0\nlease_s = 5.0\n")))
+    with pytest.raises(ConfigError, match=r"log\.format"):
+        load_settings({}, Overrides(config=write(tmp_path, "[log]\nformat = \"xml\"\n")))
+
+
+def test_missing_and_invalid_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings({}, Overrides(config=str(tmp_path / "nope.toml")))
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings({}, Overrides(config=write(tmp_path, "[redis\n")))
+
+
+def test_secrets_masked_in_rendering() -> None:
+    settings = load_settings({"REDIS_PASSWORD": "redis-secret", "ELASTIC_API_KEY": "es-key",
+                              "ELASTIC_HTTP_AUTH_PASSWORD": "es-pass", "LICENSE": "tok"})
+    text = render_settings(settings)
+    for secret in ("redis-secret", "es-key", "es-pass", "tok\""):
+        assert secret not in text
+    assert text.count('"********"') == 4
+
+
+def test_check_config_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = write(tmp_path, "[redis]\npassword = \"hunter2\"\n")
+    assert main(["check-config", "--config", good], environ={}) == 0
+    out = capsys.readouterr().out
+    assert "hunter2" not in out and "[redis]" in out
+    bad = write(tmp_path, "[redis]\nhots = \"x\"\n")
+    assert main(["check-config", "--config", bad], environ={}) == 2
+    assert "'hots'" in capsys.readouterr().err
+
+
+def test_example_config_file_is_complete_and_valid() -> None:
+    """config/tracardi-daemon.toml documents every key and loads as it is."""
+    from dataclasses import fields
+
+    from tracardi_daemon.config import SECTIONS
+
+    path = Path(__file__).resolve().parents[2] / "config" / "tracardi-daemon.toml"
+    settings = load_settings({}, Overrides(config=str(path)))
+    text = path.read_text()
+    for section, cls in SECTIONS.items():
+        assert f"[{section}]" in text, section
+        for item in fields(cls):
+            assert f"{item.name} =" in text, f"{section}.{item.name} is not documented"
+    assert settings.source == str(path)

@@ -1,0 +1,140 @@
+"""The supervisor with test roles against real Redis: restart with backoff, failure
+marking, heartbeats of the others, graceful stop of an in-flight step."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from elasticsearch import Elasticsearch
+from redis import Redis
+
+from tests.roles_for_tests import counting, failing_factory, slow, wait_for
+from tracardi_daemon.registry import RoleSpec
+from tracardi_daemon.roles.base import RoleContext, RoleCounters
+from tracardi_daemon.settings import Settings, SupervisorSettings, TracardiSettings
+from tracardi_daemon.supervisor import Supervisor
+
+
+@pytest.fixture
+def make_supervisor(redis_client: Redis, elastic_url: str, prefix: str
+                    ) -> Iterator[object]:
+    settings = Settings(tracardi=TracardiSettings(tenant=prefix))
+    pool = ThreadPoolExecutor(2)
+    elastic = Elasticsearch(elastic_url)
+    supervisors: list[Supervisor] = []
+
+    def context(name: str, index: int, stop: threading.Event,
+                counters: RoleCounters) -> RoleContext:
+        return RoleContext(name=name, settings=settings, redis=redis_client, elastic=elastic,
+                           pool=pool, stop=stop, logger=logging.getLogger(name),
+                           counters=counters, thread_index=index)
+
+    def make(**overrides: float) -> Supervisor:
+        sup_settings = SupervisorSettings(**{"restart_backoff_initial_s": 0.05,
+                                             "restart_backoff_max_s": 0.2, **overrides})
+        supervisor = Supervisor(sup_settings, context)
+        supervisors.append(supervisor)
+        return supervisor
+
+    yield make
+    for supervisor in supervisors:
+        supervisor.stop_all(5.0)
+    pool.shutdown()
+    elastic.close()
+
+
+def steps(redis_client: Redis, prefix: str, role: str, what: str = "steps") -> int:
+    return int(redis_client.get(f"{prefix}:test:{role}:{what}") or 0)
+
+
+def test_crashing_role_restarts_with_backoff_while_others_beat(
+        make_supervisor: object, redis_client: Redis, prefix: str) -> None:
+    assert callable(make_supervisor)
+    supervisor: Supervisor = make_supervisor()
+    supervisor.start_role(RoleSpec("upgrade", False, counting), threads=2)
+    supervisor.start_role(RoleSpec("scheduler", True, failing_factory(3)), threads=1)
+    worst_age = 0.0
+
+    def recovered() -> bool:
+        nonlocal worst_age
+        views = {v.name: v for v in supervisor.views()}
+        worst_age = max(worst_age, views["upgrade"].heartbeat_age_s or 0.0)
+        return views["scheduler"].state == "running" and steps(
+            redis_client, prefix, "scheduler") > 0
+
+    assert wait_for(recovered, timeout_s=10)
+    view = {v.name: v for v in supervisor.views()}["scheduler"]
+    assert view.restarts == 3
+    assert view.consecutive_failures == 0
+    assert view.last_error == "RuntimeError: simulated crash"
+    assert worst_age < 0.5  # the healthy role kept stepping throughout
+    assert steps(redis_client, prefix, "upgrade") > 10
+    assert supervisor.heartbeats_fresh()
+
+
+def test_backoff_grows_exponentially(make_supervisor: object) -> None:
+    assert callable(make_supervisor)
+    supervisor: Supervisor = make_supervisor(restart_backoff_initial_s=0.2,
+                                             restart_backoff_max_s=10.0)
+    supervisor.start_role(RoleSpec("trigger", True, failing_factory(100)), threads=1)
+    runner = supervisor.runners["trigger"]
+    # 0.2 + 0.4 = 0.6 s for two restarts; the third needs 0.8 s more
+    assert wait_for(lambda: runner.restarts >= 2, timeout_s=3)
+    threading.Event().wait(0.3)
+    assert runner.restarts == 2
+    assert runner.view().state == "backoff"
+
+
+def test_always_failing_role_is_marked_failed_others_keep_running(
+        make_supervisor: object, redis_client: Redis, prefix: str) -> None:
+    assert callable(make_supervisor)
+    supervisor: Supervisor = make_supervisor(max_consecutive_failures=3)
+    supervisor.start_role(RoleSpec("upgrade", False, counting), threads=1)
+    supervisor.start_role(RoleSpec("mapping", True, failing_factory(1000)), threads=2)
+    assert wait_for(lambda: supervisor.runners["mapping"].view().state == "failed")
+    threading.Event().wait(0.3)
+    views = {v.name: v for v in supervisor.views()}
+    assert views["mapping"].state == "failed"
+    assert views["mapping"].consecutive_failures >= 3
+    assert views["upgrade"].state == "running"
+    before = steps(redis_client, prefix, "upgrade")
+    assert wait_for(lambda: steps(redis_client, prefix, "upgrade") > before + 5)
+    # a failed role is a health matter, not a reason for the watchdog to kill the process
+    assert supervisor.heartbeats_fresh()
+
+
+def test_graceful_stop_finishes_the_in_flight_step(
+        make_supervisor: object, redis_client: Redis, prefix: str) -> None:
+    assert callable(make_supervisor)
+    supervisor: Supervisor = make_supervisor()
+    supervisor.start_role(RoleSpec("upgrade", False, slow(0.6)), threads=1)
+    assert wait_for(lambda: steps(redis_client, prefix, "upgrade", "begun") == 1)
+    late = supervisor.stop_all(timeout_s=5.0)
+    assert late == []
+    assert steps(redis_client, prefix, "upgrade", "finished") == 1
+    assert steps(redis_client, prefix, "upgrade", "begun") == 1  # no new step after stop
+    assert steps(redis_client, prefix, "upgrade", "stopped") == 1
+    assert supervisor.runners == {}
+
+
+def test_stop_reports_roles_that_overrun_the_grace_period(
+        make_supervisor: object, redis_client: Redis, prefix: str) -> None:
+    assert callable(make_supervisor)
+    supervisor: Supervisor = make_supervisor()
+    supervisor.start_role(RoleSpec("upgrade", False, slow(1.5)), threads=1)
+    assert wait_for(lambda: steps(redis_client, prefix, "upgrade", "begun") == 1)
+    assert supervisor.stop_all(timeout_s=0.2) == ["upgrade"]
+    assert wait_for(lambda: steps(redis_client, prefix, "upgrade", "stopped") == 1)
+
+
+def test_stale_heartbeat_detected(make_supervisor: object, redis_client: Redis,
+                                  prefix: str) -> None:
+    assert callable(make_supervisor)
+    supervisor: Supervisor = make_supervisor(heartbeat_stale_s=0.3)
+    supervisor.start_role(RoleSpec("upgrade", False, slow(1.0)), threads=1)
+    assert wait_for(lambda: steps(redis_client, prefix, "upgrade", "begun") == 1)
+    assert wait_for(lambda: not supervisor.heartbeats_fresh(), timeout_s=2)

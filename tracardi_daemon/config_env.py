@@ -1,0 +1,87 @@
+"""Environment variable names the daemon honours, and the Redis URL parser.
+
+Tracardi's own names are used where Tracardi has one, so an existing installation's
+environment configures the daemon unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from tracardi_daemon.errors import ConfigError
+
+# environment variable -> (section, key); later entries win over earlier ones
+ENV_OVERRIDES: dict[str, tuple[str, str]] = {
+    "ELASTIC_HOST": ("elastic", "hosts"),
+    "ELASTIC_HTTP_AUTH_USERNAME": ("elastic", "username"),
+    "ELASTIC_HTTP_AUTH_PASSWORD": ("elastic", "password"),
+    "ELASTIC_API_KEY": ("elastic", "api_key"),
+    "ELASTIC_CA_FILE": ("elastic", "ca_file"),
+    "ELASTIC_VERIFY_CERTS": ("elastic", "verify_certs"),
+    "REDIS_HOST": ("redis", "host"),
+    "REDIS_PORT": ("redis", "port"),
+    "REDIS_PASSWORD": ("redis", "password"),
+    "TENANT_NAME": ("tracardi", "tenant"),
+    "TRACARDI_API_URL": ("tracardi", "api_url"),
+    "LOGGING_LEVEL": ("log", "level"),
+    "API_LICENSE": ("license", "token"),
+    "LICENSE": ("license", "token"),
+    "TRACARDI_LICENSE_PUBLIC_KEY_FILE": ("license", "public_key_file"),
+    "TRACARDI_ROLES": ("daemon", "roles"),
+    "TRACARDI_HEALTH_SOCKET": ("daemon", "health_socket"),
+}
+
+
+@dataclass(frozen=True)
+class RawValue:
+    """A value before type checking, with where it came from for error messages.
+
+    ``from_text`` is true for environment variables and options, whose values are
+    strings that may be parsed as numbers or booleans; TOML values must have the type.
+    """
+
+    value: Any
+    source: str
+    from_text: bool
+
+
+def parse_redis_host(url: str, source: str) -> dict[str, Any]:
+    """Split ``redis://[user:password@]host[:port][/db]`` (or ``rediss://``) into keys."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss"):
+        raise ConfigError(
+            f"{source}: Redis URL {_mask_url(url)!r} must start with redis:// or rediss://"
+        )
+    if not parts.hostname:
+        raise ConfigError(f"{source}: Redis URL {_mask_url(url)!r} has no host")
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"{source}: Redis URL {_mask_url(url)!r} has a bad port") from exc
+    result: dict[str, Any] = {"host": parts.hostname, "ssl": parts.scheme == "rediss"}
+    if port is not None:
+        result["port"] = port
+    if parts.username:
+        result["username"] = unquote(parts.username)
+    if parts.password:
+        result["password"] = unquote(parts.password)
+    db_text = parts.path.strip("/")
+    if db_text:
+        if not db_text.isdigit():
+            raise ConfigError(
+                f"{source}: Redis URL {_mask_url(url)!r} database must be a number, "
+                f"got {db_text!r}"
+            )
+        result["db"] = int(db_text)
+    return result
+
+
+def _mask_url(url: str) -> str:
+    """The URL with any password replaced, safe to put in an error message."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":****@", 1)
+    return parts._replace(netloc=netloc).geturl()

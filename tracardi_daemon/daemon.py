@@ -1,0 +1,267 @@
+"""Wires configuration, licence, backends, supervisor, health socket and signals.
+
+The main thread runs ``Daemon.run``: it starts everything in order, then waits for
+signals (which handlers only enqueue) and keeps systemd informed, and on TERM/INT stops
+everything in the reverse order within ``shutdown.grace_s``.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import queue
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime
+from types import FrameType
+
+from tracardi_daemon.backends import Backends
+from tracardi_daemon.errors import ConfigError, DaemonError, ExitCode, RoleError
+from tracardi_daemon.health import HealthServer
+from tracardi_daemon.license import LicenseStatus, load_status
+from tracardi_daemon.registry import Registry, resolve_roles
+from tracardi_daemon.roles.base import RoleContext, RoleCounters
+from tracardi_daemon.settings import Settings
+from tracardi_daemon.status import build_report, one_line_summary, status_lines
+from tracardi_daemon.supervisor import Supervisor
+from tracardi_daemon.systemd import Notifier
+
+log = logging.getLogger(__name__)
+
+HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1)
+TICK_S = 0.5
+
+
+class Daemon:
+    def __init__(self, settings: Settings, registry: Registry,
+                 reload_settings: Callable[[], Settings], notifier: Notifier) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.reload_settings = reload_settings
+        self.notifier = notifier
+        self.signals: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self.stop = threading.Event()
+        self.started_at = time.monotonic()
+        self.stopping = False
+        self.license = LicenseStatus(None, "not checked yet")
+        self.license_checked_at = 0.0
+        self.unlicensed: dict[str, str] = {}
+        self.backends: Backends | None = None
+        self.pool: ProcessPoolExecutor | None = None
+        self.supervisor = Supervisor(settings.supervisor, self._make_context)
+        self.health = HealthServer(settings.daemon.health_socket, self.report)
+        self._last_status = ""
+
+    # -- start -------------------------------------------------------------------------
+    def run(self) -> int:
+        self._install_signal_handlers()
+        try:
+            wanted = self._prepare()
+        except DaemonError as exc:
+            log.critical("%s", exc)
+            self._close()
+            return int(exc.exit_code)
+        self._start_roles(wanted)
+        self.notifier.ready()
+        log.info("tracardi-daemon is up (pid %d): %s", os.getpid(), one_line_summary(
+            self.report()))
+        return self._main_loop()
+
+    def _prepare(self) -> tuple[str, ...]:
+        """Everything that can refuse a start, in order: licence, roles, health, backends."""
+        self._check_license()
+        wanted = resolve_roles(self.settings.daemon.roles, self.registry, self._licensed)
+        self.health.start()
+        self.backends = Backends(self.settings)
+        self.backends.wait_until_up(self.settings.startup.wait_s, self.stop)
+        threading.Thread(target=self.backends.monitor, daemon=True, name="backend-monitor",
+                         args=(self.stop, self.settings.supervisor.backend_probe_interval_s),
+                         ).start()
+        workers = self.settings.daemon.pool_processes or os.cpu_count() or 1
+        # forkserver: forking a process that runs threads can copy held locks
+        self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(
+            "forkserver"))
+        return wanted
+
+    def _licensed(self, role: str) -> bool:
+        return self.license.refusal(role) is None
+
+    def _check_license(self) -> None:
+        self.license = load_status(self.settings.license, datetime.now(UTC))
+        self.license_checked_at = time.monotonic()
+        if self.license.license is not None:
+            log.info("licence for %s valid until %s, grants: %s", self.license.license.licensee,
+                     self.license.license.expires.isoformat(),
+                     ", ".join(self.license.license.roles) or "none")
+        else:
+            log.warning("no valid licence: %s", self.license.detail)
+
+    def _start_roles(self, names: tuple[str, ...]) -> None:
+        for name in names:
+            refusal = self.license.refusal(name)
+            if refusal is not None:
+                self.unlicensed[name] = refusal
+                log.error("role %s not started: %s", name, refusal)
+                continue
+            self.unlicensed.pop(name, None)
+            self.supervisor.start_role(self.registry[name], self.settings.role_threads(name))
+
+    def _make_context(self, name: str, index: int, stop: threading.Event,
+                      counters: RoleCounters) -> RoleContext:
+        assert self.backends is not None and self.pool is not None
+        return RoleContext(
+            name=name, settings=self.settings, redis=self.backends.redis,
+            elastic=self.backends.elastic, pool=self.pool, stop=stop,
+            logger=logging.getLogger(f"tracardi_daemon.role.{name}"), counters=counters,
+            thread_index=index,
+            consumer_name=f"{socket.gethostname()}:{os.getpid()}:{name}-{index}",
+            clock=time.time,
+        )
+
+    # -- signals -----------------------------------------------------------------------
+    def _install_signal_handlers(self) -> None:
+        for signum in HANDLED_SIGNALS:
+            signal.signal(signum, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        # only enqueue: the main loop acts (no logging or locking in a handler)
+        self.signals.put(signum)
+
+    def _main_loop(self) -> int:
+        while True:
+            try:
+                signum = self.signals.get(timeout=TICK_S)
+            except queue.Empty:
+                signum = None
+            if signum in (signal.SIGTERM, signal.SIGINT):
+                return self._shutdown()
+            if signum == signal.SIGHUP:
+                self._handle_hup()
+            elif signum == signal.SIGUSR1:
+                self._handle_usr1()
+            self._tick()
+
+    def _tick(self) -> None:
+        if self.supervisor.heartbeats_fresh():
+            self.notifier.watchdog()
+        summary = one_line_summary(self.report())
+        if summary != self._last_status:
+            self._last_status = summary
+            self.notifier.status(summary)
+        if time.monotonic() - self.license_checked_at >= self.settings.license.check_interval_s:
+            self._recheck_license()
+
+    def _recheck_license(self) -> None:
+        self._check_license()
+        refused = [n for n in self.supervisor.runners if self.license.refusal(n) is not None]
+        if refused:
+            log.error("licence no longer allows %s; stopping them", ", ".join(refused))
+            self.supervisor.stop_roles(refused, self.settings.shutdown.grace_s)
+            for name in refused:
+                self.unlicensed[name] = self.license.refusal(name) or "unlicensed"
+
+    def _handle_usr1(self) -> None:
+        for line in status_lines(self.report()):
+            log.info("status: %s", line)
+
+    def _handle_hup(self) -> None:
+        log.info("SIGHUP: reloading configuration")
+        self.notifier.reloading()
+        try:
+            new = self.reload_settings()
+            self._check_license_with(new)
+            wanted = resolve_roles(new.daemon.roles, self.registry, self._licensed)
+        except (ConfigError, RoleError) as exc:
+            log.error("reload refused, keeping the running configuration: %s", exc)
+            self.notifier.ready()
+            return
+        self._warn_restart_only_changes(new)
+        self._reconcile(new, wanted)
+        self.notifier.ready()
+
+    def _check_license_with(self, new: Settings) -> None:
+        old = self.settings
+        self.settings = new
+        try:
+            self._check_license()
+        finally:
+            self.settings = old
+
+    def _warn_restart_only_changes(self, new: Settings) -> None:
+        for section in ("redis", "elastic", "daemon"):
+            old_value, new_value = getattr(self.settings, section), getattr(new, section)
+            if section == "daemon":
+                old_value = (old_value.health_socket, old_value.pool_processes)
+                new_value = (new_value.health_socket, new_value.pool_processes)
+            if old_value != new_value:
+                log.warning("changes to [%s] take effect only after a restart", section)
+
+    def _reconcile(self, new: Settings, wanted: tuple[str, ...]) -> None:
+        running = set(self.supervisor.runners)
+        changed = {n for n in running & set(wanted)
+                   if new.role_threads(n) != self.supervisor.runners[n].thread_count}
+        to_stop = sorted((running - set(wanted)) | changed)
+        self.unlicensed = {n: r for n, r in self.unlicensed.items() if n in wanted}
+        late = self.supervisor.stop_roles(to_stop, new.shutdown.grace_s)
+        if late:
+            log.error("roles %s did not stop within the grace period", ", ".join(late))
+        self.settings = new
+        self._start_roles(tuple(n for n in wanted if n not in self.supervisor.runners))
+        log.info("configuration reloaded; roles now: %s",
+                 ", ".join(self.supervisor.runners) or "none")
+
+    # -- stop --------------------------------------------------------------------------
+    def _shutdown(self) -> int:
+        """Graceful drain within grace_s; a second TERM/INT makes it a fast stop."""
+        self.stopping = True
+        self.notifier.stopping()
+        grace_s = self.settings.shutdown.grace_s
+        log.info("stopping: draining roles within %.0fs (send TERM again to stop fast)",
+                 grace_s)
+        for runner in self.supervisor.runners.values():
+            runner.request_stop()
+        deadline = time.monotonic() + grace_s
+        fast = False
+        while not fast and time.monotonic() < deadline:
+            pending = [r for r in self.supervisor.runners.values()
+                       if not r.join(min(deadline, time.monotonic() + 0.1))]
+            if not pending:
+                break
+            fast = self._second_stop_signal()
+        late = [r.spec.name for r in self.supervisor.runners.values()
+                if r.state not in ("stopped", "failed")]
+        self.stop.set()
+        self._close(fast=fast)
+        if fast:
+            log.warning("fast stop: in-flight work of %s is left to other daemons",
+                        ", ".join(late) or "no role")
+            return int(ExitCode.OK)
+        if late:
+            log.error("roles %s did not finish within %.0fs", ", ".join(late), grace_s)
+            return int(ExitCode.FAILURE)
+        log.info("stopped cleanly")
+        return int(ExitCode.OK)
+
+    def _second_stop_signal(self) -> bool:
+        try:
+            signum = self.signals.get_nowait()
+        except queue.Empty:
+            return False
+        return signum in (signal.SIGTERM, signal.SIGINT)
+
+    def _close(self, fast: bool = False) -> None:
+        self.stop.set()
+        if self.pool is not None:
+            self.pool.shutdown(wait=not fast, cancel_futures=True)
+        self.health.stop()
+        if self.backends is not None:
+            self.backends.close()
+
+    # -- reading -----------------------------------------------------------------------
+    def report(self) -> dict[str, object]:
+        return build_report(self)

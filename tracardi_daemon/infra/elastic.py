@@ -1,0 +1,49 @@
+"""The Elasticsearch client built from settings, and a reachability probe."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from elasticsearch import ApiError, Elasticsearch, TransportError
+
+from tracardi_daemon.errors import BackendError, BackendUnavailable
+from tracardi_daemon.settings import ElasticSettings
+
+
+def create_elastic(settings: ElasticSettings) -> Elasticsearch:
+    options: dict[str, Any] = {
+        "request_timeout": settings.request_timeout_s,
+        "max_retries": settings.max_retries,
+        "retry_on_timeout": True,
+        "verify_certs": settings.verify_certs,
+    }
+    if settings.ca_file:
+        options["ca_certs"] = settings.ca_file
+    if settings.api_key:
+        options["api_key"] = settings.api_key
+    elif settings.username:
+        options["basic_auth"] = (settings.username, settings.password or "")
+    if not settings.verify_certs:
+        options["ssl_show_warn"] = False
+    return Elasticsearch(list(settings.hosts), **options)
+
+
+def describe(settings: ElasticSettings) -> str:
+    return ", ".join(settings.hosts)
+
+
+def probe_elastic(client: Elasticsearch, settings: ElasticSettings) -> None:
+    """Raise BackendUnavailable unless the cluster answers with status yellow or green."""
+    try:
+        health = client.options(request_timeout=5, max_retries=0).cluster.health()
+    except ApiError as exc:
+        if exc.meta.status in (401, 403):
+            raise BackendUnavailable(
+                "elasticsearch", f"{describe(settings)}: authentication failed ({exc.meta.status})"
+            ) from exc
+        raise BackendError("elasticsearch", f"{describe(settings)}: {exc}") from exc
+    except TransportError as exc:
+        raise BackendUnavailable("elasticsearch", f"{describe(settings)}: {exc}") from exc
+    status = health.get("status")
+    if status not in ("yellow", "green"):
+        raise BackendUnavailable("elasticsearch", f"{describe(settings)}: cluster is {status}")

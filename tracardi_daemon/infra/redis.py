@@ -1,0 +1,47 @@
+"""The Redis client built from settings, and a reachability probe."""
+
+from __future__ import annotations
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from tracardi_daemon.errors import BackendUnavailable
+from tracardi_daemon.settings import RedisSettings
+
+# transport failures worth a quick retry inside the client before a role sees them
+_RETRY_ON = [redis.ConnectionError, redis.TimeoutError]
+
+
+def create_redis(settings: RedisSettings) -> redis.Redis[bytes]:
+    """A pooled client; the pool is shared by every role thread (redis-py is thread-safe)."""
+    return redis.Redis(
+        host=settings.host,
+        port=settings.port,
+        db=settings.db,
+        username=settings.username,
+        password=settings.password,
+        ssl=settings.ssl,
+        ssl_ca_certs=settings.ca_file,
+        socket_timeout=settings.socket_timeout_s,
+        socket_connect_timeout=settings.connect_timeout_s,
+        health_check_interval=30,
+        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=2),
+        retry_on_error=list(_RETRY_ON),
+        max_connections=256,
+    )
+
+
+def describe(settings: RedisSettings) -> str:
+    scheme = "rediss" if settings.ssl else "redis"
+    return f"{scheme}://{settings.host}:{settings.port}/{settings.db}"
+
+
+def probe_redis(client: redis.Redis[bytes], settings: RedisSettings) -> None:
+    """Raise BackendUnavailable unless Redis answers PING."""
+    try:
+        client.ping()
+    except redis.AuthenticationError as exc:
+        raise BackendUnavailable("redis", f"{describe(settings)}: authentication failed") from exc
+    except redis.RedisError as exc:
+        raise BackendUnavailable("redis", f"{describe(settings)}: {exc}") from exc

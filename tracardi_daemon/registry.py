@@ -1,0 +1,61 @@
+"""Which roles exist, whether they need a licence, and which are built in this version."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from tracardi_daemon.errors import RoleError
+from tracardi_daemon.license import FREE_ROLES
+from tracardi_daemon.roles.base import RoleFactory
+from tracardi_daemon.settings import ROLE_NAMES
+
+
+@dataclass(frozen=True)
+class RoleSpec:
+    name: str
+    licensed: bool
+    factory: RoleFactory | None  # None: not implemented in this version
+
+    @property
+    def implemented(self) -> bool:
+        return self.factory is not None
+
+
+Registry = Mapping[str, RoleSpec]
+
+
+def default_registry() -> dict[str, RoleSpec]:
+    """The five roles; a role's factory is filled in once its implementation lands."""
+    factories: dict[str, RoleFactory] = {}
+    return {
+        name: RoleSpec(name, name not in FREE_ROLES, factories.get(name))
+        for name in ROLE_NAMES
+    }
+
+
+def resolve_roles(
+    requested: tuple[str, ...], registry: Registry, licensed: Callable[[str], bool]
+) -> tuple[str, ...]:
+    """Turn the configured role list into role names to run.
+
+    ``all`` means every implemented role the licence allows; a role named explicitly
+    but not implemented in this version is refused, never run as a stub. A role named
+    explicitly but not licensed is kept: the daemon reports it as unlicensed.
+    """
+    names: list[str] = []
+    for name in requested:
+        if name == "all":
+            names.extend(n for n, s in registry.items() if s.implemented and licensed(n))
+            continue
+        spec = registry.get(name)
+        if spec is None:
+            raise RoleError(f"unknown role '{name}'")
+        if not spec.implemented:
+            available = ", ".join(n for n, s in registry.items() if s.implemented) or "none"
+            raise RoleError(
+                f"role '{name}' is not implemented in this version of tracardi-daemon "
+                f"(available: {available}); remove it from daemon.roles / TRACARDI_ROLES"
+            )
+        names.append(name)
+    return tuple(n for n in registry if n in set(names))

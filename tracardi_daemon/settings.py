@@ -1,0 +1,165 @@
+"""The daemon's settings: one frozen dataclass per TOML section, with defaults.
+
+Field types drive validation in ``config.py``; a field whose metadata has ``secret``
+is masked wherever settings are printed. Units are in the names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+ROLE_NAMES: tuple[str, ...] = ("upgrade", "segmentation", "mapping", "scheduler", "trigger")
+ROLE_ALIASES: dict[str, str] = {
+    "migration": "upgrade",
+    "import": "upgrade",
+    "post-collection": "mapping",
+}
+
+SECRET = {"secret": True}
+
+
+@dataclass(frozen=True)
+class DaemonSettings:
+    roles: tuple[str, ...] = ("upgrade",)
+    health_socket: str = "/run/tracardi-daemon/health.sock"
+    pool_processes: int = 0  # 0 = one per CPU
+
+
+@dataclass(frozen=True)
+class TracardiSettings:
+    tenant: str = "tracardi"
+    db_version: str = "100"
+    production: bool = False
+    api_url: str = "http://127.0.0.1:8686"
+
+
+@dataclass(frozen=True)
+class ElasticSettings:
+    hosts: tuple[str, ...] = ("http://127.0.0.1:9200",)
+    username: str | None = None
+    password: str | None = field(default=None, metadata=SECRET)
+    api_key: str | None = field(default=None, metadata=SECRET)
+    ca_file: str | None = None
+    verify_certs: bool = True
+    request_timeout_s: float = 30.0
+    max_retries: int = 3
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    host: str = "127.0.0.1"
+    port: int = 6379
+    db: int = 0
+    username: str | None = None
+    password: str | None = field(default=None, metadata=SECRET)
+    ssl: bool = False
+    ca_file: str | None = None
+    socket_timeout_s: float = 5.0
+    connect_timeout_s: float = 3.0
+
+
+@dataclass(frozen=True)
+class LicenseSettings:
+    token: str | None = field(default=None, metadata=SECRET)
+    file: str | None = None
+    public_key_file: str | None = None
+    check_interval_s: float = 86400.0
+
+
+@dataclass(frozen=True)
+class StartupSettings:
+    wait_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class ShutdownSettings:
+    grace_s: float = 20.0
+
+
+@dataclass(frozen=True)
+class SupervisorSettings:
+    restart_backoff_initial_s: float = 0.5
+    restart_backoff_max_s: float = 30.0
+    max_consecutive_failures: int = 5
+    heartbeat_stale_s: float = 30.0
+    backend_probe_interval_s: float = 2.0
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    level: str = "INFO"
+    format: str = "text"
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    visibility_timeout_s: float = 5.0
+    max_attempts: int = 5
+    retry_backoff_initial_s: float = 1.0
+    retry_backoff_max_s: float = 300.0
+    poll_interval_s: float = 1.0
+    batch_size: int = 100
+
+
+@dataclass(frozen=True)
+class SchedulerSettings:
+    horizon_s: float = 10.0
+    lease_s: float = 15.0
+
+
+@dataclass(frozen=True)
+class RoleSettings:
+    threads: int = 1
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The effective configuration; ``source`` names the file it came from, if any."""
+
+    daemon: DaemonSettings = DaemonSettings()
+    tracardi: TracardiSettings = TracardiSettings()
+    elastic: ElasticSettings = ElasticSettings()
+    redis: RedisSettings = RedisSettings()
+    license: LicenseSettings = LicenseSettings()
+    startup: StartupSettings = StartupSettings()
+    shutdown: ShutdownSettings = ShutdownSettings()
+    supervisor: SupervisorSettings = SupervisorSettings()
+    log: LogSettings = LogSettings()
+    queue: QueueSettings = QueueSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
+    role: dict[str, RoleSettings] = field(default_factory=dict)
+    source: str | None = None
+
+    def role_threads(self, name: str) -> int:
+        return self.role.get(name, RoleSettings()).threads
+
+
+def render_settings(settings: Settings) -> str:
+    """The effective settings as TOML-like text, secrets masked, for ``check-config``."""
+    from dataclasses import fields
+
+    lines = [f"# effective configuration (file: {settings.source or 'none, defaults'})"]
+    sections: list[tuple[str, object]] = [
+        (f.name, getattr(settings, f.name)) for f in fields(settings)
+        if f.name not in ("role", "source")
+    ]
+    sections += [(f"role.{name}", value) for name, value in sorted(settings.role.items())]
+    for name, section in sections:
+        lines.append(f"\n[{name}]")
+        for item in fields(section):  # type: ignore[arg-type]
+            value = getattr(section, item.name)
+            shown = "\"********\"" if item.metadata.get("secret") and value else _toml(value)
+            lines.append(f"{item.name} = {shown}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml(value: object) -> str:
+    if value is None:
+        return '""  # not set'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'

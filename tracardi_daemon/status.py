@@ -1,0 +1,111 @@
+"""The health report: what the socket serves, systemd's STATUS= and the USR1 dump."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+from tracardi_daemon import __version__
+
+if TYPE_CHECKING:
+    from tracardi_daemon.daemon import Daemon
+
+
+def build_report(daemon: Daemon) -> dict[str, Any]:
+    roles = _role_entries(daemon)
+    backends = _backend_entries(daemon)
+    return {
+        "status": _overall(daemon, roles, backends),
+        "version": __version__,
+        "pid": os.getpid(),
+        "uptime_s": round(time.monotonic() - daemon.started_at, 3),
+        "roles": roles,
+        "backends": backends,
+        "license": _license_entry(daemon),
+    }
+
+
+def _role_entries(daemon: Daemon) -> dict[str, dict[str, Any]]:
+    roles: dict[str, dict[str, Any]] = {}
+    for view in daemon.supervisor.views():
+        roles[view.name] = {
+            "state": view.state, "threads": view.threads,
+            "heartbeat_age_s": None if view.heartbeat_age_s is None
+            else round(view.heartbeat_age_s, 3),
+            "restarts": view.restarts, "consecutive_failures": view.consecutive_failures,
+            "processed": view.processed, "failed": view.failed,
+            "last_error": view.last_error,
+            "queue_lag": daemon.supervisor.runners[view.name].counters.queue_lag,
+            "detail": view.detail,
+        }
+    for name, reason in daemon.unlicensed.items():
+        roles[name] = {
+            "state": "unlicensed", "threads": 0, "heartbeat_age_s": None, "restarts": 0,
+            "consecutive_failures": 0, "processed": 0, "failed": 0, "last_error": None,
+            "queue_lag": None, "detail": reason,
+        }
+    return roles
+
+
+def _backend_entries(daemon: Daemon) -> dict[str, dict[str, Any]]:
+    if daemon.backends is None:
+        return {name: {"up": False, "detail": "not connected yet", "checked_age_s": 0.0}
+                for name in ("redis", "elasticsearch")}
+    now = time.monotonic()
+    return {
+        name: {"up": state.up, "detail": state.detail,
+               "checked_age_s": round(now - state.checked_at, 3)}
+        for name, state in daemon.backends.states().items()
+    }
+
+
+def _license_entry(daemon: Daemon) -> dict[str, Any]:
+    licence = daemon.license.license
+    return {
+        "valid": licence is not None,
+        "licensee": licence.licensee if licence else None,
+        "expires": licence.expires.isoformat() if licence else None,
+        "roles": list(licence.roles) if licence else [],
+        "detail": daemon.license.detail,
+    }
+
+
+def _overall(daemon: Daemon, roles: dict[str, dict[str, Any]],
+             backends: dict[str, dict[str, Any]]) -> str:
+    if daemon.stopping:
+        return "stopping"
+    if any(role["state"] == "failed" for role in roles.values()):
+        return "failing"
+    if not all(b["up"] for b in backends.values()):
+        return "degraded"
+    if any(role["state"] != "running" for role in roles.values()):
+        return "degraded"
+    return "ok"
+
+
+def one_line_summary(report: dict[str, Any]) -> str:
+    """For systemd's STATUS=: overall state, then each role's state."""
+    roles = ", ".join(f"{name} {role['state']}" for name, role in report["roles"].items())
+    down = [name for name, b in report["backends"].items() if not b["up"]]
+    text = f"{report['status']}: {roles or 'no roles'}"
+    if down:
+        text += f"; unreachable: {', '.join(down)}"
+    return text
+
+
+def status_lines(report: dict[str, Any]) -> list[str]:
+    """For the USR1 dump: one line per role and backend."""
+    lines = [f"overall {report['status']}, uptime {report['uptime_s']:.0f}s"]
+    for name, role in report["roles"].items():
+        lines.append(
+            f"role {name}: {role['state']}, threads {role['threads']}, "
+            f"heartbeat age {role['heartbeat_age_s']}s, processed {role['processed']}, "
+            f"failed {role['failed']}, restarts {role['restarts']}"
+            + (f", last error: {role['last_error']}" if role["last_error"] else "")
+            + (f" ({role['detail']})" if role["detail"] else "")
+        )
+    for name, backend in report["backends"].items():
+        lines.append(f"backend {name}: {'up' if backend['up'] else 'DOWN'}"
+                     + (f" ({backend['detail']})" if backend["detail"] else ""))
+    return lines

@@ -1,0 +1,237 @@
+"""Role lifecycle: threads per role, heartbeats, restart with capped backoff, failure.
+
+The supervisor owns every role thread. Each thread builds a fresh role object, starts
+it, steps it until told to stop, and on an exception logs it, backs off and starts a
+new one. A role that fails ``max_consecutive_failures`` times in a row is marked failed
+and left stopped; the other roles keep running.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tracardi_daemon.registry import RoleSpec
+from tracardi_daemon.roles.base import Role, RoleContext, RoleCounters
+from tracardi_daemon.settings import SupervisorSettings
+
+log = logging.getLogger(__name__)
+
+# builds the context for one thread of one role: (name, index, stop event, counters)
+ContextFactory = Callable[[str, int, threading.Event, RoleCounters], RoleContext]
+
+
+@dataclass
+class RoleView:
+    """A snapshot of one role for health, status and the watchdog."""
+
+    name: str
+    state: str
+    threads: int
+    heartbeat_age_s: float | None
+    restarts: int
+    consecutive_failures: int
+    processed: int
+    failed: int
+    last_error: str | None
+    detail: str | None
+
+
+class RoleRunner:
+    """The threads of one role and their shared state."""
+
+    def __init__(self, spec: RoleSpec, threads: int, settings: SupervisorSettings,
+                 make_context: ContextFactory, clock: Callable[[], float]) -> None:
+        self.spec = spec
+        self.thread_count = threads
+        self.settings = settings
+        self.make_context = make_context
+        self.clock = clock
+        self.stop_event = threading.Event()
+        self.counters = RoleCounters()
+        self.logger = logging.getLogger(f"tracardi_daemon.role.{spec.name}")
+        self._lock = threading.Lock()
+        self._beats: dict[int, float] = {}
+        self._threads: list[threading.Thread] = []
+        self.state = "starting"
+        self.restarts = 0
+        self.consecutive_failures = 0
+        self.last_error: str | None = None
+
+    # -- lifecycle ---------------------------------------------------------------
+    def start(self) -> None:
+        for index in range(self.thread_count):
+            thread = threading.Thread(
+                target=self._run_thread, args=(index,), daemon=True,
+                name=f"{self.spec.name}-{index}",
+            )
+            self._beats[index] = self.clock()
+            self._threads.append(thread)
+            thread.start()
+
+    def request_stop(self) -> None:
+        with self._lock:
+            if self.state not in ("failed", "stopped"):
+                self.state = "stopping"
+        self.stop_event.set()
+
+    def join(self, deadline: float) -> bool:
+        """Wait for every thread until ``deadline`` (monotonic); True if all ended."""
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        alive = [t for t in self._threads if t.is_alive()]
+        if not alive:
+            with self._lock:
+                if self.state != "failed":
+                    self.state = "stopped"
+        return not alive
+
+    # -- one thread ----------------------------------------------------------------
+    def _run_thread(self, index: int) -> None:
+        while not self.stop_event.is_set():
+            ctx = self.make_context(self.spec.name, index, self.stop_event, self.counters)
+            if self._run_one_role(index, ctx):
+                return
+            if self._after_failure(index):
+                return
+
+    def _run_one_role(self, index: int, ctx: RoleContext) -> bool:
+        """Start and step a fresh role object; True if it ended by request."""
+        assert self.spec.factory is not None  # the registry refuses roles without one
+        role: Role | None = None
+        try:
+            role = self.spec.factory()
+            role.start(ctx)
+            self._set_state("running")
+            while not self.stop_event.is_set():
+                role.step(ctx.clock())
+                self._beat(index, succeeded=True)
+            return True
+        except Exception as exc:  # noqa: BLE001 - the supervisor is the last line for a role
+            self._record_failure(exc)
+            return False
+        finally:
+            if role is not None:
+                self._stop_role(role)
+
+    def _stop_role(self, role: Role) -> None:
+        try:
+            role.stop()
+        except Exception:
+            self.logger.exception("role %s raised while stopping", self.spec.name)
+
+    def _record_failure(self, exc: BaseException) -> None:
+        with self._lock:
+            self.consecutive_failures += 1
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            failures = self.consecutive_failures
+        self.logger.error("role %s failed (%d in a row): %s", self.spec.name, failures,
+                          self.last_error, exc_info=exc)
+
+    def _after_failure(self, index: int) -> bool:
+        """Back off before a restart; True if the role must not be restarted."""
+        with self._lock:
+            failures = self.consecutive_failures
+            if failures >= self.settings.max_consecutive_failures:
+                self.state = "failed"
+                give_up = True
+            else:
+                if self.state != "stopping":
+                    self.state = "backoff"
+                self.restarts += 1
+                give_up = False
+        if give_up:
+            self.logger.error("role %s failed %d times in a row; not restarting it",
+                              self.spec.name, failures)
+            self.stop_event.set()
+            return True
+        delay = min(self.settings.restart_backoff_initial_s * 2 ** (failures - 1),
+                    self.settings.restart_backoff_max_s)
+        self.logger.warning("restarting role %s in %.2fs", self.spec.name, delay)
+        self._wait_with_heartbeat(index, delay)
+        return self.stop_event.is_set()
+
+    def _wait_with_heartbeat(self, index: int, delay: float) -> None:
+        # a backing-off thread is alive and doing what it should: keep its beat fresh
+        end = self.clock() + delay
+        while not self.stop_event.is_set():
+            remaining = end - self.clock()
+            if remaining <= 0:
+                return
+            self._beat(index, succeeded=False)
+            self.stop_event.wait(min(remaining, 1.0))
+
+    def _beat(self, index: int, succeeded: bool) -> None:
+        now = self.clock()
+        with self._lock:
+            self._beats[index] = now
+            if succeeded:
+                self.consecutive_failures = 0
+                if self.state in ("backoff", "starting"):
+                    self.state = "running"
+
+    def _set_state(self, state: str) -> None:
+        with self._lock:
+            if self.state not in ("stopping", "failed"):
+                self.state = state
+
+    # -- reading -----------------------------------------------------------------
+    def view(self) -> RoleView:
+        now = self.clock()
+        with self._lock:
+            ages = [now - beat for beat in self._beats.values()]
+            return RoleView(
+                name=self.spec.name, state=self.state, threads=self.thread_count,
+                heartbeat_age_s=max(ages) if ages else None, restarts=self.restarts,
+                consecutive_failures=self.consecutive_failures,
+                processed=self.counters.processed, failed=self.counters.failed,
+                last_error=self.last_error, detail=None,
+            )
+
+    def heartbeat_fresh(self, stale_s: float) -> bool:
+        view = self.view()
+        if view.state in ("failed", "stopped"):
+            return True  # reported as failed in health; not a reason to kill the process
+        return view.heartbeat_age_s is not None and view.heartbeat_age_s < stale_s
+
+
+class Supervisor:
+    """All role runners; started, stopped and reconciled by the daemon's main thread."""
+
+    def __init__(self, settings: SupervisorSettings, make_context: ContextFactory,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.settings = settings
+        self.make_context = make_context
+        self.clock = clock
+        self.runners: dict[str, RoleRunner] = {}
+
+    def start_role(self, spec: RoleSpec, threads: int) -> None:
+        runner = RoleRunner(spec, threads, self.settings, self.make_context, self.clock)
+        self.runners[spec.name] = runner
+        runner.logger.info("starting role %s with %d thread(s)", spec.name, threads)
+        runner.start()
+
+    def stop_roles(self, names: list[str], timeout_s: float) -> list[str]:
+        """Stop the named roles within ``timeout_s``; returns those that did not end."""
+        runners = [self.runners[n] for n in names if n in self.runners]
+        for runner in runners:
+            runner.request_stop()
+        deadline = time.monotonic() + timeout_s
+        late = [r.spec.name for r in runners if not r.join(deadline)]
+        for runner in runners:
+            if runner.spec.name not in late:
+                del self.runners[runner.spec.name]
+        return late
+
+    def stop_all(self, timeout_s: float) -> list[str]:
+        return self.stop_roles(list(self.runners), timeout_s)
+
+    def views(self) -> list[RoleView]:
+        return [runner.view() for runner in self.runners.values()]
+
+    def heartbeats_fresh(self) -> bool:
+        stale_s = self.settings.heartbeat_stale_s
+        return all(r.heartbeat_fresh(stale_s) for r in self.runners.values())
