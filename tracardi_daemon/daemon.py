@@ -23,6 +23,7 @@ from types import FrameType
 from tracardi_daemon.backends import Backends
 from tracardi_daemon.errors import ConfigError, DaemonError, ExitCode, RoleError
 from tracardi_daemon.health import HealthServer
+from tracardi_daemon.health_report import HealthReport
 from tracardi_daemon.license import LicenseStatus, load_status
 from tracardi_daemon.registry import Registry, resolve_roles
 from tracardi_daemon.roles.base import RoleContext, RoleCounters
@@ -147,12 +148,12 @@ class Daemon:
             self._tick()
 
     def _tick(self) -> None:
-        if self.supervisor.heartbeats_fresh():
-            self.notifier.watchdog()
         summary = one_line_summary(self.report())
         if summary != self._last_status:
             self._last_status = summary
             self.notifier.status(summary)
+        if self.supervisor.heartbeats_fresh():
+            self.notifier.watchdog()
         if time.monotonic() - self.license_checked_at >= self.settings.license.check_interval_s:
             self._recheck_license()
 
@@ -263,5 +264,5 @@ class Daemon:
             self.backends.close()
 
     # -- reading -----------------------------------------------------------------------
-    def report(self) -> dict[str, object]:
+    def report(self) -> HealthReport:
         return build_report(self)

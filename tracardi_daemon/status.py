@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, cast
 
 from tracardi_daemon import __version__
+from tracardi_daemon.health_report import (
+    BackendReport,
+    HealthReport,
+    LicenseReport,
+    OverallStatus,
+    RoleReport,
+    RoleState,
+)
 
 if TYPE_CHECKING:
     from tracardi_daemon.daemon import Daemon
 
 
-def build_report(daemon: Daemon) -> dict[str, Any]:
+def build_report(daemon: Daemon) -> HealthReport:
     roles = _role_entries(daemon)
     backends = _backend_entries(daemon)
     return {
@@ -26,11 +34,11 @@ def build_report(daemon: Daemon) -> dict[str, Any]:
     }
 
 
-def _role_entries(daemon: Daemon) -> dict[str, dict[str, Any]]:
-    roles: dict[str, dict[str, Any]] = {}
+def _role_entries(daemon: Daemon) -> dict[str, RoleReport]:
+    roles: dict[str, RoleReport] = {}
     for view in daemon.supervisor.views():
         roles[view.name] = {
-            "state": view.state, "threads": view.threads,
+            "state": cast(RoleState, view.state), "threads": view.threads,
             "heartbeat_age_s": None if view.heartbeat_age_s is None
             else round(view.heartbeat_age_s, 3),
             "restarts": view.restarts, "consecutive_failures": view.consecutive_failures,
@@ -48,7 +56,7 @@ def _role_entries(daemon: Daemon) -> dict[str, dict[str, Any]]:
     return roles
 
 
-def _backend_entries(daemon: Daemon) -> dict[str, dict[str, Any]]:
+def _backend_entries(daemon: Daemon) -> dict[str, BackendReport]:
     if daemon.backends is None:
         return {name: {"up": False, "detail": "not connected yet", "checked_age_s": 0.0}
                 for name in ("redis", "elasticsearch")}
@@ -60,7 +68,7 @@ def _backend_entries(daemon: Daemon) -> dict[str, dict[str, Any]]:
     }
 
 
-def _license_entry(daemon: Daemon) -> dict[str, Any]:
+def _license_entry(daemon: Daemon) -> LicenseReport:
     licence = daemon.license.license
     return {
         "valid": licence is not None,
@@ -71,8 +79,8 @@ def _license_entry(daemon: Daemon) -> dict[str, Any]:
     }
 
 
-def _overall(daemon: Daemon, roles: dict[str, dict[str, Any]],
-             backends: dict[str, dict[str, Any]]) -> str:
+def _overall(daemon: Daemon, roles: dict[str, RoleReport],
+             backends: dict[str, BackendReport]) -> OverallStatus:
     if daemon.stopping:
         return "stopping"
     if any(role["state"] == "failed" for role in roles.values()):
@@ -84,7 +92,7 @@ def _overall(daemon: Daemon, roles: dict[str, dict[str, Any]],
     return "ok"
 
 
-def one_line_summary(report: dict[str, Any]) -> str:
+def one_line_summary(report: HealthReport) -> str:
     """For systemd's STATUS=: overall state, then each role's state."""
     roles = ", ".join(f"{name} {role['state']}" for name, role in report["roles"].items())
     down = [name for name, b in report["backends"].items() if not b["up"]]
@@ -94,7 +102,7 @@ def one_line_summary(report: dict[str, Any]) -> str:
     return text
 
 
-def status_lines(report: dict[str, Any]) -> list[str]:
+def status_lines(report: HealthReport) -> list[str]:
     """For the USR1 dump: one line per role and backend."""
     lines = [f"overall {report['status']}, uptime {report['uptime_s']:.0f}s"]
     for name, role in report["roles"].items():

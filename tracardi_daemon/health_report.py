@@ -1,0 +1,49 @@
+"""The shape of the health report that the supervisor builds and the health socket serves.
+
+Kept apart from the server so that building a report never imports socket code.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, TypedDict
+
+OverallStatus = Literal["ok", "degraded", "failing", "stopping"]
+RoleState = Literal["starting", "running", "backoff", "failed", "stopped", "unlicensed",
+                    "stopping"]
+
+
+class RoleReport(TypedDict):
+    state: RoleState
+    threads: int
+    heartbeat_age_s: float | None
+    restarts: int
+    consecutive_failures: int
+    processed: int
+    failed: int
+    last_error: str | None
+    queue_lag: int | None
+    detail: str | None
+
+
+class BackendReport(TypedDict):
+    up: bool
+    detail: str | None
+    checked_age_s: float
+
+
+class LicenseReport(TypedDict):
+    valid: bool
+    licensee: str | None
+    expires: str | None  # ISO 8601
+    roles: list[str]
+    detail: str | None
+
+
+class HealthReport(TypedDict):
+    status: OverallStatus
+    version: str
+    pid: int
+    uptime_s: float
+    roles: dict[str, RoleReport]
+    backends: dict[str, BackendReport]  # "redis", "elasticsearch"
+    license: LicenseReport
