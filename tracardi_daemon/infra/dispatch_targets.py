@@ -1,0 +1,66 @@
+"""Dispatch targets as written in jobs and triggers (``stream:NAME``, ``webhook:URL``,
+``tracker:URL``), parsed and validated once."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from urllib.parse import urlsplit
+
+from tracardi_daemon.errors import InvalidInput
+
+
+class TargetKind(StrEnum):
+    TRACKER = "tracker"  # POST a tracker payload to <Tracardi API>/track
+    WEBHOOK = "webhook"  # POST JSON to a URL
+    STREAM = "stream"  # XADD to the tenant's Redis stream NAME
+
+
+# a stream name becomes part of a key: no braces (hash tags) and no whitespace
+_STREAM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,199}")
+_HOST = re.compile(r"[A-Za-z0-9._-]+|[0-9A-Fa-f:.]+")  # a name, IPv4, or IPv6 (unbracketed)
+_KINDS = ", ".join(kind.value for kind in TargetKind)
+
+
+@dataclass(frozen=True)
+class Target:
+    kind: TargetKind
+    address: str  # URL, or stream name; empty for ``tracker:`` = the configured API
+
+    def __str__(self) -> str:
+        return f"{self.kind.value}:{self.address}"
+
+
+def parse_target(spec: str) -> Target:
+    """``KIND:ADDRESS`` -> Target; InvalidInput names the part that is wrong."""
+    kind_text, colon, address = spec.strip().partition(":")
+    if not colon:
+        raise InvalidInput(f"target {spec!r}: expected KIND:ADDRESS, KIND one of {_KINDS}")
+    try:
+        kind = TargetKind(kind_text.lower())
+    except ValueError:
+        raise InvalidInput(
+            f"target {spec!r}: unknown kind {kind_text!r}, expected one of {_KINDS}") from None
+    if kind is TargetKind.STREAM:
+        if not _STREAM_NAME.fullmatch(address):
+            raise InvalidInput(f"target {spec!r}: stream name {address!r} must be 1-200 "
+                               "letters, digits, '.', '_', ':' or '-'")
+    elif address or kind is TargetKind.WEBHOOK:
+        _check_url(spec, address)
+    return Target(kind, address)
+
+
+def _check_url(spec: str, address: str) -> None:
+    parts = urlsplit(address)
+    if parts.scheme not in ("http", "https"):
+        raise InvalidInput(f"target {spec!r}: URL {address!r} must start with http:// "
+                           "or https://")
+    if not parts.hostname or not _HOST.fullmatch(parts.hostname):
+        raise InvalidInput(f"target {spec!r}: URL {address!r} has no valid host")
+    try:
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError:
+        raise InvalidInput(f"target {spec!r}: URL {address!r} has an invalid port") from None
+    if any(char.isspace() for char in address):
+        raise InvalidInput(f"target {spec!r}: URL {address!r} contains whitespace")

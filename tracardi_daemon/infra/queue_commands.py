@@ -1,0 +1,116 @@
+"""``tracardi-daemon dead list|requeue|purge QUEUE``: look at and act on dead letters."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import redis
+
+from tracardi_daemon.errors import DaemonError, ExitCode
+from tracardi_daemon.infra.deadletters import DeadLetter, DeadLetters
+
+QueueCommand = Callable[["redis.Redis[Any]", str, argparse.Namespace], int]
+_EXCERPT_CHARS = 80
+
+
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("dead", help="list, requeue or purge a queue's dead letters")
+    actions = parser.add_subparsers(dest="dead_command", required=True, metavar="ACTION")
+
+    listing = actions.add_parser("list", help="show the oldest dead letters")
+    listing.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    listing.set_defaults(queue_command=dead_list)
+
+    requeue = actions.add_parser("requeue", help="put dead letters back on their queue")
+    which = requeue.add_mutually_exclusive_group(required=True)
+    which.add_argument("--all", action="store_true", help="every dead letter of the queue")
+    which.add_argument("--id", dest="ids", action="append", metavar="ID",
+                       help="a dead letter's id (repeatable)")
+    requeue.set_defaults(queue_command=dead_requeue)
+
+    purge = actions.add_parser("purge", help="delete every dead letter of the queue")
+    purge.add_argument("--yes", action="store_true", help="really delete them")
+    purge.set_defaults(queue_command=dead_purge)
+
+    for action in (listing, requeue, purge):
+        action.add_argument("queue", help="queue name, e.g. upgrade or dispatch")
+        action.add_argument("--config", help="TOML configuration file (or TRACARDI_CONFIG)")
+        action.set_defaults(handler=run_queue_command)
+
+
+def run_queue_command(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    """Build the Redis client and tenant from the settings and run the chosen command."""
+    from tracardi_daemon.commands_common import settings_for_command
+    from tracardi_daemon.infra.redis import create_redis
+
+    settings = settings_for_command(args, env)
+    if settings is None:
+        return int(ExitCode.CONFIG)
+    client = create_redis(settings.redis)
+    try:
+        command: QueueCommand = args.queue_command
+        return command(client, settings.tracardi.tenant, args)
+    finally:
+        client.close()
+
+
+def dead_list(client: redis.Redis[Any], tenant: str, args: argparse.Namespace) -> int:
+    try:
+        dead = DeadLetters(client, tenant, args.queue)
+        letters, total = dead.oldest(args.limit), dead.count()
+    except DaemonError as exc:
+        return _fail(exc)
+    for letter in letters:
+        print(json.dumps(_as_dict(letter)) if args.json else _one_line(letter))
+    if not args.json:
+        print(f"{len(letters)} of {total} dead letter(s) in queue {args.queue}")
+    return int(ExitCode.OK)
+
+
+def dead_requeue(client: redis.Redis[Any], tenant: str, args: argparse.Namespace) -> int:
+    try:
+        requeued = DeadLetters(client, tenant, args.queue).requeue(
+            "all" if args.all else list(args.ids or []))
+    except DaemonError as exc:
+        return _fail(exc)
+    print(f"requeued {requeued} dead letter(s) to queue {args.queue}")
+    return int(ExitCode.OK)
+
+
+def dead_purge(client: redis.Redis[Any], tenant: str, args: argparse.Namespace) -> int:
+    try:
+        dead = DeadLetters(client, tenant, args.queue)
+        if not args.yes:
+            print(f"queue {args.queue} has {dead.count()} dead letter(s); "
+                  "add --yes to delete them", file=sys.stderr)
+            return int(ExitCode.FAILURE)
+        purged = dead.purge()
+    except DaemonError as exc:
+        return _fail(exc)
+    print(f"purged {purged} dead letter(s) of queue {args.queue}")
+    return int(ExitCode.OK)
+
+
+def _fail(exc: DaemonError) -> int:
+    print(f"error: {exc}", file=sys.stderr)
+    return int(exc.exit_code)
+
+
+def _as_dict(letter: DeadLetter) -> dict[str, Any]:
+    return {"id": letter.id, "message_id": letter.message_id, "reason": letter.reason,
+            "attempts": letter.attempts, "first_error": letter.first_error,
+            "last_error": letter.last_error, "dead_at_ms": letter.dead_at_ms,
+            "payload": letter.payload, **letter.extra}
+
+
+def _one_line(letter: DeadLetter) -> str:
+    payload = json.dumps(letter.payload)
+    if len(payload) > _EXCERPT_CHARS:
+        payload = payload[:_EXCERPT_CHARS - 3] + "..."
+    return (f"{letter.id}  attempts={letter.attempts}  reason={letter.reason!r}  "
+            f"last_error={letter.last_error!r}  payload={payload}")
