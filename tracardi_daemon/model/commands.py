@@ -1,0 +1,88 @@
+"""``tracardi-daemon indices install|status``: install Tracardi's templates, indices and
+aliases for the configured tenant, or show what exists and what conflicts."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Mapping
+
+from elasticsearch import Elasticsearch
+
+from tracardi_daemon.commands_common import add_config_option, settings_for_command
+from tracardi_daemon.errors import BackendUnavailable, DaemonError, ExitCode
+from tracardi_daemon.infra.elastic import create_elastic
+from tracardi_daemon.model.indices import KindStatus, install, status
+from tracardi_daemon.settings import Settings
+
+
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("indices", help="install or inspect Tracardi's indices")
+    actions = parser.add_subparsers(dest="indices_command", required=True, metavar="ACTION")
+    install_parser = actions.add_parser(
+        "install", help="create missing templates, indices and aliases; change no mapping")
+    add_config_option(install_parser)
+    install_parser.set_defaults(handler=_install)
+    status_parser = actions.add_parser(
+        "status", help="show indices, aliases, what is missing and mapping conflicts")
+    add_config_option(status_parser)
+    status_parser.set_defaults(handler=_status)
+
+
+def run_with_elastic(args: argparse.Namespace, env: Mapping[str, str],
+                     action: Callable[[Elasticsearch, Settings], int]) -> int:
+    """Load settings, connect, run ``action`` and map the daemon's errors to exit codes:
+    2 configuration, 4 Elasticsearch unreachable, 1 any other error."""
+    settings = settings_for_command(args, env)
+    if settings is None:
+        return int(ExitCode.CONFIG)
+    client = create_elastic(settings.elastic)
+    try:
+        return action(client, settings)
+    except BackendUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return int(ExitCode.BACKEND_UNREACHABLE)
+    except DaemonError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return int(ExitCode.FAILURE)
+    finally:
+        client.close()
+
+
+def _install(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    def action(client: Elasticsearch, settings: Settings) -> int:
+        report = install(client, settings)
+        for item in report.installed:
+            print(f"installed {item}")
+        if not report.installed:
+            print("nothing to install: every template, index and alias exists")
+        for conflict in report.conflicts:
+            print(f"conflict: {conflict}")
+        return int(ExitCode.OK if report.ok else ExitCode.FAILURE)
+
+    return run_with_elastic(args, env, action)
+
+
+def _render_kind(kind: KindStatus) -> list[str]:
+    template = f", template {kind.template}" if kind.template else ""
+    lines = [f"{kind.kind}: alias {kind.alias}{template}"]
+    lines += [f"  index {name}" + (" (in alias)" if name in kind.aliased else "")
+              for name in kind.indices]
+    lines += [f"  missing: {item}" for item in kind.missing]
+    lines += [f"  conflict: {conflict}" for conflict in kind.conflicts]
+    return lines
+
+
+def _status(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    def action(client: Elasticsearch, settings: Settings) -> int:
+        report = status(client, settings)
+        for kind in report.kinds:
+            print("\n".join(_render_kind(kind)))
+        if report.missing:
+            print(f"{len(report.missing)} missing; `tracardi-daemon indices install` adds them")
+        if report.conflicts:
+            print(f"{len(report.conflicts)} mapping conflict(s); install leaves them unchanged")
+            return int(ExitCode.FAILURE)
+        return int(ExitCode.OK)
+
+    return run_with_elastic(args, env, action)

@@ -1,0 +1,143 @@
+"""``tracardi-daemon definitions apply|list|show|delete``: manage segments, mappings,
+triggers, imports and tasks from TOML or JSON files."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from elasticsearch import Elasticsearch
+
+from tracardi_daemon.commands_common import add_config_option
+from tracardi_daemon.errors import ExitCode, InvalidInput
+from tracardi_daemon.model.commands import run_with_elastic
+from tracardi_daemon.model.definition_store import DefinitionStore
+from tracardi_daemon.model.definitions import (
+    DEFINITION_TYPES,
+    Definition,
+    definition_type,
+    parse_definitions,
+)
+from tracardi_daemon.model.indices import install
+from tracardi_daemon.settings import Settings
+
+
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("definitions", help="apply, list, show or delete definitions")
+    actions = parser.add_subparsers(dest="definitions_command", required=True,
+                                    metavar="ACTION")
+    kinds = ", ".join(DEFINITION_TYPES)
+
+    apply = actions.add_parser("apply", help="validate every definition of a TOML or JSON "
+                                             "file, then write them all (or none)")
+    apply.add_argument("file", help="e.g. [[segment]] tables in TOML, {\"segment\": [...]}")
+    add_config_option(apply)
+    apply.set_defaults(handler=_apply)
+    listing = actions.add_parser("list", help="list definitions, of one kind or all")
+    listing.add_argument("kind", nargs="?", type=_kind_argument, help=kinds)
+    add_config_option(listing)
+    listing.set_defaults(handler=_list)
+    for name, handler, help_text in (("show", _show, "print one definition as JSON"),
+                                     ("delete", _delete, "delete one definition")):
+        command = actions.add_parser(name, help=help_text)
+        command.add_argument("kind", type=_kind_argument, help=kinds)
+        command.add_argument("id")
+        add_config_option(command)
+        command.set_defaults(handler=handler)
+
+
+def _kind_argument(text: str) -> str:
+    try:
+        return definition_type(text).kind
+    except InvalidInput as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def load_definitions_file(path: str) -> list[Definition]:
+    """Every definition in a ``.toml`` or ``.json`` file, all validated; InvalidInput
+    names the file, and each bad definition's kind, id and field."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInput(f"{path}: cannot be read: {exc.strerror}") from exc
+    document: Any
+    try:
+        if file.suffix == ".toml":
+            document = tomllib.loads(text)
+        elif file.suffix == ".json":
+            document = json.loads(text)
+        else:
+            raise InvalidInput(f"{path}: must end in .toml or .json")
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidInput(f"{path}: not valid {file.suffix[1:].upper()}: {exc}") from exc
+    if not isinstance(document, dict):
+        raise InvalidInput(f"{path}: must hold {{kind: [definitions]}} at the top")
+    try:
+        return parse_definitions(document)
+    except InvalidInput as exc:
+        raise InvalidInput(f"{path}:\n{exc}") from exc
+
+
+def _apply(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    # validated before connecting: a bad file touches nothing
+    try:
+        definitions = load_definitions_file(args.file)
+    except InvalidInput as exc:
+        print(f"nothing applied: {exc}", file=sys.stderr)
+        return int(ExitCode.FAILURE)
+
+    def action(client: Elasticsearch, settings: Settings) -> int:
+        # the indices may not exist before the daemon's first start
+        report = install(client, settings)
+        for item in report.installed:
+            print(f"installed {item}")
+        for conflict in report.conflicts:
+            print(f"warning: mapping conflict: {conflict}", file=sys.stderr)
+        written = DefinitionStore(client, settings).upsert_many(definitions)
+        print(f"applied {written} definition(s) from {args.file}")
+        return int(ExitCode.OK)
+
+    return run_with_elastic(args, env, action)
+
+
+def _list(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    def action(client: Elasticsearch, settings: Settings) -> int:
+        store = DefinitionStore(client, settings)
+        rows = [("KIND", "ID", "NAME")]
+        for kind in [args.kind] if args.kind else list(DEFINITION_TYPES):
+            rows += [(kind, item.id, item.name) for item in store.list(kind)]
+        widths = [max(len(row[column]) for row in rows) for column in range(2)]
+        for kind, ident, name in rows:
+            print(f"{kind:<{widths[0]}}  {ident:<{widths[1]}}  {name}")
+        return int(ExitCode.OK)
+
+    return run_with_elastic(args, env, action)
+
+
+def _show(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    def action(client: Elasticsearch, settings: Settings) -> int:
+        found = DefinitionStore(client, settings).get(args.kind, args.id)
+        if found is None:
+            print(f"no {args.kind} {args.id!r}", file=sys.stderr)
+            return int(ExitCode.FAILURE)
+        print(json.dumps(found.to_dict(), indent=2, ensure_ascii=False))
+        return int(ExitCode.OK)
+
+    return run_with_elastic(args, env, action)
+
+
+def _delete(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    def action(client: Elasticsearch, settings: Settings) -> int:
+        if not DefinitionStore(client, settings).delete(args.kind, args.id):
+            print(f"no {args.kind} {args.id!r}", file=sys.stderr)
+            return int(ExitCode.FAILURE)
+        print(f"deleted {args.kind} {args.id!r}")
+        return int(ExitCode.OK)
+
+    return run_with_elastic(args, env, action)

@@ -1,0 +1,409 @@
+"""Tracardi index names, partitions and aliases; installing and inspecting the indices
+without ever changing an existing mapping; partition-aware reads and writes of documents."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+from elasticsearch import (
+    ApiError,
+    BadRequestError,
+    ConflictError,
+    Elasticsearch,
+    NotFoundError,
+    TransportError,
+)
+
+from tracardi_daemon.errors import BackendError, BackendUnavailable, InvalidInput
+from tracardi_daemon.model.mappings import Conflict, mapping_conflicts, mapping_for, settings_for
+from tracardi_daemon.settings import Settings, TracardiSettings
+
+log = logging.getLogger(__name__)
+
+DATA_KINDS: tuple[str, ...] = ("profile", "event", "session")
+DEFINITION_KINDS: tuple[str, ...] = (
+    "segment", "live-segment", "event-to-profile", "workflow-trigger", "import", "task")
+ALL_KINDS: tuple[str, ...] = DATA_KINDS + DEFINITION_KINDS
+
+# Above the built-in templates (100), so a stray catch-all template cannot win.
+TEMPLATE_PRIORITY = 200
+
+
+# ---------------------------------------------------------------------------- naming
+
+def _check_kind(kind: str) -> None:
+    if kind not in ALL_KINDS:
+        raise InvalidInput(f"unknown index kind {kind!r}; expected one of {', '.join(ALL_KINDS)}")
+
+
+def _env_prefix(tracardi: TracardiSettings) -> str:
+    return "prod-" if tracardi.production else ""
+
+
+def alias_name(tracardi: TracardiSettings, kind: str) -> str:
+    """``[prod-]<tenant>.tracardi-<kind>``: what every read goes through."""
+    _check_kind(kind)
+    return f"{_env_prefix(tracardi)}{tracardi.tenant}.tracardi-{kind}"
+
+
+def base_index_name(tracardi: TracardiSettings, kind: str) -> str:
+    """``[prod-]<db_version>.<tenant>.tracardi-<kind>``: a definition index's name, a data
+    kind's template name and the stem of its partitions."""
+    _check_kind(kind)
+    return f"{_env_prefix(tracardi)}{tracardi.db_version}.{tracardi.tenant}.tracardi-{kind}"
+
+
+def partition_suffix(partitioning: str, when: datetime) -> str:
+    """``2024-03`` (month), ``2024-q1`` (quarter) or ``2024`` (year) of ``when`` in UTC.
+
+    A naive datetime is taken as UTC. Months are zero-padded so names sort by time.
+    """
+    moment = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    if partitioning == "month":
+        return f"{moment.year:04d}-{moment.month:02d}"
+    if partitioning == "quarter":
+        return f"{moment.year:04d}-q{(moment.month - 1) // 3 + 1}"
+    if partitioning == "year":
+        return f"{moment.year:04d}"
+    raise InvalidInput(f"partitioning must be month, quarter or year, got {partitioning!r}")
+
+
+def index_name(tracardi: TracardiSettings, kind: str, when: datetime) -> str:
+    """The index a new document of ``kind`` is written to at ``when``: the partition of
+    ``when`` for data kinds, the one index for definition kinds."""
+    base = base_index_name(tracardi, kind)
+    if kind not in DATA_KINDS:
+        return base
+    return f"{base}-{partition_suffix(tracardi.partitioning, when)}"
+
+
+def partition_patterns(tracardi: TracardiSettings, kind: str) -> list[str]:
+    """Index patterns matching every partition of a data kind, and nothing else.
+
+    A plain ``<base>-*`` for ``event`` would also match the ``event-to-profile`` index;
+    partitions always continue with the year's first digit, other kinds with a letter.
+    """
+    base = base_index_name(tracardi, kind)
+    return [f"{base}-{digit}*" for digit in "0123456789"]
+
+
+# ---------------------------------------------------------------------- error seam
+
+@contextmanager
+def elastic_errors(action: str) -> Iterator[None]:
+    """Convert the client library's exceptions into the daemon's, naming the action."""
+    try:
+        yield
+    except ApiError as exc:
+        raise BackendError("elasticsearch", f"{action}: {exc}") from exc
+    except TransportError as exc:  # includes ConnectionError and timeouts
+        raise BackendUnavailable("elasticsearch", f"{action}: {exc}") from exc
+
+
+# ------------------------------------------------------------------ reports
+
+@dataclass(frozen=True)
+class InstallReport:
+    installed: tuple[str, ...]  # e.g. "index 100.t.tracardi-profile-2024-q1"
+    conflicts: tuple[Conflict, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.conflicts
+
+
+@dataclass(frozen=True)
+class KindStatus:
+    kind: str
+    alias: str
+    template: str | None  # name of the installed index template, None if none/missing
+    indices: tuple[str, ...]  # existing indices of the kind
+    aliased: tuple[str, ...]  # those of them in the alias
+    missing: tuple[str, ...]  # what install would create
+    conflicts: tuple[Conflict, ...]
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    kinds: tuple[KindStatus, ...]
+
+    @property
+    def conflicts(self) -> tuple[Conflict, ...]:
+        return tuple(c for kind in self.kinds for c in kind.conflicts)
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        return tuple(m for kind in self.kinds for m in kind.missing)
+
+
+# ------------------------------------------------------------- inspect and install
+
+@dataclass(frozen=True)
+class _Action:
+    what: str  # "index template", "index" or "alias"
+    kind: str
+    name: str  # template or index name
+    alias: str
+
+    def describe(self) -> str:
+        if self.what == "alias":
+            return f"alias {self.alias} -> {self.name}"
+        return f"{self.what} {self.name}"
+
+
+def _template_body(tracardi: TracardiSettings, kind: str) -> dict[str, Any]:
+    return {
+        "index_patterns": partition_patterns(tracardi, kind),
+        "priority": TEMPLATE_PRIORITY,
+        "template": {"settings": settings_for(kind), "mappings": mapping_for(kind),
+                     "aliases": {alias_name(tracardi, kind): {}}},
+        "meta": {"managed_by": "tracardi-daemon"},
+    }
+
+
+def _live_template(client: Elasticsearch, name: str) -> dict[str, Any] | None:
+    try:
+        found = client.indices.get_index_template(name=name)
+    except NotFoundError:
+        return None
+    templates = found.get("index_templates", [])
+    return dict(templates[0]["index_template"]) if templates else None
+
+
+def _inspect_kind(client: Elasticsearch, tracardi: TracardiSettings, kind: str,
+                  now: datetime) -> tuple[KindStatus, list[_Action]]:
+    alias = alias_name(tracardi, kind)
+    wanted = mapping_for(kind)
+    actions: list[_Action] = []
+    conflicts: list[Conflict] = []
+    template: str | None = None
+    if kind in DATA_KINDS:
+        template = base_index_name(tracardi, kind)
+        live_template = _live_template(client, template)
+        if live_template is None:
+            actions.append(_Action("index template", kind, template, alias))
+            template = None
+        else:
+            live_mapping = live_template.get("template", {}).get("mappings", {})
+            conflicts += mapping_conflicts(f"index template {template}", live_mapping, wanted)
+        pattern = ",".join(partition_patterns(tracardi, kind))
+    else:
+        pattern = base_index_name(tracardi, kind)
+    live = client.indices.get(index=pattern, features=["aliases", "mappings"],
+                              ignore_unavailable=True, allow_no_indices=True).body
+    current = index_name(tracardi, kind, now)
+    if current not in live:
+        actions.append(_Action("index", kind, current, alias))
+    for name in sorted(live):
+        conflicts += mapping_conflicts(name, live[name].get("mappings", {}), wanted)
+        if alias not in live[name].get("aliases", {}):
+            actions.append(_Action("alias", kind, name, alias))
+    status = KindStatus(
+        kind=kind, alias=alias, template=template, indices=tuple(sorted(live)),
+        aliased=tuple(n for n in sorted(live) if alias in live[n].get("aliases", {})),
+        missing=tuple(a.describe() for a in actions), conflicts=tuple(conflicts))
+    return status, actions
+
+
+def _create_index(client: Elasticsearch, tracardi: TracardiSettings, kind: str,
+                  name: str) -> bool:
+    """Create an index with the kind's mapping and alias; False if it already existed."""
+    try:
+        client.indices.create(index=name, mappings=mapping_for(kind),
+                              settings=settings_for(kind),
+                              aliases={alias_name(tracardi, kind): {}})
+    except BadRequestError as exc:
+        if exc.error == "resource_already_exists_exception":  # another daemon was faster
+            return False
+        raise
+    return True
+
+
+def _apply(client: Elasticsearch, tracardi: TracardiSettings, action: _Action) -> bool:
+    if action.what == "index template":
+        try:
+            # create=True: never overwrite a template another daemon has just put
+            client.indices.put_index_template(
+                name=action.name, create=True, **_template_body(tracardi, action.kind))
+        except BadRequestError as exc:
+            if "already exists" in str(exc):
+                return False
+            raise
+        return True
+    if action.what == "index":
+        return _create_index(client, tracardi, action.kind, action.name)
+    client.indices.put_alias(index=action.name, name=action.alias)
+    return True
+
+
+def status(client: Elasticsearch, settings: Settings,
+           now: datetime | None = None) -> StatusReport:
+    """What exists, what install would add, and mapping conflicts; changes nothing."""
+    moment = now or datetime.now(UTC)
+    with elastic_errors("index status"):
+        return StatusReport(tuple(
+            _inspect_kind(client, settings.tracardi, kind, moment)[0] for kind in ALL_KINDS))
+
+
+def install(client: Elasticsearch, settings: Settings,
+            now: datetime | None = None) -> InstallReport:
+    """Install what is missing: templates, then indices (the current partition of data
+    kinds), then aliases. Idempotent; existing mappings are compared, never changed."""
+    moment = now or datetime.now(UTC)
+    installed: list[str] = []
+    conflicts: list[Conflict] = []
+    with elastic_errors("index install"):
+        for kind in ALL_KINDS:
+            kind_status, actions = _inspect_kind(client, settings.tracardi, kind, moment)
+            conflicts += kind_status.conflicts
+            for action in actions:  # template, then index, then aliases
+                if _apply(client, settings.tracardi, action):
+                    installed.append(action.describe())
+    return InstallReport(tuple(installed), tuple(conflicts))
+
+
+def ensure_installed(client: Elasticsearch, settings: Settings) -> InstallReport:
+    """What the daemon calls at start: install, log what was added and every conflict.
+
+    Conflicts are logged at ERROR and returned, not raised: the indices still work for
+    what matches, and an operator must decide how to migrate the rest.
+    """
+    report = install(client, settings)
+    for item in report.installed:
+        log.info("installed %s", item)
+    for conflict in report.conflicts:
+        log.error("mapping conflict: %s", conflict)
+    if not report.installed:
+        log.debug("all indices of tenant %s already installed", settings.tracardi.tenant)
+    return report
+
+
+# ------------------------------------------------- partition-aware reads and writes
+
+class Location(NamedTuple):
+    """Where a document lives, with the numbers an optimistic write must match."""
+
+    # shadows tuple.index() on purpose: `location.index` is the index name, as in ES
+    index: str  # type: ignore[assignment]
+    seq_no: int
+    primary_term: int
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    location: Location
+    source: dict[str, Any]
+
+
+# Given the current document (None if there is none), return the new one, or None to
+# leave it as it is. Called again with a fresh copy after a concurrent write.
+Change = Callable[[dict[str, Any] | None], dict[str, Any] | None]
+
+
+def _alias_members(client: Elasticsearch, alias: str) -> list[str]:
+    try:
+        return sorted(client.indices.get_alias(name=alias).body)
+    except NotFoundError:
+        return []
+
+
+def fetch(client: Elasticsearch, settings: Settings, kind: str,
+          doc_id: str) -> StoredDocument | None:
+    """Read a document by id from whichever index of the alias holds it, in real time.
+
+    A multi-get of the id in every member index rather than a search: a get sees a
+    document written a moment ago, a search only after the next refresh.
+    """
+    alias = alias_name(settings.tracardi, kind)
+    with elastic_errors(f"read {kind} {doc_id!r}"):
+        members = _alias_members(client, alias)
+        if not members:
+            return None
+        docs = client.mget(docs=[{"_index": name, "_id": doc_id} for name in members])
+    # an unreadable partition (closed, red) must not look like "not found": the caller
+    # would create a second copy of the document in the current partition
+    failed = [doc for doc in docs["docs"] if "error" in doc]
+    if failed:
+        raise BackendError("elasticsearch", f"read {kind} {doc_id!r}: {failed[0]['_index']}: "
+                           f"{failed[0]['error'].get('reason')}")
+    found = [doc for doc in docs["docs"] if doc.get("found")]
+    if not found:
+        return None
+    if len(found) > 1:
+        log.warning("%s %r exists in %d indices (%s); using the newest partition", kind,
+                    doc_id, len(found), ", ".join(doc["_index"] for doc in found))
+    newest = max(found, key=lambda doc: str(doc["_index"]))
+    location = Location(newest["_index"], newest["_seq_no"], newest["_primary_term"])
+    return StoredDocument(location, dict(newest["_source"]))
+
+
+def locate(client: Elasticsearch, settings: Settings, kind: str,
+           doc_id: str) -> Location | None:
+    """The index, seq_no and primary_term of a document, or None if it does not exist."""
+    stored = fetch(client, settings, kind, doc_id)
+    return stored.location if stored else None
+
+
+def _write(client: Elasticsearch, settings: Settings, kind: str, doc_id: str, *,
+           current: StoredDocument | None, document: dict[str, Any], now: datetime) -> Location:
+    if current is not None:
+        written = client.index(index=current.location.index, id=doc_id, document=document,
+                               if_seq_no=current.location.seq_no,
+                               if_primary_term=current.location.primary_term)
+    else:
+        target = index_name(settings.tracardi, kind, now)
+        try:
+            # op_type=create: a document created concurrently is a 409, not overwritten
+            written = client.index(index=target, id=doc_id, document=document,
+                                   op_type="create")
+        except NotFoundError:
+            # auto-creation is off on this cluster: create the partition ourselves
+            _create_index(client, settings.tracardi, kind, target)
+            written = client.index(index=target, id=doc_id, document=document,
+                                   op_type="create")
+    return Location(written["_index"], written["_seq_no"], written["_primary_term"])
+
+
+def write_update(client: Elasticsearch, settings: Settings, kind: str, doc_id: str,
+                 change: Change, *, now: datetime, max_attempts: int = 5) -> Location | None:
+    """Read, change and write one document where it lives, with optimistic concurrency.
+
+    An existing document is written back to its own index (a profile stays in the
+    partition it was created in); a new one goes to the partition of ``now``. A
+    concurrent write (409) re-reads and re-applies ``change``, up to ``max_attempts``.
+    Returns where the document was written, or None if ``change`` returned None.
+    """
+    for attempt in range(1, max_attempts + 1):
+        current = fetch(client, settings, kind, doc_id)
+        document = change(copy.deepcopy(current.source) if current else None)
+        if document is None:
+            return None
+        with elastic_errors(f"write {kind} {doc_id!r}"):
+            try:
+                return _write(client, settings, kind, doc_id, current=current,
+                              document=document, now=now)
+            except ConflictError:
+                log.debug("%s %r changed concurrently (attempt %d of %d)", kind, doc_id,
+                          attempt, max_attempts)
+    raise BackendError("elasticsearch", f"write {kind} {doc_id!r}: still conflicting "
+                       f"after {max_attempts} attempts")
+
+
+def upsert_document(client: Elasticsearch, settings: Settings, kind: str,
+                    document: Mapping[str, Any], now: datetime) -> Location:
+    """Write ``document`` (keyed by its ``id``) in place if it exists, else create it in
+    the current partition; the document replaces the stored one."""
+    doc_id = document.get("id")
+    if not isinstance(doc_id, str) or not doc_id:
+        raise InvalidInput(f"{kind} document: field 'id' must be a non-empty string")
+    wanted = dict(document)
+    location = write_update(client, settings, kind, doc_id, lambda _current: wanted,
+                            now=now)
+    assert location is not None  # the change never returns None
+    return location
