@@ -32,7 +32,7 @@ def _redis_session() -> Iterator[Redis]:
     client = Redis.from_url(REDIS_URL)
     try:
         client.ping()
-    except Exception as exc:  # noqa: BLE001 - turn any failure into a clear message
+    except Exception as exc:
         pytest.exit(f"Redis at {REDIS_URL} is not reachable ({exc}); run scripts/services up")
     yield client
     client.close()
@@ -43,7 +43,7 @@ def _elastic_session() -> Iterator[Elasticsearch]:
     client = Elasticsearch(ELASTIC_URL, request_timeout=30)
     try:
         client.cluster.health(wait_for_status="yellow", timeout="30s")
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         pytest.exit(f"Elasticsearch at {ELASTIC_URL} is not reachable ({exc}); "
                     "run scripts/services up")
     yield client
@@ -67,9 +67,14 @@ def redis_client(_redis_session: Redis, prefix: str) -> Iterator[Redis]:
 @pytest.fixture
 def elastic_client(_elastic_session: Elasticsearch, prefix: str) -> Iterator[Elasticsearch]:
     yield _elastic_session
-    _elastic_session.options(ignore_status=404).indices.delete(
+    # delete by exact name: clusters may refuse wildcard deletes
+    # (action.destructive_requires_name)
+    found = _elastic_session.options(ignore_status=404).indices.get(
         index=f"*{prefix}*", expand_wildcards="all"
     )
+    names = [name for name in found.body if name != "error"] if found.meta.status == 200 else []
+    if names:
+        _elastic_session.options(ignore_status=404).indices.delete(index=",".join(names))
     templates = _elastic_session.options(ignore_status=404).indices.get_index_template(
         name=f"*{prefix}*"
     )

@@ -6,6 +6,9 @@ from __future__ import annotations
 import threading
 import time
 
+import redis
+
+from tracardi_daemon.errors import BackendUnavailable
 from tracardi_daemon.roles.base import Role, RoleContext, RoleFactory
 
 
@@ -22,7 +25,10 @@ class CountingRole:
     def step(self, now: float) -> bool:
         assert self.ctx is not None
         tenant = self.ctx.settings.tracardi.tenant
-        self.ctx.redis.incr(f"{tenant}:test:{self.ctx.name}:steps")
+        try:
+            self.ctx.redis.incr(f"{tenant}:test:{self.ctx.name}:steps")
+        except redis.ConnectionError as exc:  # converted as a real role's adapter does
+            raise BackendUnavailable("redis", str(exc)) from exc
         self.ctx.counters.add(processed=1)
         self.ctx.stop.wait(self.step_s)
         return True
@@ -93,3 +99,22 @@ def wait_for(predicate: object, timeout_s: float = 10.0, interval_s: float = 0.0
             return True
         time.sleep(interval_s)
     return bool(predicate())
+
+
+class BackendDownRole(CountingRole):
+    """Raises BackendUnavailable in ``step`` while ``down`` is set."""
+
+    def __init__(self, down: threading.Event) -> None:
+        super().__init__()
+        self.down = down
+
+    def step(self, now: float) -> bool:
+        if self.down.is_set():
+            raise BackendUnavailable("redis", "connection refused (simulated)")
+        return super().step(now)
+
+
+def backend_down(down: threading.Event) -> RoleFactory:
+    def make() -> Role:
+        return BackendDownRole(down)
+    return make

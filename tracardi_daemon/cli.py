@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
 _OPTIONAL_COMMAND_MODULES = (
     "tracardi_daemon.tql.commands",
     "tracardi_daemon.infra.queue_commands",
+    "tracardi_daemon.model.commands",
+    "tracardi_daemon.model.definition_commands",
 )
 
 
@@ -133,3 +135,7 @@ def _health_command(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 
 def entry_point() -> None:
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry_point()

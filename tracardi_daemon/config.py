@@ -255,6 +255,9 @@ def _validate(settings: Settings) -> None:
     for name, role in settings.role.items():
         if role.threads < 1:
             raise ConfigError(f"'role.{name}.threads' must be at least 1, got {role.threads}")
+    if settings.tracardi.partitioning not in ("month", "quarter", "year"):
+        raise ConfigError("'tracardi.partitioning' must be \"month\", \"quarter\" or "
+                          f"\"year\", got {settings.tracardi.partitioning!r}")
     if settings.log.format not in ("text", "json"):
         raise ConfigError(f"'log.format' must be \"text\" or \"json\", got {settings.log.format!r}")
     if settings.log.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):

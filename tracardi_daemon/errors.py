@@ -59,7 +59,9 @@ class BackendError(DaemonError):
 
 
 class RoleError(DaemonError):
-    """A role cannot be started (unknown, not implemented in this version, unlicensed)."""
+    """A configured role cannot be started (unknown or not implemented in this version)."""
+
+    exit_code = ExitCode.CONFIG
 
 
 class InvalidInput(DaemonError):

@@ -58,4 +58,12 @@ def resolve_roles(
                 f"(available: {available}); remove it from daemon.roles / TRACARDI_ROLES"
             )
         names.append(name)
-    return tuple(n for n in registry if n in set(names))
+    resolved = tuple(n for n in registry if n in set(names))
+    if not resolved:
+        available = ", ".join(n for n, s in registry.items() if s.implemented) or "none"
+        raise RoleError(
+            f"no role to run: daemon.roles is {', '.join(requested) or 'empty'}; "
+            f"implemented in this version: {available}; a commercial role also needs a "
+            "licence that grants it"
+        )
+    return resolved

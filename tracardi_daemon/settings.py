@@ -31,6 +31,12 @@ class TracardiSettings:
     db_version: str = "100"
     production: bool = False
     api_url: str = "http://127.0.0.1:8686"
+    partitioning: str = "quarter"  # month, quarter or year, for event/profile/session
+
+
+@dataclass(frozen=True)
+class DefinitionsSettings:
+    refresh_s: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -127,6 +133,7 @@ class Settings:
     log: LogSettings = LogSettings()
     queue: QueueSettings = QueueSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
+    definitions: DefinitionsSettings = DefinitionsSettings()
     role: dict[str, RoleSettings] = field(default_factory=dict)
     source: str | None = None
 

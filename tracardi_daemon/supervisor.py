@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from tracardi_daemon.errors import BackendUnavailable
 from tracardi_daemon.registry import RoleSpec
 from tracardi_daemon.roles.base import Role, RoleContext, RoleCounters
 from tracardi_daemon.settings import SupervisorSettings
@@ -60,6 +61,7 @@ class RoleRunner:
         self.restarts = 0
         self.consecutive_failures = 0
         self.last_error: str | None = None
+        self.waiting_for_backend = False
 
     # -- lifecycle ---------------------------------------------------------------
     def start(self) -> None:
@@ -128,6 +130,10 @@ class RoleRunner:
             self.consecutive_failures += 1
             self.last_error = f"{type(exc).__name__}: {exc}"
             failures = self.consecutive_failures
+            self.waiting_for_backend = isinstance(exc, BackendUnavailable)
+        if self.waiting_for_backend:
+            self.logger.warning("role %s waits for a backend: %s", self.spec.name, exc)
+            return
         self.logger.error("role %s failed (%d in a row): %s", self.spec.name, failures,
                           self.last_error, exc_info=exc)
 
@@ -135,7 +141,10 @@ class RoleRunner:
         """Back off before a restart; True if the role must not be restarted."""
         with self._lock:
             failures = self.consecutive_failures
-            if failures >= self.settings.max_consecutive_failures:
+            # an outage is not the role's fault: it backs off and retries until the
+            # backend returns, and health shows the backend as down meanwhile
+            if (failures >= self.settings.max_consecutive_failures
+                    and not self.waiting_for_backend):
                 self.state = "failed"
                 give_up = True
             else:
