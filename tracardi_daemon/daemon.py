@@ -25,6 +25,7 @@ from tracardi_daemon.errors import ConfigError, DaemonError, ExitCode, RoleError
 from tracardi_daemon.health import HealthServer
 from tracardi_daemon.health_report import HealthReport
 from tracardi_daemon.license import LicenseStatus, load_status
+from tracardi_daemon.model.indices import ensure_installed
 from tracardi_daemon.registry import Registry, resolve_roles
 from tracardi_daemon.roles.base import RoleContext, RoleCounters
 from tracardi_daemon.settings import Settings
@@ -49,6 +50,7 @@ class Daemon:
         self.stop = threading.Event()
         self.started_at = time.monotonic()
         self.stopping = False
+        self.roles_started = False
         self.license = LicenseStatus(None, "not checked yet")
         self.license_checked_at = 0.0
         self.unlicensed: dict[str, str] = {}
@@ -68,6 +70,7 @@ class Daemon:
             self._close()
             return int(exc.exit_code)
         self._start_roles(wanted)
+        self.roles_started = True
         self.notifier.ready()
         log.info("tracardi-daemon is up (pid %d): %s", os.getpid(), one_line_summary(
             self.report()))
@@ -80,6 +83,7 @@ class Daemon:
         self.health.start()
         self.backends = Backends(self.settings)
         self.backends.wait_until_up(self.settings.startup.wait_s, self.stop)
+        ensure_installed(self.backends.elastic, self.settings)
         threading.Thread(target=self.backends.monitor, daemon=True, name="backend-monitor",
                          args=(self.stop, self.settings.supervisor.backend_probe_interval_s),
                          ).start()

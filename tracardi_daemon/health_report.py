@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal, TypedDict
 
-OverallStatus = Literal["ok", "degraded", "failing", "stopping"]
+OverallStatus = Literal["starting", "ok", "degraded", "failing", "stopping"]
 RoleState = Literal["starting", "running", "backoff", "failed", "stopped", "unlicensed",
                     "stopping"]
 

@@ -83,6 +83,8 @@ def _overall(daemon: Daemon, roles: dict[str, RoleReport],
              backends: dict[str, BackendReport]) -> OverallStatus:
     if daemon.stopping:
         return "stopping"
+    if not daemon.roles_started:
+        return "starting"
     if any(role["state"] == "failed" for role in roles.values()):
         return "failing"
     if not all(b["up"] for b in backends.values()):

@@ -100,7 +100,7 @@ restart_backoff_initial_s = 0.1
 
 
 @pytest.fixture
-def daemon(prefix: str, redis_client: Any) -> Iterator[DaemonProcess]:
+def daemon(prefix: str, redis_client: Any, elastic_client: Any) -> Iterator[DaemonProcess]:
     workdir = Path(tempfile.mkdtemp(prefix="td-e2e-"))
     keys = workdir / "keys"
     private, public = lic.generate_keypair(str(keys))

@@ -3,6 +3,7 @@ horizon of them under a lease, fires them, and completes (or re-arms) them."""
 
 from __future__ import annotations
 
+import builtins
 import json
 import math
 import uuid
@@ -57,6 +58,11 @@ class Job:
         return self.due_ms + (missed + 1) * step_ms
 
 
+# ``DelayedStore.list`` shadows the builtin inside the class
+Jobs = list[Job]
+Ids = list[str]
+
+
 def validate_job(job: Job) -> None:
     """InvalidInput naming the field unless the job can be stored and dispatched."""
     parse_target(job.target)
@@ -97,7 +103,7 @@ class DelayedStore:
         """Store a job durably (a new id unless it has one); returns its id."""
         return self.schedule_many([job])[0]
 
-    def schedule_many(self, jobs: Iterable[Job]) -> list[str]:
+    def schedule_many(self, jobs: Iterable[Job]) -> Ids:
         """Store jobs in one atomic round trip; returns their ids in order."""
         ready = [job if job.id else replace(job, id=uuid.uuid4().hex) for job in jobs]
         for job in ready:
@@ -128,7 +134,7 @@ class DelayedStore:
             body = self._client.hget(self.jobs_key, job_id)
         return None if body is None else Job.from_json(body)
 
-    def list(self, limit: int = 100) -> list[Job]:
+    def list(self, limit: int = 100) -> Jobs:
         """The next ``limit`` jobs by due time, claimed ones included."""
         with redis_errors(f"list {self.jobs_key}"):
             ids = [text(i) for i in self._client.zrange(self.claimed_key, 0, -1)]
@@ -140,7 +146,7 @@ class DelayedStore:
     # consuming
 
     def claim_due(self, owner: str, horizon_ms: int, lease_ms: int,
-                  limit: int = 1000) -> tuple[int, list[Job]]:
+                  limit: int = 1000) -> tuple[int, Jobs]:
         """Take jobs due within ``horizon_ms`` for ``owner`` under a lease of
         ``lease_ms``, after handing lapsed claims back. Returns (Redis now ms, jobs)."""
         with redis_errors(f"claim from {self.due_key}"):
@@ -148,7 +154,7 @@ class DelayedStore:
                 keys=self._all_keys, args=[owner, horizon_ms, lease_ms, limit])
         return int(now_ms), [Job.from_json(body) for body in bodies]
 
-    def renew(self, owner: str, ids: Sequence[str], lease_ms: int) -> list[str]:
+    def renew(self, owner: str, ids: Sequence[str], lease_ms: int) -> Ids:
         """Extend the lease on held jobs; returns the ids still held by ``owner``."""
         if not ids:
             return []
@@ -167,11 +173,11 @@ class DelayedStore:
                 if who is not None and text(who) == owner}
 
     def complete(self, owner: str, jobs: Sequence[Job], now_ms: float, *,
-                 hold_until_ms: float | None = None, lease_ms: int = 0) -> list[Job]:
+                 hold_until_ms: float | None = None, lease_ms: int = 0) -> Jobs:
         """Finish fired jobs still held by ``owner``: remove one-off jobs, re-arm
         recurring ones. A recurring job next due before ``hold_until_ms`` stays claimed
         (lease ``lease_ms``). Returns the jobs that stay held, with their next due time."""
-        args: list[str | int] = [owner, lease_ms]
+        args: builtins.list[str | int] = [owner, lease_ms]
         rearmed: dict[str, Job] = {}
         for job in jobs:
             next_due = job.next_due_ms(now_ms)
