@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from tracardi_daemon import __version__
 from tracardi_daemon.health_report import (
@@ -13,7 +13,6 @@ from tracardi_daemon.health_report import (
     LicenseReport,
     OverallStatus,
     RoleReport,
-    RoleState,
 )
 
 if TYPE_CHECKING:
@@ -35,18 +34,7 @@ def build_report(daemon: Daemon) -> HealthReport:
 
 
 def _role_entries(daemon: Daemon) -> dict[str, RoleReport]:
-    roles: dict[str, RoleReport] = {}
-    for view in daemon.supervisor.views():
-        roles[view.name] = {
-            "state": cast(RoleState, view.state), "threads": view.threads,
-            "heartbeat_age_s": None if view.heartbeat_age_s is None
-            else round(view.heartbeat_age_s, 3),
-            "restarts": view.restarts, "consecutive_failures": view.consecutive_failures,
-            "processed": view.processed, "failed": view.failed,
-            "last_error": view.last_error,
-            "queue_lag": daemon.supervisor.runners[view.name].counters.queue_lag,
-            "detail": view.detail,
-        }
+    roles = daemon.supervisor.views()
     for name, reason in daemon.unlicensed.items():
         roles[name] = {
             "state": "unlicensed", "threads": 0, "heartbeat_age_s": None, "restarts": 0,

@@ -12,9 +12,9 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from tracardi_daemon.errors import BackendUnavailable
+from tracardi_daemon.health_report import RoleReport, RoleState
 from tracardi_daemon.registry import RoleSpec
 from tracardi_daemon.roles.base import Role, RoleContext, RoleCounters
 from tracardi_daemon.settings import SupervisorSettings
@@ -23,22 +23,6 @@ log = logging.getLogger(__name__)
 
 # builds the context for one thread of one role: (name, index, stop event, counters)
 ContextFactory = Callable[[str, int, threading.Event, RoleCounters], RoleContext]
-
-
-@dataclass
-class RoleView:
-    """A snapshot of one role for health, status and the watchdog."""
-
-    name: str
-    state: str
-    threads: int
-    heartbeat_age_s: float | None
-    restarts: int
-    consecutive_failures: int
-    processed: int
-    failed: int
-    last_error: str | None
-    detail: str | None
 
 
 class RoleRunner:
@@ -57,7 +41,7 @@ class RoleRunner:
         self._lock = threading.Lock()
         self._beats: dict[int, float] = {}
         self._threads: list[threading.Thread] = []
-        self.state = "starting"
+        self.state: RoleState = "starting"
         self.restarts = 0
         self.consecutive_failures = 0
         self.last_error: str | None = None
@@ -182,29 +166,32 @@ class RoleRunner:
                 if self.state in ("backoff", "starting"):
                     self.state = "running"
 
-    def _set_state(self, state: str) -> None:
+    def _set_state(self, state: RoleState) -> None:
         with self._lock:
             if self.state not in ("stopping", "failed"):
                 self.state = state
 
     # -- reading -----------------------------------------------------------------
-    def view(self) -> RoleView:
+    def view(self) -> RoleReport:
+        """This role's entry in the health report."""
         now = self.clock()
         with self._lock:
             ages = [now - beat for beat in self._beats.values()]
-            return RoleView(
-                name=self.spec.name, state=self.state, threads=self.thread_count,
-                heartbeat_age_s=max(ages) if ages else None, restarts=self.restarts,
-                consecutive_failures=self.consecutive_failures,
-                processed=self.counters.processed, failed=self.counters.failed,
-                last_error=self.last_error, detail=None,
-            )
+            return {
+                "state": self.state, "threads": self.thread_count,
+                "heartbeat_age_s": round(max(ages), 3) if ages else None,
+                "restarts": self.restarts, "consecutive_failures": self.consecutive_failures,
+                "processed": self.counters.processed, "failed": self.counters.failed,
+                "last_error": self.last_error, "queue_lag": self.counters.queue_lag,
+                "detail": None,
+            }
 
     def heartbeat_fresh(self, stale_s: float) -> bool:
         view = self.view()
-        if view.state in ("failed", "stopped"):
+        if view["state"] in ("failed", "stopped"):
             return True  # reported as failed in health; not a reason to kill the process
-        return view.heartbeat_age_s is not None and view.heartbeat_age_s < stale_s
+        age = view["heartbeat_age_s"]
+        return age is not None and age < stale_s
 
 
 class Supervisor:
@@ -238,8 +225,8 @@ class Supervisor:
     def stop_all(self, timeout_s: float) -> list[str]:
         return self.stop_roles(list(self.runners), timeout_s)
 
-    def views(self) -> list[RoleView]:
-        return [runner.view() for runner in self.runners.values()]
+    def views(self) -> dict[str, RoleReport]:
+        return {name: runner.view() for name, runner in self.runners.items()}
 
     def heartbeats_fresh(self) -> bool:
         stale_s = self.settings.heartbeat_stale_s

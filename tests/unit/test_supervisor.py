@@ -61,16 +61,17 @@ def test_crashing_role_restarts_with_backoff_while_others_beat(
 
     def recovered() -> bool:
         nonlocal worst_age
-        views = {v.name: v for v in supervisor.views()}
-        worst_age = max(worst_age, views["upgrade"].heartbeat_age_s or 0.0)
+        views = supervisor.views()
+        worst_age = max(worst_age, views["upgrade"]["heartbeat_age_s"] or 0.0)
         # a clean step resets the failure count; it is stamped when the step returns
-        return views["scheduler"].restarts == 3 and views["scheduler"].consecutive_failures == 0
+        scheduler = views["scheduler"]
+        return scheduler["restarts"] == 3 and scheduler["consecutive_failures"] == 0
 
     assert wait_for(recovered, timeout_s=10)
-    view = {v.name: v for v in supervisor.views()}["scheduler"]
-    assert view.state == "running"
+    view = supervisor.views()["scheduler"]
+    assert view["state"] == "running"
     assert steps(redis_client, prefix, "scheduler") > 0
-    assert view.last_error == "RuntimeError: simulated crash"
+    assert view["last_error"] == "RuntimeError: simulated crash"
     assert worst_age < 0.5  # the healthy role kept stepping throughout
     assert steps(redis_client, prefix, "upgrade") > 10
     assert supervisor.heartbeats_fresh()
@@ -86,7 +87,7 @@ def test_backoff_grows_exponentially(make_supervisor: object) -> None:
     assert wait_for(lambda: runner.restarts >= 2, timeout_s=3)
     threading.Event().wait(0.3)
     assert runner.restarts == 2
-    assert runner.view().state == "backoff"
+    assert runner.view()["state"] == "backoff"
 
 
 def test_always_failing_role_is_marked_failed_others_keep_running(
@@ -95,12 +96,12 @@ def test_always_failing_role_is_marked_failed_others_keep_running(
     supervisor: Supervisor = make_supervisor(max_consecutive_failures=3)
     supervisor.start_role(RoleSpec("upgrade", False, counting), threads=1)
     supervisor.start_role(RoleSpec("mapping", True, failing_factory(1000)), threads=2)
-    assert wait_for(lambda: supervisor.runners["mapping"].view().state == "failed")
+    assert wait_for(lambda: supervisor.runners["mapping"].view()["state"] == "failed")
     threading.Event().wait(0.3)
-    views = {v.name: v for v in supervisor.views()}
-    assert views["mapping"].state == "failed"
-    assert views["mapping"].consecutive_failures >= 3
-    assert views["upgrade"].state == "running"
+    views = supervisor.views()
+    assert views["mapping"]["state"] == "failed"
+    assert views["mapping"]["consecutive_failures"] >= 3
+    assert views["upgrade"]["state"] == "running"
     before = steps(redis_client, prefix, "upgrade")
     assert wait_for(lambda: steps(redis_client, prefix, "upgrade") > before + 5)
     # a failed role is a health matter, not a reason for the watchdog to kill the process
@@ -150,9 +151,9 @@ def test_backend_outage_does_not_mark_role_failed(
     supervisor.start_role(RoleSpec("upgrade", False, backend_down(down)), threads=1)
     runner = supervisor.runners["upgrade"]
     assert wait_for(lambda: runner.consecutive_failures >= 5)
-    assert runner.view().state == "backoff"
-    assert "simulated" in (runner.view().last_error or "")
+    assert runner.view()["state"] == "backoff"
+    assert "simulated" in (runner.view()["last_error"] or "")
     down.clear()
-    assert wait_for(lambda: runner.view().consecutive_failures == 0)
-    assert runner.view().state == "running"
+    assert wait_for(lambda: runner.view()["consecutive_failures"] == 0)
+    assert runner.view()["state"] == "running"
     assert wait_for(lambda: steps(redis_client, prefix, "upgrade") > 0)
