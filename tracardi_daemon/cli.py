@@ -49,6 +49,7 @@ _OPTIONAL_COMMAND_MODULES = (
     "tracardi_daemon.infra.queue_commands",
     "tracardi_daemon.model.commands",
     "tracardi_daemon.model.definition_commands",
+    "tracardi_daemon.roles.scheduler_commands",
 )
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from tracardi_daemon.errors import RoleError
 from tracardi_daemon.license import FREE_ROLES
 from tracardi_daemon.roles.base import RoleFactory
+from tracardi_daemon.roles.scheduler import scheduler_factory
 from tracardi_daemon.settings import ROLE_NAMES
 
 
@@ -27,7 +28,7 @@ Registry = Mapping[str, RoleSpec]
 
 def default_registry() -> dict[str, RoleSpec]:
     """The five roles; a role's factory is filled in once its implementation lands."""
-    factories: dict[str, RoleFactory] = {}
+    factories: dict[str, RoleFactory] = {"scheduler": scheduler_factory}
     return {
         name: RoleSpec(name, name not in FREE_ROLES, factories.get(name))
         for name in ROLE_NAMES

@@ -14,10 +14,12 @@ from typing import Any
 import redis
 
 from tracardi_daemon.errors import InvalidInput
+from tracardi_daemon.infra.deadletters import add_dead_letter
 from tracardi_daemon.infra.dispatch_targets import parse_target
 from tracardi_daemon.infra.queue_base import check_name, load_script, redis_errors, text
 
 _SCRIPTS = ("claim", "renew", "complete", "release")
+DEAD_LETTER_QUEUE = "scheduler"  # unreadable jobs; failed dispatches go to "dispatch"
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,7 @@ class DelayedStore:
 
     def __init__(self, client: redis.Redis[Any], tenant: str) -> None:
         self._client = client
+        self._tenant = tenant
         base = f"{{{check_name('tenant', tenant)}:sched}}"
         self.due_key, self.jobs_key = f"{base}:due", f"{base}:jobs"
         self.claimed_key, self.owner_key = f"{base}:claimed", f"{base}:owner"
@@ -140,7 +143,7 @@ class DelayedStore:
             ids = [text(i) for i in self._client.zrange(self.claimed_key, 0, -1)]
             ids += [text(i) for i in self._client.zrange(self.due_key, 0, max(0, limit - 1))]
             bodies = self._client.hmget(self.jobs_key, ids) if ids else []
-        jobs = [Job.from_json(body) for body in bodies if body is not None]
+        jobs = [job for job in map(_readable, bodies) if job is not None]
         return sorted(jobs, key=lambda job: (job.due_ms, job.id))[:limit]
 
     # consuming
@@ -150,9 +153,24 @@ class DelayedStore:
         """Take jobs due within ``horizon_ms`` for ``owner`` under a lease of
         ``lease_ms``, after handing lapsed claims back. Returns (Redis now ms, jobs)."""
         with redis_errors(f"claim from {self.due_key}"):
-            now_ms, bodies = self._scripts["claim"](
+            now_ms, flat = self._scripts["claim"](
                 keys=self._all_keys, args=[owner, horizon_ms, lease_ms, limit])
-        return int(now_ms), [Job.from_json(body) for body in bodies]
+        jobs: Jobs = []
+        for job_id, body in zip(flat[::2], flat[1::2], strict=True):
+            try:
+                jobs.append(Job.from_json(body))
+            except (ValueError, KeyError, TypeError) as exc:
+                self._bury(owner, text(job_id), text(body), exc)
+        return int(now_ms), jobs
+
+    def _bury(self, owner: str, job_id: str, body: str, error: Exception) -> None:
+        """Move an unreadable job (written by something else) to the dead letters, so
+        it is seen and never blocks the jobs behind it."""
+        reason = f"unreadable delayed job {job_id}: {type(error).__name__}: {error}"
+        add_dead_letter(self._client, self._tenant, DEAD_LETTER_QUEUE, payload=body,
+                        reason=reason, attempts=0, extra={"job_id": job_id})
+        with redis_errors(f"remove unreadable job from {self.jobs_key}"):
+            self._scripts["complete"](keys=self._all_keys, args=[owner, 0, job_id, "done", 0, ""])
 
     def renew(self, owner: str, ids: Sequence[str], lease_ms: int) -> Ids:
         """Extend the lease on held jobs; returns the ids still held by ``owner``."""
@@ -202,3 +220,13 @@ class DelayedStore:
         with redis_errors(f"release claims on {self.claimed_key}"):
             released = self._scripts["release"](keys=self._all_keys, args=[owner, *ids])
         return int(released)
+
+
+def _readable(body: bytes | str | None) -> Job | None:
+    """The job, or None if it is gone or unreadable (claiming dead-letters those)."""
+    if body is None:
+        return None
+    try:
+        return Job.from_json(body)
+    except (ValueError, KeyError, TypeError):
+        return None

@@ -180,9 +180,8 @@ class Dispatcher:
         return _judge(response)
 
     def _send_stream(self, request: _Request) -> _Attempt:
-        key = f"{self._tenant}:{request.target.address}"
-        fields = {"idempotency_key": request.idempotency_key,
-                  "payload": json.dumps(request.payload, separators=(",", ":"))}
+        key, fields = stream_entry(self._tenant, request.target.address,
+                                   request.idempotency_key, request.payload)
         try:
             with redis_errors(f"dispatch to stream {key}"):
                 self._redis.xadd(key, fields)
@@ -239,3 +238,11 @@ def _tracker_payload_problem(payload: dict[str, Any]) -> str | None:
         return "every event needs a type"
     return None
 
+
+
+def stream_entry(tenant: str, stream: str, idempotency_key: str,
+                 payload: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
+    """The key and fields of a stream target's entry; every sender writes this shape."""
+    fields = {"idempotency_key": idempotency_key,
+              "payload": json.dumps(payload, separators=(",", ":"))}
+    return f"{tenant}:{stream}", fields

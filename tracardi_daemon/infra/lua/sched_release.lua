@@ -12,7 +12,9 @@ for i = 2, #ARGV do
     redis.call('HDEL', owners, id)
     local body = redis.call('HGET', jobs, id)
     if body then
-      redis.call('ZADD', due, cjson.decode(body)['due_ms'], id)
+      local ok, job = pcall(cjson.decode, body)
+      local due_ms = ok and type(job) == 'table' and tonumber(job['due_ms']) or 0
+      redis.call('ZADD', due, due_ms, id)
       released = released + 1
     end
   end

@@ -1,0 +1,173 @@
+"""The ``scheduler`` role: claims the next horizon of delayed jobs into a timing wheel,
+fires each through the dispatcher when it is due, and completes or re-arms it."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from tracardi_daemon.errors import DaemonError, InvalidInput
+from tracardi_daemon.infra.delayed import DelayedStore, Job
+from tracardi_daemon.infra.dispatch import (
+    Dispatcher,
+    DispatchResult,
+    Outcome,
+    parse_target,
+    stream_entry,
+)
+from tracardi_daemon.infra.dispatch_targets import TargetKind
+from tracardi_daemon.infra.queue_base import redis_errors
+from tracardi_daemon.infra.timerwheel import Timer, TimingWheel
+from tracardi_daemon.roles.base import RoleContext
+
+# how often Redis is asked for newly due jobs: bounds the lateness of a job scheduled
+# less than a horizon ahead; one cheap script call per interval
+CLAIM_POLL_S = 0.05
+CLAIM_BATCH = 1000
+
+
+class SchedulerRole:
+    """One scheduler thread; several threads or daemons share the jobs through claims."""
+
+    def __init__(self) -> None:
+        self._ctx: RoleContext | None = None
+        self._held: dict[str, Timer[Job]] = {}
+
+    @property
+    def ctx(self) -> RoleContext:
+        assert self._ctx is not None, "start() first"
+        return self._ctx
+
+    def start(self, ctx: RoleContext) -> None:
+        tenant = ctx.settings.tracardi.tenant
+        self._store = DelayedStore(ctx.redis, tenant)
+        self._dispatcher = Dispatcher(ctx.redis, tenant,
+                                      tracker_api_url=ctx.settings.tracardi.api_url,
+                                      wait=ctx.stop.wait)
+        self._wheel: TimingWheel[Job] = TimingWheel(clock_ms=lambda: ctx.clock() * 1000.0)
+        # unique per role object: a restarted role must not pass for its predecessor
+        self._owner = f"{ctx.consumer_name or ctx.name}:{uuid.uuid4().hex[:8]}"
+        settings = ctx.settings.scheduler
+        self._horizon_ms = int(settings.horizon_s * 1000)
+        self._lease_ms = int(settings.lease_s * 1000)
+        self._claim_every_s = min(settings.horizon_s / 3, CLAIM_POLL_S)
+        self._renew_every_s = settings.lease_s / 3
+        self._next_claim = self._next_renew = 0.0
+        self._ctx = ctx  # last: stop() has nothing to hand back if start() failed
+
+    def step(self, now: float) -> bool:
+        claimed = 0
+        if now >= self._next_claim:
+            claimed = self._claim()
+            # a full batch means more are due: ask again at once
+            self._next_claim = now if claimed >= CLAIM_BATCH else now + self._claim_every_s
+        if now >= self._next_renew:
+            self._renew()
+            self._next_renew = now + self._renew_every_s
+        max_wait = max(0.0, min(self._next_claim, self._next_renew) - self.ctx.clock())
+        fired = self._wheel.wait_due(self.ctx.stop, max_wait)
+        if fired:
+            self._fire([timer.item for timer in fired])
+        return bool(claimed or fired)
+
+    def stop(self) -> None:
+        if self._ctx is None:
+            return
+        try:
+            released = self._store.release(self._owner, list(self._held))
+            if released:
+                self.ctx.logger.info("handed %s unfired delayed job(s) back", released)
+        except DaemonError as exc:
+            # their leases lapse and another daemon takes them over
+            self.ctx.logger.warning("could not hand back delayed jobs: %s", exc)
+        finally:
+            self._held.clear()
+            self._dispatcher.close()
+
+    def _claim(self) -> int:
+        _, jobs = self._store.claim_due(self._owner, self._horizon_ms, self._lease_ms,
+                                        CLAIM_BATCH)
+        for job in jobs:
+            self._hold(job)
+        return len(jobs)
+
+    def _hold(self, job: Job) -> None:
+        old = self._held.pop(job.id, None)
+        if old is not None:
+            self._wheel.cancel(old)
+        self._held[job.id] = self._wheel.schedule(job.due_ms, job)
+
+    def _renew(self) -> None:
+        held = set(self._store.renew(self._owner, list(self._held), self._lease_ms))
+        for job_id in [i for i in self._held if i not in held]:
+            self._wheel.cancel(self._held.pop(job_id))  # cancelled or taken over
+
+    def _fire(self, jobs: list[Job]) -> None:
+        for job in jobs:
+            self._held.pop(job.id, None)
+        live = self._store.owned(self._owner, [job.id for job in jobs])
+        jobs = [job for job in jobs if job.id in live]
+        results = self._dispatch(jobs)
+        done = [job for job in jobs if results[job.id].done]
+        interrupted = [job.id for job in jobs if not results[job.id].done]
+        failed = sum(1 for job in done if results[job.id].outcome is Outcome.DEAD_LETTERED)
+        now_ms = self.ctx.clock() * 1000.0
+        for job in self._store.complete(self._owner, done, now_ms,
+                                        hold_until_ms=now_ms + self._horizon_ms,
+                                        lease_ms=self._lease_ms):
+            self._hold(job)  # a recurring job due again within the horizon
+        if interrupted:
+            self._store.release(self._owner, interrupted)
+        self.ctx.counters.add(processed=len(done) - failed, failed=failed)
+
+    def _dispatch(self, jobs: list[Job]) -> dict[str, DispatchResult]:
+        """Results by job id; stream jobs go out in one pipelined round trip first."""
+        results = self._send_streams([job for job in jobs if _stream_name(job)])
+        for job in jobs:
+            if job.id in results:
+                continue
+            # stopping: hand the rest back rather than hold up the drain with HTTP calls
+            results[job.id] = (DispatchResult(Outcome.INTERRUPTED, 0)
+                               if self.ctx.stop.is_set() else self._send_one(job))
+        return results
+
+    def _send_one(self, job: Job) -> DispatchResult:
+        try:
+            return self._dispatcher.send(job.target, job.payload, job.idempotency_key)
+        except InvalidInput as exc:  # stored before a validation rule changed
+            self.ctx.logger.error("delayed job %s has a bad target: %s", job.id, exc)
+            return DispatchResult(Outcome.DEAD_LETTERED, 0, reason=str(exc))
+
+    def _send_streams(self, jobs: list[Job]) -> dict[str, DispatchResult]:
+        """One XADD per job, pipelined; a job whose XADD failed is left out, so it goes
+        through the dispatcher's retries and dead letters one by one."""
+        if not jobs:
+            return {}
+        tenant = self.ctx.settings.tracardi.tenant
+        pipe = self.ctx.redis.pipeline(transaction=False)
+        for job in jobs:
+            key, fields = stream_entry(tenant, _stream_name(job) or "", job.idempotency_key,
+                                       job.payload)
+            pipe.xadd(key, fields)
+        try:
+            with redis_errors("pipelined dispatch to streams"):
+                replies: list[Any] = pipe.execute(raise_on_error=False)
+        except DaemonError as exc:
+            self.ctx.logger.warning("%s; sending one by one", exc)
+            return {}
+        return {job.id: DispatchResult(Outcome.DELIVERED, 1)
+                for job, reply in zip(jobs, replies, strict=True)
+                if not isinstance(reply, Exception)}
+
+
+def _stream_name(job: Job) -> str | None:
+    try:
+        target = parse_target(job.target)
+    except InvalidInput:
+        return None  # the dispatcher reports it
+    return target.address if target.kind is TargetKind.STREAM else None
+
+
+def scheduler_factory() -> SchedulerRole:
+    """The ``scheduler`` role's factory for the registry."""
+    return SchedulerRole()
