@@ -10,17 +10,15 @@ from datetime import UTC, datetime
 import pytest
 from elasticsearch import Elasticsearch
 
-from tracardi_daemon.model.indices import (
+from tracardi_daemon.model.indices import ensure_installed, install, status
+from tracardi_daemon.model.mappings import Conflict
+from tracardi_daemon.model.naming import (
     DATA_KINDS,
     DEFINITION_KINDS,
     alias_name,
     base_index_name,
-    ensure_installed,
     index_name,
-    install,
-    status,
 )
-from tracardi_daemon.model.mappings import Conflict
 from tracardi_daemon.settings import Settings
 
 from .conftest import CliRunner

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from tracardi_daemon.errors import InvalidInput
-from tracardi_daemon.model.indices import (
+from tracardi_daemon.model.naming import (
     ALL_KINDS,
     DATA_KINDS,
     DEFINITION_KINDS,

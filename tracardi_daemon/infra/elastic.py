@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch, TransportError
@@ -47,3 +49,14 @@ def probe_elastic(client: Elasticsearch, settings: ElasticSettings) -> None:
     status = health.get("status")
     if status not in ("yellow", "green"):
         raise BackendUnavailable("elasticsearch", f"{describe(settings)}: cluster is {status}")
+
+
+@contextmanager
+def elastic_errors(action: str) -> Iterator[None]:
+    """Convert the client library's exceptions into the daemon's, naming the action."""
+    try:
+        yield
+    except ApiError as exc:
+        raise BackendError("elasticsearch", f"{action}: {exc}") from exc
+    except TransportError as exc:  # includes ConnectionError and timeouts
+        raise BackendUnavailable("elasticsearch", f"{action}: {exc}") from exc

@@ -12,8 +12,9 @@ from typing import Any, Generic, TypeVar, cast, overload
 from elasticsearch import Elasticsearch, NotFoundError
 
 from tracardi_daemon.errors import BackendError, DaemonError, InvalidInput
+from tracardi_daemon.infra.elastic import elastic_errors
 from tracardi_daemon.model.definitions import Definition, definition_type
-from tracardi_daemon.model.indices import alias_name, elastic_errors
+from tracardi_daemon.model.naming import alias_name
 from tracardi_daemon.settings import Settings
 
 log = logging.getLogger(__name__)
