@@ -42,6 +42,8 @@ DEFAULT_GROUP = "tracardi-daemon"
 LOST_ERROR = "not acknowledged within the visibility timeout (worker lost)"
 _MAX_ERROR_CHARS = 2000  # a traceback per attempt would bloat every entry
 _PROMOTE_LIMIT = 100
+# how often consumers look for retries that other consumers parked
+PROMOTE_RECHECK_S = 0.25
 _RawEntry = tuple[str, dict[str, str], int]  # id, fields, times delivered
 
 
@@ -79,6 +81,7 @@ class WorkQueue:
         self._group_ready = False
         self._last_reclaim = float("-inf")
         self._reclaim_cursor = "0-0"
+        self._next_promote = float("-inf")
         self._dead_letters = DeadLetters(client, tenant, queue)
         self._scripts = {name: load_script(client, f"{name}.lua")
                          for name in ("reclaim", "retry", "promote", "dead_letter", "extend")}
@@ -194,14 +197,13 @@ class WorkQueue:
         entries = self._reclaim_if_due(consumer, count)
         remaining_ms = block_ms if not entries else 0
         while True:
-            _, retry_wait_ms = self._promote()
+            retry_wait_ms = self._promote_if_due()
             if len(entries) >= count:
                 return entries
             block: int | None = None
             if remaining_ms > 0:
                 # wake when the next retry falls due instead of sleeping past it
-                block = remaining_ms if retry_wait_ms < 0 else max(1, min(remaining_ms,
-                                                                          retry_wait_ms))
+                block = max(1, min(remaining_ms, retry_wait_ms))
             reply = self._client.xreadgroup(self._group, consumer, {self._stream: ">"},
                                             count=count - len(entries), block=block)
             entries += [(text(i), decode_fields(f), 1) for i, f in _stream_entries(reply)]
@@ -238,6 +240,20 @@ class WorkQueue:
                            self._stream, dead_lettered)
         return [(text(i), decode_fields(f), int(n)) for i, f, n in claimed]
 
+    def _promote_if_due(self) -> int:
+        """Promote due retries when one may be due; ms until the next check.
+
+        Skipping the script while nothing is due saves a round trip per consume; retries
+        parked by other consumers are still noticed within PROMOTE_RECHECK_S."""
+        now = self._monotonic()
+        if now < self._next_promote:
+            return max(1, int((self._next_promote - now) * 1000))
+        _, wait_ms = self._promote()
+        recheck_ms = int(PROMOTE_RECHECK_S * 1000)
+        wait_ms = recheck_ms if wait_ms < 0 else min(wait_ms, recheck_ms)
+        self._next_promote = now + wait_ms / 1000
+        return max(1, wait_ms)
+
     def _promote(self) -> tuple[int, int]:
         moved, wait_ms = self._scripts["promote"](keys=[self._stream, self._retry],
                                                   args=[_PROMOTE_LIMIT])
@@ -270,6 +286,7 @@ class WorkQueue:
             parked = self._scripts["retry"](
                 keys=[self._stream, self._retry],
                 args=[self._group, message.id, int(delay_s * 1000), member])
+        self._next_promote = min(self._next_promote, self._monotonic() + delay_s)
         return bool(parked)
 
     def _move_to_dead(self, entry_id: str, payload_json: str, reason: str, attempts: int,
