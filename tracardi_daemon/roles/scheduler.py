@@ -24,6 +24,8 @@ from tracardi_daemon.roles.base import RoleContext
 # less than a horizon ahead; one cheap script call per interval
 CLAIM_POLL_S = 0.05
 CLAIM_BATCH = 1000
+# a claim must outlast its job's due time by this much, for the time firing takes
+FIRING_SLACK_MS = 1000.0
 
 
 class SchedulerRole:
@@ -32,6 +34,7 @@ class SchedulerRole:
     def __init__(self) -> None:
         self._ctx: RoleContext | None = None
         self._held: dict[str, Timer[Job]] = {}
+        self._lease_until_ms: dict[str, float] = {}  # our view of each claim's deadline
 
     @property
     def ctx(self) -> RoleContext:
@@ -82,6 +85,7 @@ class SchedulerRole:
             self.ctx.logger.warning("could not hand back delayed jobs: %s", exc)
         finally:
             self._held.clear()
+            self._lease_until_ms.clear()
             self._dispatcher.close()
 
     def _claim(self) -> int:
@@ -96,15 +100,39 @@ class SchedulerRole:
         if old is not None:
             self._wheel.cancel(old)
         self._held[job.id] = self._wheel.schedule(job.due_ms, job)
+        self._lease_until_ms[job.id] = self.ctx.clock() * 1000.0 + self._lease_ms
 
     def _renew(self) -> None:
-        held = set(self._store.renew(self._owner, list(self._held), self._lease_ms))
-        for job_id in [i for i in self._held if i not in held]:
-            self._wheel.cancel(self._held.pop(job_id))  # cancelled or taken over
+        """Renew only the claims that would lapse before their job fires.
+
+        With the horizon shorter than the lease, a job fired on time never needs one;
+        renewing every held id (tens of thousands at high rates) in one script would
+        stall this thread and Redis for hundreds of milliseconds."""
+        now_ms = self.ctx.clock() * 1000.0
+        # a claim that outlives the next renewal round can wait for it
+        cutoff_ms = now_ms + 2 * self._renew_every_s * 1000.0
+        due = [job_id for job_id, timer in self._held.items()
+               if (lease := self._lease_until_ms.get(job_id, 0.0)) < cutoff_ms
+               and lease < timer.item.due_ms + FIRING_SLACK_MS]
+        if not due:
+            return
+        renewed = set(self._store.renew(self._owner, due, self._lease_ms))
+        for job_id in due:
+            if job_id in renewed:
+                self._lease_until_ms[job_id] = now_ms + self._lease_ms
+            else:
+                self._forget(job_id)  # cancelled or taken over
+
+    def _forget(self, job_id: str) -> None:
+        timer = self._held.pop(job_id, None)
+        if timer is not None:
+            self._wheel.cancel(timer)
+        self._lease_until_ms.pop(job_id, None)
 
     def _fire(self, jobs: list[Job]) -> None:
         for job in jobs:
             self._held.pop(job.id, None)
+            self._lease_until_ms.pop(job.id, None)
         live = self._store.owned(self._owner, [job.id for job in jobs])
         jobs = [job for job in jobs if job.id in live]
         results = self._dispatch(jobs)
