@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from redis import Redis
 
 from tracardi_daemon.config import Overrides, load_settings
-from tracardi_daemon.errors import ConfigError
+from tracardi_daemon.errors import ConfigError, ExitCode
 from tracardi_daemon.settings import Settings
 
 
@@ -22,3 +25,18 @@ def settings_for_command(args: argparse.Namespace, env: Mapping[str, str]) -> Se
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return None
+
+
+def run_with_redis(args: argparse.Namespace, env: Mapping[str, str],
+                   command: Callable[[Redis[Any], Settings], int]) -> int:
+    """Load the settings, open a Redis client for ``command`` and close it afterwards."""
+    from tracardi_daemon.infra.redis import create_redis
+
+    settings = settings_for_command(args, env)
+    if settings is None:
+        return int(ExitCode.CONFIG)
+    client = create_redis(settings.redis)
+    try:
+        return command(client, settings)
+    finally:
+        client.close()

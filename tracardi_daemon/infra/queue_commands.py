@@ -10,6 +10,7 @@ from typing import Any
 
 import redis
 
+from tracardi_daemon.commands_common import add_config_option, run_with_redis
 from tracardi_daemon.errors import DaemonError, ExitCode
 from tracardi_daemon.infra.deadletters import DeadLetter, DeadLetters
 
@@ -39,24 +40,16 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
     for action in (listing, requeue, purge):
         action.add_argument("queue", help="queue name, e.g. upgrade or dispatch")
-        action.add_argument("--config", help="TOML configuration file (or TRACARDI_CONFIG)")
+        add_config_option(action)
         action.set_defaults(handler=run_queue_command)
 
 
 def run_queue_command(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     """Build the Redis client and tenant from the settings and run the chosen command."""
-    from tracardi_daemon.commands_common import settings_for_command
-    from tracardi_daemon.infra.redis import create_redis
-
-    settings = settings_for_command(args, env)
-    if settings is None:
-        return int(ExitCode.CONFIG)
-    client = create_redis(settings.redis)
-    try:
-        command: QueueCommand = args.queue_command
-        return command(client, settings.tracardi.tenant, args)
-    finally:
-        client.close()
+    command: QueueCommand = args.queue_command
+    return run_with_redis(args, env,
+                          lambda client, settings: command(client, settings.tracardi.tenant,
+                                                           args))
 
 
 def dead_list(client: redis.Redis[Any], tenant: str, args: argparse.Namespace) -> int:

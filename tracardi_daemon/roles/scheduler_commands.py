@@ -13,9 +13,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from redis import Redis
+
+from tracardi_daemon.commands_common import add_config_option, run_with_redis
 from tracardi_daemon.errors import DaemonError, ExitCode, InvalidInput
 from tracardi_daemon.infra.delayed import DelayedStore, Job
 from tracardi_daemon.scheduler_client import due_ms_for
+from tracardi_daemon.settings import Settings
 
 USAGE_ERROR = 2  # bad payload, target or duration: the caller's input, like argparse's
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)?")
@@ -49,30 +53,25 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     cancelling.set_defaults(scheduler_command=cancel_command)
 
     for command in (parser, listing, cancelling):
-        command.add_argument("--config", help="TOML configuration file (or TRACARDI_CONFIG)")
+        add_config_option(command)
         command.set_defaults(handler=handler)
 
 
 def handler(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     """Build the Redis client and store from the settings and run the chosen command."""
-    from tracardi_daemon.commands_common import settings_for_command
-    from tracardi_daemon.infra.redis import create_redis
+    command: SchedulerCommand = args.scheduler_command
 
-    settings = settings_for_command(args, env)
-    if settings is None:
-        return int(ExitCode.CONFIG)
-    client = create_redis(settings.redis)
-    try:
-        command: SchedulerCommand = args.scheduler_command
-        return command(DelayedStore(client, settings.tracardi.tenant), args)
-    except InvalidInput as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return USAGE_ERROR
-    except DaemonError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return int(exc.exit_code)
-    finally:
-        client.close()
+    def run(client: Redis[Any], settings: Settings) -> int:
+        try:
+            return command(DelayedStore(client, settings.tracardi.tenant), args)
+        except InvalidInput as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return USAGE_ERROR
+        except DaemonError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return int(exc.exit_code)
+
+    return run_with_redis(args, env, run)
 
 
 def schedule_command(store: DelayedStore, args: argparse.Namespace) -> int:
