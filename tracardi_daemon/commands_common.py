@@ -5,13 +5,21 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
+from elasticsearch import Elasticsearch
 from redis import Redis
 
 from tracardi_daemon.config import Overrides, load_settings
-from tracardi_daemon.errors import ConfigError, ExitCode
+from tracardi_daemon.errors import ConfigError, DaemonError, ExitCode
 from tracardi_daemon.settings import Settings
+
+
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
+ClientT = TypeVar("ClientT", bound=_Closable)
 
 
 def add_config_option(parser: argparse.ArgumentParser) -> None:
@@ -29,14 +37,36 @@ def settings_for_command(args: argparse.Namespace, env: Mapping[str, str]) -> Se
 
 def run_with_redis(args: argparse.Namespace, env: Mapping[str, str],
                    command: Callable[[Redis[Any], Settings], int]) -> int:
-    """Load the settings, open a Redis client for ``command`` and close it afterwards."""
+    """Run ``command`` with a Redis client built from the settings."""
     from tracardi_daemon.infra.redis import create_redis
 
+    return _run_with_client(args, env, lambda settings: create_redis(settings.redis), command)
+
+
+def run_with_elastic(args: argparse.Namespace, env: Mapping[str, str],
+                     command: Callable[[Elasticsearch, Settings], int]) -> int:
+    """Run ``command`` with an Elasticsearch client built from the settings."""
+    from tracardi_daemon.infra.elastic import create_elastic
+
+    return _run_with_client(args, env, lambda settings: create_elastic(settings.elastic),
+                            command)
+
+
+
+
+def _run_with_client(args: argparse.Namespace, env: Mapping[str, str],
+                     connect: Callable[[Settings], ClientT],
+                     command: Callable[[ClientT, Settings], int]) -> int:
+    """Load settings, connect, run ``command``, close; map the daemon's errors to exit
+    codes: 2 configuration, 4 backend unreachable, else the error's own code."""
     settings = settings_for_command(args, env)
     if settings is None:
         return int(ExitCode.CONFIG)
-    client = create_redis(settings.redis)
+    client = connect(settings)
     try:
         return command(client, settings)
+    except DaemonError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return int(exc.exit_code)
     finally:
         client.close()

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from tracardi_daemon.config_env import ENV_OVERRIDES, RawValue, parse_redis_host
 from tracardi_daemon.errors import ConfigError
@@ -188,26 +189,21 @@ def _to_bool(value: Any, from_text: bool, where: str) -> bool:
     raise ConfigError(f"{where} must be a boolean (true/false), got {value!r}")
 
 
-def _to_int(value: Any, from_text: bool, where: str) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if from_text and isinstance(value, str):
-        try:
-            return int(value.strip())
-        except ValueError:
-            pass
-    raise ConfigError(f"{where} must be an integer, got {value!r}")
+def _number(kind: type[int] | type[float], name: str) -> Any:
+    """A converter to int or float; text (from the environment) is parsed."""
 
+    def convert(value: Any, from_text: bool, where: str) -> int | float:
+        accepted = (int,) if kind is int else (int, float)
+        if isinstance(value, accepted) and not isinstance(value, bool):
+            return kind(value)
+        if from_text and isinstance(value, str):
+            try:
+                return kind(value.strip())
+            except ValueError:
+                pass
+        raise ConfigError(f"{where} must be {name}, got {value!r}")
 
-def _to_float(value: Any, from_text: bool, where: str) -> float:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if from_text and isinstance(value, str):
-        try:
-            return float(value.strip())
-        except ValueError:
-            pass
-    raise ConfigError(f"{where} must be a number, got {value!r}")
+    return convert
 
 
 def _to_str(value: Any, from_text: bool, where: str) -> str:
@@ -216,7 +212,8 @@ def _to_str(value: Any, from_text: bool, where: str) -> str:
     raise ConfigError(f"{where} must be a string, got {value!r}")
 
 
-_CONVERTERS: dict[Any, Any] = {bool: _to_bool, int: _to_int, float: _to_float, str: _to_str}
+_CONVERTERS: dict[Any, Any] = {bool: _to_bool, int: _number(int, "an integer"),
+                                float: _number(float, "a number"), str: _to_str}
 
 
 def normalise_roles(names: tuple[str, ...], source: str) -> tuple[str, ...]:
@@ -270,8 +267,6 @@ def _validate(settings: Settings) -> None:
 
 
 def _validate_elastic_hosts(hosts: tuple[str, ...]) -> None:
-    from urllib.parse import urlsplit
-
     if not hosts:
         raise ConfigError("'elastic.hosts' must name at least one host")
     for host in hosts:

@@ -96,8 +96,8 @@ class Daemon:
     def _licensed(self, role: str) -> bool:
         return self.license.refusal(role) is None
 
-    def _check_license(self) -> None:
-        self.license = load_status(self.settings.license, datetime.now(UTC))
+    def _check_license(self, settings: Settings | None = None) -> None:
+        self.license = load_status((settings or self.settings).license, datetime.now(UTC))
         self.license_checked_at = time.monotonic()
         if self.license.license is not None:
             log.info("licence for %s valid until %s, grants: %s", self.license.license.licensee,
@@ -179,7 +179,7 @@ class Daemon:
         self.notifier.reloading()
         try:
             new = self.reload_settings()
-            self._check_license_with(new)
+            self._check_license(new)
             wanted = resolve_roles(new.daemon.roles, self.registry, self._licensed)
         except (ConfigError, RoleError) as exc:
             log.error("reload refused, keeping the running configuration: %s", exc)
@@ -188,14 +188,6 @@ class Daemon:
         self._warn_restart_only_changes(new)
         self._reconcile(new, wanted)
         self.notifier.ready()
-
-    def _check_license_with(self, new: Settings) -> None:
-        old = self.settings
-        self.settings = new
-        try:
-            self._check_license()
-        finally:
-            self.settings = old
 
     def _warn_restart_only_changes(self, new: Settings) -> None:
         for section in ("redis", "elastic", "daemon"):

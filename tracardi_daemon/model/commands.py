@@ -4,14 +4,12 @@ aliases for the configured tenant, or show what exists and what conflicts."""
 from __future__ import annotations
 
 import argparse
-import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 from elasticsearch import Elasticsearch
 
-from tracardi_daemon.commands_common import add_config_option, settings_for_command
-from tracardi_daemon.errors import BackendUnavailable, DaemonError, ExitCode
-from tracardi_daemon.infra.elastic import create_elastic
+from tracardi_daemon.commands_common import add_config_option, run_with_elastic
+from tracardi_daemon.errors import ExitCode
 from tracardi_daemon.model.indices import KindStatus, install, status
 from tracardi_daemon.settings import Settings
 
@@ -27,26 +25,6 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "status", help="show indices, aliases, what is missing and mapping conflicts")
     add_config_option(status_parser)
     status_parser.set_defaults(handler=_status)
-
-
-def run_with_elastic(args: argparse.Namespace, env: Mapping[str, str],
-                     action: Callable[[Elasticsearch, Settings], int]) -> int:
-    """Load settings, connect, run ``action`` and map the daemon's errors to exit codes:
-    2 configuration, 4 Elasticsearch unreachable, 1 any other error."""
-    settings = settings_for_command(args, env)
-    if settings is None:
-        return int(ExitCode.CONFIG)
-    client = create_elastic(settings.elastic)
-    try:
-        return action(client, settings)
-    except BackendUnavailable as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return int(ExitCode.BACKEND_UNREACHABLE)
-    except DaemonError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return int(ExitCode.FAILURE)
-    finally:
-        client.close()
 
 
 def _install(args: argparse.Namespace, env: Mapping[str, str]) -> int:

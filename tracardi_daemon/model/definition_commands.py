@@ -13,9 +13,8 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
-from tracardi_daemon.commands_common import add_config_option
+from tracardi_daemon.commands_common import add_config_option, run_with_elastic
 from tracardi_daemon.errors import ExitCode, InvalidInput
-from tracardi_daemon.model.commands import run_with_elastic
 from tracardi_daemon.model.definition_store import DefinitionStore
 from tracardi_daemon.model.definitions import (
     DEFINITION_TYPES,

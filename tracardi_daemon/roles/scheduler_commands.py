@@ -16,7 +16,7 @@ from typing import Any
 from redis import Redis
 
 from tracardi_daemon.commands_common import add_config_option, run_with_redis
-from tracardi_daemon.errors import DaemonError, ExitCode, InvalidInput
+from tracardi_daemon.errors import ExitCode, InvalidInput
 from tracardi_daemon.infra.delayed import DelayedStore, Job
 from tracardi_daemon.scheduler_client import due_ms_for
 from tracardi_daemon.settings import Settings
@@ -64,12 +64,9 @@ def handler(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     def run(client: Redis[Any], settings: Settings) -> int:
         try:
             return command(DelayedStore(client, settings.tracardi.tenant), args)
-        except InvalidInput as exc:
+        except InvalidInput as exc:  # bad input is a usage error here, not a failure
             print(f"error: {exc}", file=sys.stderr)
             return USAGE_ERROR
-        except DaemonError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return int(exc.exit_code)
 
     return run_with_redis(args, env, run)
 
