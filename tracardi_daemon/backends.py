@@ -70,9 +70,6 @@ class Backends:
         with self._lock:
             return dict(self._states)
 
-    def all_up(self) -> bool:
-        return all(state.up for state in self.states().values())
-
     def wait_until_up(self, wait_s: float, stop: threading.Event) -> None:
         """Probe until both answer; raise BackendUnavailable naming the last failure."""
         deadline = time.monotonic() + wait_s

@@ -7,7 +7,6 @@ and where it came from (file, environment variable or option).
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 import types
 import typing
@@ -281,7 +280,3 @@ def _validate_elastic_hosts(hosts: tuple[str, ...]) -> None:
                 "like http://127.0.0.1:9200"
             )
 
-
-def default_environ() -> Mapping[str, str]:
-    """The process environment; read only when the command line asks for it."""
-    return os.environ

@@ -25,7 +25,6 @@ from tracardi_daemon.settings import ROLE_NAMES, LicenseSettings
 
 TOKEN_PREFIX = "tdl1"  # noqa: S105 - a format tag, not a secret
 FREE_ROLES = frozenset({"upgrade"})
-COMMERCIAL_ROLES = tuple(r for r in ROLE_NAMES if r not in FREE_ROLES)
 
 
 @dataclass(frozen=True)
