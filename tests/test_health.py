@@ -17,15 +17,17 @@ from typing import Any, cast
 import pytest
 
 from tracardi_daemon.errors import DaemonError
-from tracardi_daemon.health import HealthServer, HealthUnavailable, fetch, render_metrics
+from tracardi_daemon.health import HealthServer, HealthUnavailable, fetch
 from tracardi_daemon.health_commands import check, cmd_check, cmd_status, render_table
 from tracardi_daemon.health_report import HealthReport, OverallStatus, RoleReport, RoleState
+from tracardi_daemon.metrics import render_metrics
 
 
 def role(state: RoleState = "running", **changes: Any) -> RoleReport:
-    entry: dict[str, Any] = {"state": state, "threads": 2, "heartbeat_age_s": 0.25, "restarts": 1,
-             "consecutive_failures": 0, "processed": 120, "failed": 3,
-             "last_error": None, "queue_lag": 7, "detail": None}
+    entry: dict[str, Any] = {"state": state, "threads": 2, "heartbeat_age_s": 0.25,
+                             "step_age_s": 0.5, "restarts": 1, "consecutive_failures": 0,
+                             "processed": 120, "failed": 3, "last_error": None, "queue_lag": 7,
+                             "detail": None}
     entry.update(changes)
     return cast(RoleReport, entry)
 
@@ -35,8 +37,9 @@ def make_report(status: OverallStatus = "ok") -> HealthReport:
         "status": status, "version": "0.1.0", "pid": os.getpid(), "uptime_s": 3725.5,
         "roles": {
             "upgrade": role(),
-            "segmentation": role("unlicensed", threads=0, heartbeat_age_s=None, restarts=0,
-                                 processed=0, failed=0, queue_lag=None,
+            "segmentation": role("unlicensed", threads=0, heartbeat_age_s=None,
+                                 step_age_s=None, restarts=0, processed=0, failed=0,
+                                 queue_lag=None,
                                  detail="licence does not grant segmentation"),
         },
         "backends": {
@@ -144,10 +147,10 @@ def test_report_failure_answers_500(server: HealthServer, reports: Reports) -> N
 
 
 def test_idle_connection_is_closed(server: HealthServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tracardi_daemon import health
+    from tracardi_daemon import health_reader as health
 
-    # the idle timeout is read per connection; shortened so the test stays fast
-    monkeypatch.setattr(health._HealthHandler, "timeout", 0.3)
+    # the deadline is read per connection; shortened so the test stays fast
+    monkeypatch.setattr(health, "REQUEST_HEAD_TIMEOUT_S", 0.3)
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as idle:
         idle.settimeout(5)
         idle.connect(server.path)
@@ -213,6 +216,11 @@ def test_metrics_endpoint_is_valid_exposition(server: HealthServer) -> None:
     assert value_of(samples, "tracardi_daemon_role_processed_total", role="upgrade") == 120
     assert value_of(samples, "tracardi_daemon_role_failed_total", role="upgrade") == 3
     assert value_of(samples, "tracardi_daemon_queue_lag", role="upgrade") == 7
+    assert value_of(samples, "tracardi_daemon_role_step_age_seconds", role="upgrade") == 0.5
+    assert [labels for labels, _ in samples["tracardi_daemon_role_step_age_seconds"]] == [
+        {"role": "upgrade"}]  # omitted where unknown
+    assert value_of(samples, "tracardi_daemon_role_stalled", role="upgrade") == 0
+    assert value_of(samples, "tracardi_daemon_role_stalled", role="segmentation") == 0
     assert [labels for labels, _ in samples["tracardi_daemon_queue_lag"]] == [{"role": "upgrade"}]
     assert value_of(samples, "tracardi_daemon_backend_up", backend="redis") == 1
     assert value_of(samples, "tracardi_daemon_backend_up", backend="elasticsearch") == 1
@@ -230,6 +238,16 @@ def test_metrics_escape_label_values_and_omit_unknowns() -> None:
     assert value_of(samples, "tracardi_daemon_role_heartbeat_age_seconds", role=odd) == 0.0015
     assert value_of(samples, "tracardi_daemon_backend_up", backend="elasticsearch") == 0
     assert "tracardi_daemon_license_expiry_timestamp_seconds" not in samples
+
+
+def test_stalled_role_is_exported() -> None:
+    report = make_report("degraded")
+    report["roles"]["upgrade"] = role("stalled", step_age_s=95.25)
+    samples = parse_exposition(render_metrics(report))
+    assert value_of(samples, "tracardi_daemon_role_stalled", role="upgrade") == 1
+    assert value_of(samples, "tracardi_daemon_role_up", role="upgrade") == 0
+    assert value_of(samples, "tracardi_daemon_role_step_age_seconds", role="upgrade") == 95.25
+    assert value_of(samples, "tracardi_daemon_role_stalled", role="segmentation") == 0
 
 
 # -- socket hygiene --------------------------------------------------------------------------

@@ -4,32 +4,45 @@ and ``fetch``, the client that ``tracardi-daemon status`` and ``check`` use.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
+import io
 import json
 import logging
-import math
 import os
+import queue
 import socket
 import socketserver
 import stat
 import threading
+import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
 from tracardi_daemon import __version__
 from tracardi_daemon.errors import DaemonError
-from tracardi_daemon.health_report import HealthReport, RoleReport
+from tracardi_daemon.health_reader import (
+    LISTEN_BACKLOG,
+    MAX_READY_REQUESTS,
+    MAX_REQUEST_HEAD,
+    HeadReader,
+    Request,
+)
+from tracardi_daemon.health_report import HealthReport
+from tracardi_daemon.metrics import render_metrics
 
 log = logging.getLogger(__name__)
 
 DIRECTORY_MODE = 0o750
 SOCKET_MODE = 0o660
-IDLE_TIMEOUT_S = 5.0
+WORKERS = 4  # threads that build and write answers; they never wait for a client to send
+WRITE_TIMEOUT_S = 2.0  # a client that does not take its answer holds a worker this long
 MAX_REQUEST_LINE = 8192
 MAX_DISCARDED_BODY = 65536
+STOP_TIMEOUT_S = 1.0
 JSON_TYPE = "application/json"
 METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 TEXT_TYPE = "text/plain; charset=utf-8"
@@ -42,21 +55,37 @@ class HealthUnavailable(DaemonError):
 
 
 # -- server --------------------------------------------------------------------------------
+# One thread (``HeadReader``) accepts connections and reads request heads without
+# blocking; a worker sees a connection only once its whole head has arrived. Idle and
+# trickling clients therefore cost a descriptor and a few bytes until their deadline,
+# never a thread, and /health is answered while hundreds of them are connected. Both
+# waiting rooms are bounded: a connection still sending its head when the
+# MAX_PENDING_CONNECTIONS+1st arrives is closed, oldest first (a live client sends its head
+# at once, so the oldest is the likeliest to be stuck); a complete request that finds
+# MAX_READY_REQUESTS already waiting for a worker is closed, since it would be answered late.
+@dataclass
+class _Serving:
+    server: _UnixHealthServer
+    ready: queue.Queue[Request | None]
+    reader: HeadReader
+    reader_thread: threading.Thread
+    workers: list[threading.Thread]
+
+
 class HealthServer:
-    """Serves the report on a Unix socket from one background thread it owns."""
+    """Serves the report on a Unix socket from a few background threads it owns."""
 
     def __init__(self, socket_path: str, report: ReportSource) -> None:
         self._path = socket_path
         self._report = report
-        self._server: _UnixHealthServer | None = None
-        self._thread: threading.Thread | None = None
+        self._serving: _Serving | None = None
 
     @property
     def path(self) -> str:
         return self._path
 
     def start(self) -> None:
-        if self._server is not None:
+        if self._serving is not None:
             return
         _ensure_directory(os.path.dirname(self._path))
         _remove_stale_socket(self._path)
@@ -64,28 +93,38 @@ class HealthServer:
             server = _UnixHealthServer(self._path, self._report)
         except OSError as exc:
             raise DaemonError(f"cannot serve health on {self._path}: {exc}") from exc
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={
-            "poll_interval": 0.2}, name="health-server", daemon=True)
-        self._thread.start()
+        ready: queue.Queue[Request | None] = queue.Queue(MAX_READY_REQUESTS)
+        reader = HeadReader(server.socket, ready)
+        reader_thread = threading.Thread(target=reader.run, name="health-server", daemon=True)
+        workers = [threading.Thread(target=_answer_ready_requests, args=(server, ready),
+                                    name=f"health-worker-{n}", daemon=True)
+                   for n in range(WORKERS)]
+        for thread in (reader_thread, *workers):
+            thread.start()
+        self._serving = _Serving(server, ready, reader, reader_thread, workers)
         log.info("health socket listening on %s", self._path)
 
     def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
+        """Close every connection and the socket; waits at most about STOP_TIMEOUT_S."""
+        serving, self._serving = self._serving, None
+        if serving is None:
             return
-        server.shutdown()
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=IDLE_TIMEOUT_S)
-            self._thread = None
-        server.remove_socket_file()
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        serving.reader.stop()
+        serving.reader_thread.join(timeout=STOP_TIMEOUT_S)
+        serving.server.server_close()
+        serving.server.remove_socket_file()
+        _close_waiting(serving.ready)
+        for _ in serving.workers:
+            serving.ready.put(None)
+        for worker in serving.workers:  # each busy for milliseconds, WRITE_TIMEOUT_S at worst
+            worker.join(timeout=max(0.0, deadline - time.monotonic()))
 
 
-class _UnixHealthServer(socketserver.ThreadingUnixStreamServer):
-    # a slow client must not delay shutdown; request threads die with the process
-    daemon_threads = True
-    block_on_close = False
+class _UnixHealthServer(socketserver.UnixStreamServer):
+    """The listening socket, and the ``server`` its request handlers see."""
+
+    request_queue_size = LISTEN_BACKLOG
 
     def __init__(self, path: str, report: ReportSource) -> None:
         self.path = path
@@ -109,8 +148,29 @@ class _UnixHealthServer(socketserver.ThreadingUnixStreamServer):
         if (info.st_dev, info.st_ino) == self.identity:
             os.unlink(self.path)
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        log.warning("health request failed", exc_info=True)
+
+def _answer_ready_requests(server: _UnixHealthServer,
+                           ready: queue.Queue[Request | None]) -> None:
+    """A worker: answers complete requests until it takes None."""
+    while (request := ready.get()) is not None:
+        connection = request[1]
+        try:
+            connection.settimeout(WRITE_TIMEOUT_S)
+            _HealthHandler(request, "", server)
+        except Exception:  # a bug in one answer must not end the worker
+            log.warning("health request failed", exc_info=True)
+        finally:
+            connection.close()
+
+
+def _close_waiting(ready: queue.Queue[Request | None]) -> None:
+    while True:
+        try:
+            request = ready.get_nowait()
+        except queue.Empty:
+            return
+        if request is not None:
+            request[1].close()
 
 
 def _ensure_directory(directory: str) -> None:
@@ -151,30 +211,49 @@ def _remove_stale_socket(path: str) -> None:
 
 
 class _HealthHandler(BaseHTTPRequestHandler):
-    """One request per connection; every answer closes the connection."""
+    """One request per connection; every answer closes the connection.
+
+    The request is ``(head, connection)``: the head was read by ``HeadReader``, so
+    nothing here waits for the client to send.
+    """
 
     protocol_version = "HTTP/1.1"
     server_version = f"tracardi-daemon/{__version__}"
     sys_version = ""
-    timeout = IDLE_TIMEOUT_S
     server: _UnixHealthServer
+    head_too_large: bool
+
+    def setup(self) -> None:
+        head, self.connection = self.request
+        self.head_too_large = len(head) > MAX_REQUEST_HEAD
+        self.rfile = io.BytesIO(head)
+        self.wfile = self.connection.makefile("wb")
 
     def handle(self) -> None:
         try:
             self._handle_request()
         except TimeoutError:
-            log.debug("health client idle for %.0fs; closed", IDLE_TIMEOUT_S)
+            log.debug("health client did not take its answer within %gs", WRITE_TIMEOUT_S)
         except OSError as exc:  # the client went away mid-answer
             log.debug("health client connection failed: %s", exc)
 
+    def finish(self) -> None:
+        # _respond has flushed already; data is left only if the client went away, and
+        # the stdlib's finish() would raise flushing it again
+        with contextlib.suppress(OSError):
+            self.wfile.close()
+        _discard_unread_input(self.connection)
+
     def _handle_request(self) -> None:
         # handle() is overridden to serve exactly one request, so close_connection is moot
+        if self.head_too_large:
+            self._reject(431, "request head too large")
+            return
         self.raw_requestline = self.rfile.readline(MAX_REQUEST_LINE + 1)
         if not self.raw_requestline:
             return
         if len(self.raw_requestline) > MAX_REQUEST_LINE:
-            self.command, self.request_version, self.requestline = "", "HTTP/1.1", ""
-            self.send_error(400, "request line too long")
+            self._reject(400, "request line too long")
             return
         if not self.parse_request():
             return  # parse_request has answered 400/431/505 already
@@ -182,11 +261,15 @@ class _HealthHandler(BaseHTTPRequestHandler):
         if route not in _ROUTES:
             self.send_error(404, f"no such path: {route}; try /health or /metrics")
         elif self.command not in ("GET", "HEAD"):
-            self._discard_body()
             self._respond(405, b"method not allowed; use GET or HEAD\n", TEXT_TYPE,
                           extra_headers={"Allow": "GET, HEAD"})
         else:
             self._answer(route)
+
+    def _reject(self, status: int, message: str) -> None:
+        """Answer a request that did not parse far enough to have a command."""
+        self.command, self.request_version, self.requestline = "", "HTTP/1.1", ""
+        self.send_error(status, message)
 
     def _answer(self, route: str) -> None:
         try:
@@ -197,15 +280,6 @@ class _HealthHandler(BaseHTTPRequestHandler):
             self.send_error(500, "the daemon could not build its health report")
             return
         self._respond(status, body, content_type)
-
-    def _discard_body(self) -> None:
-        """Read a small request body so that closing does not reset the connection."""
-        try:
-            length = int(self.headers.get("Content-Length", "0"))
-        except ValueError:
-            return
-        if 0 < length <= MAX_DISCARDED_BODY:
-            self.rfile.read(length)
 
     def send_error(self, code: int, message: str | None = None,
                    explain: str | None = None) -> None:
@@ -234,6 +308,18 @@ class _HealthHandler(BaseHTTPRequestHandler):
         log.debug("health: " + format, *args)
 
 
+def _discard_unread_input(connection: socket.socket) -> None:
+    """Read what the client sent beyond its head (a body, say) without waiting for more:
+    closing a socket with unread input resets the connection under the client's answer."""
+    connection.setblocking(False)
+    discarded = 0
+    try:
+        while discarded < MAX_DISCARDED_BODY and (chunk := connection.recv(MAX_DISCARDED_BODY)):
+            discarded += len(chunk)
+    except OSError:
+        return  # nothing more has arrived, or the client has gone
+
+
 def _health_route(report: HealthReport) -> tuple[int, bytes, str]:
     status = 200 if report["status"] == "ok" else 503
     return status, json.dumps(report).encode(), JSON_TYPE
@@ -247,94 +333,6 @@ _ROUTES: dict[str, Callable[[HealthReport], tuple[int, bytes, str]]] = {
     "/health": _health_route,
     "/metrics": _metrics_route,
 }
-
-
-# -- Prometheus text format 0.0.4 ----------------------------------------------------------
-Sample = tuple[dict[str, str], float]
-_NumericRoleField = Literal["heartbeat_age_s", "restarts", "processed", "failed", "queue_lag"]
-
-
-def render_metrics(report: HealthReport) -> str:
-    roles = report["roles"]
-
-    def per_role(field: _NumericRoleField) -> list[Sample]:
-        return [({"role": name}, float(value)) for name, role in roles.items()
-                if (value := role[field]) is not None]
-
-    families: list[tuple[str, str, str, list[Sample]]] = [
-        ("tracardi_daemon_up", "gauge", "1 while the daemon answers on its health socket.",
-         [({}, 1.0)]),
-        ("tracardi_daemon_role_up", "gauge", "1 if the role is running, else 0.",
-         [({"role": name}, _running(role)) for name, role in roles.items()]),
-        ("tracardi_daemon_role_heartbeat_age_seconds", "gauge",
-         "Seconds since the stalest heartbeat among the role's threads.",
-         per_role("heartbeat_age_s")),
-        ("tracardi_daemon_role_restarts_total", "counter",
-         "Times the supervisor restarted the role after a failure.", per_role("restarts")),
-        ("tracardi_daemon_role_processed_total", "counter",
-         "Work items the role processed.", per_role("processed")),
-        ("tracardi_daemon_role_failed_total", "counter",
-         "Work items the role failed to process.", per_role("failed")),
-        ("tracardi_daemon_queue_lag", "gauge",
-         "Messages waiting in the role's queue, as the role last measured it.",
-         per_role("queue_lag")),
-        ("tracardi_daemon_backend_up", "gauge", "1 if the backend answered its last probe.",
-         [({"backend": name}, 1.0 if backend["up"] else 0.0)
-          for name, backend in report["backends"].items()]),
-        ("tracardi_daemon_license_expiry_timestamp_seconds", "gauge",
-         "Unix time at which the licence expires.", _license_expiry(report)),
-    ]
-    lines: list[str] = []
-    for name, kind, help_text, samples in families:
-        lines.extend(_family(name, kind, help_text, samples))
-    return "\n".join(lines) + "\n"
-
-
-def _running(role: RoleReport) -> float:
-    return 1.0 if role["state"] == "running" else 0.0
-
-
-def _license_expiry(report: HealthReport) -> list[Sample]:
-    expires = report["license"]["expires"]
-    if not expires:
-        return []
-    try:
-        moment = datetime.fromisoformat(expires)
-    except ValueError:
-        return []
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return [({}, moment.timestamp())]
-
-
-def _family(name: str, kind: str, help_text: str, samples: list[Sample]) -> list[str]:
-    if not samples:
-        return []
-    help_escaped = help_text.replace("\\", "\\\\").replace("\n", "\\n")
-    lines = [f"# HELP {name} {help_escaped}", f"# TYPE {name} {kind}"]
-    lines.extend(f"{name}{_labels(labels)} {_number(value)}" for labels, value in samples)
-    return lines
-
-
-def _labels(labels: dict[str, str]) -> str:
-    if not labels:
-        return ""
-    pairs = ",".join(f'{key}="{_escape_label(value)}"' for key, value in labels.items())
-    return "{" + pairs + "}"
-
-
-def _escape_label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _number(value: float) -> str:
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    if value.is_integer() and abs(value) < 2**53:
-        return str(int(value))
-    return repr(value)
 
 
 # -- client ---------------------------------------------------------------------------------
