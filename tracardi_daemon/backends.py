@@ -10,11 +10,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from elasticsearch import Elasticsearch
-from redis import Redis
 
 from tracardi_daemon.errors import BackendError, BackendUnavailable
 from tracardi_daemon.infra.elastic import create_elastic, probe_elastic
-from tracardi_daemon.infra.redis import create_redis, probe_redis
+from tracardi_daemon.infra.redis import RedisClient, create_redis, probe_redis
+from tracardi_daemon.redact import mask_text
 from tracardi_daemon.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ class Backends:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.redis: Redis[bytes] = create_redis(settings.redis)
+        self.redis: RedisClient = create_redis(settings.redis)
         self.elastic: Elasticsearch = create_elastic(settings.elastic)
         self._lock = threading.Lock()
         now = time.monotonic()
@@ -64,7 +64,8 @@ class Backends:
             check()
             return BackendState(True, None, time.monotonic())
         except (BackendUnavailable, BackendError) as exc:
-            return BackendState(False, exc.detail, time.monotonic())
+            # the detail goes to /health, /metrics and log lines: never a credential
+            return BackendState(False, mask_text(exc.detail), time.monotonic())
 
     def states(self) -> dict[str, BackendState]:
         with self._lock:

@@ -9,7 +9,8 @@ from collections.abc import Mapping, Sequence
 
 from tracardi_daemon import __version__, license_commands
 from tracardi_daemon.config import Overrides, load_settings
-from tracardi_daemon.errors import ConfigError, ExitCode
+from tracardi_daemon.errors import ConfigError, DaemonError, ExitCode
+from tracardi_daemon.redact import mask_text
 from tracardi_daemon.registry import Registry, default_registry
 from tracardi_daemon.settings import DaemonSettings, render_settings
 
@@ -83,7 +84,11 @@ def main(argv: Sequence[str] | None = None, registry: Registry | None = None,
     handler = getattr(args, "handler", None)
     if handler is None:  # pragma: no cover - argparse requires a command
         return int(ExitCode.FAILURE)
-    result: int = handler(args, env)
+    try:
+        result: int = handler(args, env)
+    except DaemonError as exc:  # one a command group did not turn into its exit code
+        print(f"error: {mask_text(str(exc))}", file=sys.stderr)
+        return int(exc.exit_code)
     return result
 
 
@@ -97,7 +102,8 @@ def _run(args: argparse.Namespace, registry: Registry, env: Mapping[str, str]) -
     try:
         settings = load_settings(env, overrides)
     except ConfigError as exc:
-        print(f"tracardi-daemon: configuration error: {exc}", file=sys.stderr)
+        print(f"tracardi-daemon: configuration error: {mask_text(str(exc))}",
+              file=sys.stderr)
         return int(ExitCode.CONFIG)
     setup_logging(settings.log)
     daemon = Daemon(settings, registry, lambda: load_settings(env, overrides),
@@ -109,9 +115,11 @@ def _check_config(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     try:
         settings = load_settings(env, Overrides(config=args.config))
     except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
+        print(f"configuration error: {mask_text(str(exc))}", file=sys.stderr)
         return int(ExitCode.CONFIG)
-    print(render_settings(settings), end="")
+    # render_settings masks the secret fields; mask_text also the user info of URLs
+    # (elastic.hosts, tracardi.api_url) and anything secret-named
+    print(mask_text(render_settings(settings)), end="")
     return int(ExitCode.OK)
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from elasticsearch import Elasticsearch
-from redis import Redis
 
 from tracardi_daemon.config import Overrides, load_settings
 from tracardi_daemon.errors import ConfigError, DaemonError, ExitCode
+from tracardi_daemon.infra.redis import RedisClient
+from tracardi_daemon.redact import mask_text
 from tracardi_daemon.settings import Settings
 
 
@@ -20,6 +21,7 @@ class _Closable(Protocol):
 
 
 ClientT = TypeVar("ClientT", bound=_Closable)
+_MAX_LIMIT = 100_000  # rows a listing command shows at most
 
 
 def add_config_option(parser: argparse.ArgumentParser) -> None:
@@ -31,12 +33,12 @@ def settings_for_command(args: argparse.Namespace, env: Mapping[str, str]) -> Se
     try:
         return load_settings(env, Overrides(config=getattr(args, "config", None)))
     except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
+        print(f"configuration error: {mask_text(str(exc))}", file=sys.stderr)
         return None
 
 
 def run_with_redis(args: argparse.Namespace, env: Mapping[str, str],
-                   command: Callable[[Redis[Any], Settings], int]) -> int:
+                   command: Callable[[RedisClient, Settings], int]) -> int:
     """Run ``command`` with a Redis client built from the settings."""
     from tracardi_daemon.infra.redis import create_redis
 
@@ -52,6 +54,21 @@ def run_with_elastic(args: argparse.Namespace, env: Mapping[str, str],
                             command)
 
 
+def printable(text: str) -> str:
+    """``text`` safe to print to any stdout: a lone surrogate (stored by another
+    producer) becomes a backslash escape instead of a UnicodeEncodeError."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number from 1 to 100000 (``--limit``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= _MAX_LIMIT:
+        raise argparse.ArgumentTypeError(f"{value} is not between 1 and {_MAX_LIMIT}")
+    return value
 
 
 def _run_with_client(args: argparse.Namespace, env: Mapping[str, str],
@@ -66,7 +83,7 @@ def _run_with_client(args: argparse.Namespace, env: Mapping[str, str],
     try:
         return command(client, settings)
     except DaemonError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {mask_text(str(exc))}", file=sys.stderr)
         return int(exc.exit_code)
     finally:
         client.close()

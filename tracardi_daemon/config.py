@@ -7,6 +7,7 @@ and where it came from (file, environment variable or option).
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 import types
 import typing
@@ -18,6 +19,7 @@ from urllib.parse import urlsplit
 
 from tracardi_daemon.config_env import ENV_OVERRIDES, RawValue, parse_redis_host
 from tracardi_daemon.errors import ConfigError
+from tracardi_daemon.redact import MASK, mask_text, mask_url
 from tracardi_daemon.settings import ROLE_ALIASES, ROLE_NAMES, RoleSettings, Settings
 
 if sys.version_info >= (3, 11):  # noqa: UP036 - tomli serves older Pythons
@@ -26,6 +28,24 @@ else:  # pragma: no cover - the package requires 3.11, kept for the tomli fallba
     import tomli as tomllib
 
 DEFAULT_CONFIG_PATH = "/etc/tracardi-daemon/tracardi-daemon.toml"
+_MAX_CONFIG_BYTES = 1 << 20  # a configuration file is a few kB; refuse to slurp /dev/zero
+
+# Range rules by (section, key); a [role.NAME] table is section "role". Every number not
+# listed must be greater than zero: durations (*_s), days, counts and sizes, where zero
+# means a busy loop or nothing at all. Listed here: where zero has a meaning, and ports.
+_MINIMUM: dict[tuple[str, str], float] = {
+    ("startup", "wait_s"): 0,  # 0 = do not wait for the backends
+    ("daemon", "pool_processes"): 0,  # 0 = one per CPU
+    ("redis", "db"): 0,
+    ("elastic", "max_retries"): 0,
+}
+_MAXIMUM: dict[tuple[str, str], float] = {("redis", "port"): 65535}
+# (smaller, larger): the second key must be greater than the first
+_ORDERED: tuple[tuple[str, str], ...] = (
+    ("scheduler.horizon_s", "scheduler.lease_s"),
+    # a stuck dispatch attempt must not make its role look stalled
+    ("dispatch.total_timeout_s", "supervisor.step_budget_s"),
+)
 
 # section name -> dataclass, from the Settings fields themselves (one source of truth)
 SECTIONS: dict[str, type[Any]] = {
@@ -70,15 +90,7 @@ def load_settings(
 
 def read_toml(path: str) -> dict[str, dict[str, RawValue]]:
     """Read a TOML file into section -> key -> RawValue, rejecting unknown sections."""
-    try:
-        with open(path, "rb") as handle:
-            document = tomllib.load(handle)
-    except FileNotFoundError as exc:
-        raise ConfigError(f"configuration file {path} does not exist") from exc
-    except OSError as exc:
-        raise ConfigError(f"configuration file {path} cannot be read: {exc}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"configuration file {path} is not valid TOML: {exc}") from exc
+    document = _parse_toml(path, _read_text(path))
     raw: dict[str, dict[str, RawValue]] = {}
     for section, table in document.items():
         if section == "role":
@@ -91,6 +103,35 @@ def read_toml(path: str) -> dict[str, dict[str, RawValue]]:
             raise ConfigError(f"[{section}] in {path} must be a table")
         raw[section] = {k: RawValue(v, f"{path} [{section}]", False) for k, v in table.items()}
     return raw
+
+
+def _read_text(path: str) -> str:
+    """The file's text; ConfigError naming the file if it cannot be read as UTF-8."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(_MAX_CONFIG_BYTES + 1)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"configuration file {path} does not exist") from exc
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        raise ConfigError(f"configuration file {path!r} cannot be read: {exc}") from exc
+    if len(data) > _MAX_CONFIG_BYTES:
+        raise ConfigError(f"configuration file {path} is larger than "
+                          f"{_MAX_CONFIG_BYTES} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"configuration file {path} is not UTF-8 text "
+                          f"(bad byte at offset {exc.start})") from None
+
+
+def _parse_toml(path: str, text: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"configuration file {path} is not valid TOML: {exc}") from None
+    except (RecursionError, ValueError) as exc:  # nested too deep, a 5000-digit integer
+        raise ConfigError(f"configuration file {path} cannot be used: "
+                          f"{type(exc).__name__}: {exc}") from None
 
 
 def _read_role_tables(table: Any, path: str, raw: dict[str, dict[str, RawValue]]) -> None:
@@ -138,19 +179,21 @@ def build_settings(raw: Mapping[str, Mapping[str, RawValue]], source: str | None
 
 def _build_section(cls: type[Any], section: str, values: Mapping[str, RawValue]) -> Any:
     hints = typing.get_type_hints(cls)
+    secrets = {f.name for f in dataclasses.fields(cls) if f.metadata.get("secret")}
     kwargs: dict[str, Any] = {}
     for key, raw in values.items():
         if key not in hints:
             known = ", ".join(f.name for f in dataclasses.fields(cls))
             raise ConfigError(f"unknown key '{key}' in {raw.source} (known: {known})")
-        kwargs[key] = _coerce(raw, hints[key], f"{section}.{key}")
+        kwargs[key] = _coerce(raw, hints[key], (section, key), key in secrets)
     if section == "daemon" and "roles" in kwargs:
         kwargs["roles"] = normalise_roles(kwargs["roles"], values["roles"].source)
     return cls(**kwargs)
 
 
-def _coerce(raw: RawValue, hint: Any, key: str) -> Any:
-    """Convert one value to the field's type; strings from the environment are parsed."""
+def _coerce(raw: RawValue, hint: Any, name: tuple[str, str], secret: bool) -> Any:
+    """Convert one value to the field's type; strings from the environment are parsed.
+    Numbers are range-checked; a secret's value never appears in an error."""
     value = raw.value
     optional = type(None) in typing.get_args(hint) and typing.get_origin(hint) in (
         types.UnionType, typing.Union)
@@ -158,11 +201,17 @@ def _coerce(raw: RawValue, hint: Any, key: str) -> Any:
         if value in ("", None):
             return None
         hint = next(a for a in typing.get_args(hint) if a is not type(None))
-    where = f"'{key}' (from {raw.source})"
+    where = f"'{'.'.join(name)}' (from {raw.source})"
     if typing.get_origin(hint) is tuple:
         return _coerce_list(raw, where)
-    converter = _CONVERTERS[hint]
-    return converter(value, raw.from_text, where)
+    converter, expected = _CONVERTERS[hint]
+    converted = converter(value, raw.from_text)
+    if converted is None:
+        shown = MASK if secret else repr(value)
+        raise ConfigError(f"{where} must be {expected}, got {shown}")
+    if hint in (int, float):
+        _check_range(converted, name, where)
+    return converted
 
 
 def _coerce_list(raw: RawValue, where: str) -> tuple[str, ...]:
@@ -176,7 +225,22 @@ def _coerce_list(raw: RawValue, where: str) -> tuple[str, ...]:
     return tuple(items)
 
 
-def _to_bool(value: Any, from_text: bool, where: str) -> bool:
+def _check_range(value: float, name: tuple[str, str], where: str) -> None:
+    """The rules of ``_MINIMUM``/``_MAXIMUM``; otherwise a number must exceed zero."""
+    section, key = name
+    rule = ("role" if section.startswith("role.") else section, key)
+    minimum = _MINIMUM.get(rule)
+    if minimum is None and value <= 0:
+        raise ConfigError(f"{where} must be greater than zero, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{where} must be at least {minimum:g}, got {value!r}")
+    maximum = _MAXIMUM.get(rule)
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{where} must be at most {maximum:g}, got {value!r}")
+
+
+# converters return None when the value does not fit the type
+def _to_bool(value: Any, from_text: bool) -> bool | None:
     if isinstance(value, bool):
         return value
     if from_text and isinstance(value, str):
@@ -185,34 +249,40 @@ def _to_bool(value: Any, from_text: bool, where: str) -> bool:
             return True
         if lowered in ("0", "false", "no", "off"):
             return False
-    raise ConfigError(f"{where} must be a boolean (true/false), got {value!r}")
+    return None
 
 
-def _number(kind: type[int] | type[float], name: str) -> Any:
-    """A converter to int or float; text (from the environment) is parsed."""
-
-    def convert(value: Any, from_text: bool, where: str) -> int | float:
-        accepted = (int,) if kind is int else (int, float)
-        if isinstance(value, accepted) and not isinstance(value, bool):
-            return kind(value)
-        if from_text and isinstance(value, str):
-            try:
-                return kind(value.strip())
-            except ValueError:
-                pass
-        raise ConfigError(f"{where} must be {name}, got {value!r}")
-
-    return convert
-
-
-def _to_str(value: Any, from_text: bool, where: str) -> str:
-    if isinstance(value, str):
+def _to_int(value: Any, from_text: bool) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
         return value
-    raise ConfigError(f"{where} must be a string, got {value!r}")
+    if from_text and isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:  # not a number, or more digits than int() accepts
+            return None
+    return None
 
 
-_CONVERTERS: dict[Any, Any] = {bool: _to_bool, int: _number(int, "an integer"),
-                                float: _number(float, "a number"), str: _to_str}
+def _to_float(value: Any, from_text: bool) -> float | None:
+    """A finite float: nan and infinities (TOML has them, so does float()) are refused."""
+    if isinstance(value, str) and from_text:
+        value = value.strip()
+    elif isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):  # not a number, or an int beyond float's range
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _to_str(value: Any, from_text: bool) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+_CONVERTERS: dict[Any, tuple[Any, str]] = {
+    bool: (_to_bool, "a boolean (true/false)"), int: (_to_int, "an integer"),
+    float: (_to_float, "a finite number"), str: (_to_str, "a string")}
 
 
 def normalise_roles(names: tuple[str, ...], source: str) -> tuple[str, ...]:
@@ -234,23 +304,12 @@ def normalise_roles(names: tuple[str, ...], source: str) -> tuple[str, ...]:
 
 
 def _validate(settings: Settings) -> None:
-    """Cross-field and range checks that a type alone cannot express."""
-    positive = {
-        "shutdown.grace_s": settings.shutdown.grace_s,
-        "startup.wait_s": settings.startup.wait_s + 1,  # zero means "do not wait"
-        "queue.visibility_timeout_s": settings.queue.visibility_timeout_s,
-        "queue.max_attempts": settings.queue.max_attempts,
-        "scheduler.horizon_s": settings.scheduler.horizon_s,
-        "supervisor.max_consecutive_failures": settings.supervisor.max_consecutive_failures,
-    }
-    for key, value in positive.items():
-        if value <= 0:
-            raise ConfigError(f"'{key}' must be greater than zero, got {value}")
-    if settings.scheduler.lease_s <= settings.scheduler.horizon_s:
-        raise ConfigError("'scheduler.lease_s' must be greater than 'scheduler.horizon_s'")
-    for name, role in settings.role.items():
-        if role.threads < 1:
-            raise ConfigError(f"'role.{name}.threads' must be at least 1, got {role.threads}")
+    """Cross-field and value checks that a type and range alone cannot express."""
+    for smaller, larger in _ORDERED:
+        low, high = _setting(settings, smaller), _setting(settings, larger)
+        if high <= low:
+            raise ConfigError(f"'{larger}' ({high:g}) must be greater than "
+                              f"'{smaller}' ({low:g})")
     if settings.tracardi.partitioning not in ("month", "quarter", "year"):
         raise ConfigError("'tracardi.partitioning' must be \"month\", \"quarter\" or "
                           f"\"year\", got {settings.tracardi.partitioning!r}")
@@ -265,18 +324,26 @@ def _validate(settings: Settings) -> None:
         )
 
 
+def _setting(settings: Settings, dotted: str) -> float:
+    section, key = dotted.split(".")
+    value: float = getattr(getattr(settings, section), key)
+    return value
+
+
 def _validate_elastic_hosts(hosts: tuple[str, ...]) -> None:
     if not hosts:
         raise ConfigError("'elastic.hosts' must name at least one host")
     for host in hosts:
-        parts = urlsplit(host)
+        shown = mask_url(host)
         try:
+            parts = urlsplit(host)
             parts.port  # noqa: B018 - raises ValueError on a bad port
-        except ValueError as exc:
-            raise ConfigError(f"'elastic.hosts' entry {host!r} has a bad port") from exc
+        except ValueError as exc:  # a bad port, an unclosed IPv6 bracket
+            raise ConfigError(f"'elastic.hosts' entry {shown!r} is not a valid URL "
+                              f"({mask_text(str(exc))})") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(
-                f"'elastic.hosts' entry {host!r} must be a URL with scheme, "
+                f"'elastic.hosts' entry {shown!r} must be a URL with scheme, "
                 "like http://127.0.0.1:9200"
             )
 

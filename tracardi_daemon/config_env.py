@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from tracardi_daemon.errors import ConfigError
+from tracardi_daemon.redact import mask_url
 
 # environment variable -> (section, key); later entries win over earlier ones
 ENV_OVERRIDES: dict[str, tuple[str, str]] = {
@@ -49,17 +50,16 @@ class RawValue:
 
 def parse_redis_host(url: str, source: str) -> dict[str, Any]:
     """Split ``redis://[user:password@]host[:port][/db]`` (or ``rediss://``) into keys."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("redis", "rediss"):
-        raise ConfigError(
-            f"{source}: Redis URL {_mask_url(url)!r} must start with redis:// or rediss://"
-        )
-    if not parts.hostname:
-        raise ConfigError(f"{source}: Redis URL {_mask_url(url)!r} has no host")
+    shown = mask_url(url)
     try:
+        parts = urlsplit(url)
         port = parts.port
-    except ValueError as exc:
-        raise ConfigError(f"{source}: Redis URL {_mask_url(url)!r} has a bad port") from exc
+    except ValueError:  # a port that is no number or out of range, an unclosed "["
+        raise ConfigError(f"{source}: Redis URL {shown!r} has a bad port or host") from None
+    if parts.scheme not in ("redis", "rediss"):
+        raise ConfigError(f"{source}: Redis URL {shown!r} must start with redis:// or rediss://")
+    if not parts.hostname:
+        raise ConfigError(f"{source}: Redis URL {shown!r} has no host")
     result: dict[str, Any] = {"host": parts.hostname, "ssl": parts.scheme == "rediss"}
     if port is not None:
         result["port"] = port
@@ -69,19 +69,10 @@ def parse_redis_host(url: str, source: str) -> dict[str, Any]:
         result["password"] = unquote(parts.password)
     db_text = parts.path.strip("/")
     if db_text:
-        if not db_text.isdigit():
+        # ASCII digits only: "²".isdigit() is true, but int() refuses it
+        if not (db_text.isascii() and db_text.isdigit()):
             raise ConfigError(
-                f"{source}: Redis URL {_mask_url(url)!r} database must be a number, "
-                f"got {db_text!r}"
+                f"{source}: Redis URL {shown!r} database must be a number, got {db_text!r}"
             )
         result["db"] = int(db_text)
     return result
-
-
-def _mask_url(url: str) -> str:
-    """The URL with any password replaced, safe to put in an error message."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":****@", 1)
-    return parts._replace(netloc=netloc).geturl()

@@ -1,4 +1,7 @@
-"""Logging set-up: plain text with the thread name, or JSON lines; one logger per role."""
+"""Logging set-up: plain text with the thread name, or JSON lines; one logger per role.
+
+Every line passes through ``mask_text``, so no record (ours or a library's, message or
+traceback) can carry URL credentials, tokens or passwords."""
 
 from __future__ import annotations
 
@@ -7,13 +10,22 @@ import logging
 import sys
 from datetime import UTC, datetime
 
+from tracardi_daemon.redact import mask_text
 from tracardi_daemon.settings import LogSettings
 
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s [%(threadName)s] %(name)s: %(message)s"
 
 
+class MaskingFormatter(logging.Formatter):
+    """Plain text lines, secrets masked in the message and any traceback."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_text(super().format(record))
+
+
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line, for log shippers."""
+    """One JSON object per line, for log shippers; secrets masked in each field before
+    encoding (masking the encoded line could break its JSON escapes)."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {
@@ -21,10 +33,12 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "thread": record.threadName,
-            "message": record.getMessage(),
+            "message": mask_text(record.getMessage()),
         }
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            entry["exception"] = mask_text(self.formatException(record.exc_info))
+        if record.stack_info:
+            entry["stack"] = mask_text(self.formatStack(record.stack_info))
         return json.dumps(entry, ensure_ascii=False)
 
 
@@ -33,7 +47,7 @@ def setup_logging(settings: LogSettings) -> None:
     if settings.format == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter(TEXT_FORMAT))
+        handler.setFormatter(MaskingFormatter(TEXT_FORMAT))
     root = logging.getLogger()
     for existing in list(root.handlers):
         root.removeHandler(existing)

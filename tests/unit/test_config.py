@@ -223,3 +223,169 @@ def test_example_config_file_is_complete_and_valid() -> None:
         for item in fields(cls):
             assert f"{item.name} =" in text, f"{section}.{item.name} is not documented"
     assert settings.source == str(path)
+
+
+# --- numbers: finite, in range; the error names the key and where it came from
+
+@pytest.mark.parametrize("text", ["nan", "inf", "-inf", "+inf"])
+def test_non_finite_number_in_toml_is_refused(tmp_path: Path, text: str) -> None:
+    path = write(tmp_path, f"[scheduler]\nhorizon_s = {text}\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings({}, Overrides(config=path))
+    assert "'scheduler.horizon_s'" in str(info.value) and path in str(info.value)
+    assert "finite" in str(info.value)
+
+
+@pytest.mark.parametrize("text", ["nan", "NaN", "inf", "-Infinity", "1e400"])
+def test_non_finite_number_from_text_is_refused(text: str) -> None:
+    """Text (environment, options) is parsed by float(), which accepts all of these."""
+    from tracardi_daemon.config import build_settings
+    from tracardi_daemon.config_env import RawValue
+
+    raw = {"scheduler": {"horizon_s": RawValue(text, "SOME_VARIABLE", True)}}
+    with pytest.raises(ConfigError) as info:
+        build_settings(raw, None)
+    assert "'scheduler.horizon_s' (from SOME_VARIABLE)" in str(info.value)
+    with pytest.raises(ConfigError, match=r"'redis\.port' \(from REDIS_PORT\)"):
+        load_settings({"REDIS_PORT": text})
+
+
+def test_float_too_large_for_a_float_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, f"[shutdown]\ngrace_s = {10 ** 400}\n")
+    with pytest.raises(ConfigError, match=r"'shutdown\.grace_s'.*finite"):
+        load_settings({}, Overrides(config=path))
+
+
+def test_check_config_exits_2_on_nan(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, "[scheduler]\nhorizon_s = nan\n")
+    assert main(["check-config", "--config", path], environ={}) == 2
+    assert "scheduler.horizon_s" in capsys.readouterr().err
+
+
+def _numeric_keys() -> list[tuple[str, str, type]]:
+    """Every int and float key of every section, from the settings themselves."""
+    import typing
+
+    from tracardi_daemon.config import SECTIONS
+
+    return [(section, key, hint) for section, cls in SECTIONS.items()
+            for key, hint in typing.get_type_hints(cls).items() if hint in (int, float)]
+
+
+_ZERO_ALLOWED = {("startup", "wait_s"), ("daemon", "pool_processes"), ("redis", "db"),
+                 ("elastic", "max_retries")}
+
+
+@pytest.mark.parametrize(("section", "key", "kind"), _numeric_keys())
+def test_every_number_refuses_zero_unless_it_means_something(
+        tmp_path: Path, section: str, key: str, kind: type) -> None:
+    zero = "0.0" if kind is float else "0"
+    path = write(tmp_path, f"[{section}]\n{key} = {zero}\n")
+    if (section, key) in _ZERO_ALLOWED:
+        assert getattr(getattr(load_settings({}, Overrides(config=path)), section), key) == 0
+        negative = write(tmp_path, f"[{section}]\n{key} = -1{'.0' if kind is float else ''}\n")
+        with pytest.raises(ConfigError, match=rf"'{section}\.{key}'.*at least 0"):
+            load_settings({}, Overrides(config=negative))
+        return
+    with pytest.raises(ConfigError, match=rf"'{section}\.{key}' \(from .*\) must be greater "
+                                          "than zero"):
+        load_settings({}, Overrides(config=path))
+
+
+def test_busy_loop_interval_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "[supervisor]\nbackend_probe_interval_s = 0\n")
+    with pytest.raises(ConfigError, match=r"supervisor\.backend_probe_interval_s"):
+        load_settings({}, Overrides(config=path))
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "-1"])
+def test_port_range(port: str) -> None:
+    with pytest.raises(ConfigError, match=r"'redis\.port' \(from REDIS_PORT\)"):
+        load_settings({"REDIS_PORT": port})
+    assert load_settings({"REDIS_PORT": "65535"}).redis.port == 65535
+
+
+def test_port_zero_from_redis_url_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"'redis\.port' \(from REDIS_HOST\)"):
+        load_settings({"REDIS_HOST": "redis://cache:0"})
+
+
+def test_role_threads_must_be_positive(tmp_path: Path) -> None:
+    path = write(tmp_path, "[role.scheduler]\nthreads = -2\n")
+    with pytest.raises(ConfigError, match=r"'role\.scheduler\.threads'"):
+        load_settings({}, Overrides(config=path))
+
+
+def test_step_budget_must_exceed_dispatch_total_timeout(tmp_path: Path) -> None:
+    path = write(tmp_path, "[supervisor]\nstep_budget_s = 10.0\n"
+                           "[dispatch]\ntotal_timeout_s = 10.0\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings({}, Overrides(config=path))
+    assert "'supervisor.step_budget_s'" in str(info.value)
+    assert "'dispatch.total_timeout_s'" in str(info.value)
+    ok = write(tmp_path, "[supervisor]\nstep_budget_s = 10.5\n[dispatch]\ntotal_timeout_s = 10.0\n")
+    assert load_settings({}, Overrides(config=ok)).supervisor.step_budget_s == 10.5
+
+
+# --- files that cannot be read as TOML: ConfigError naming the file, never a traceback
+
+@pytest.mark.parametrize("content", [
+    b"[redis]\nhost = \"\xff\xfe\"\n",  # not UTF-8
+    b"\xef\xbb\xbf\x00\x01\x02",  # control bytes
+    b"a = " + b"[" * 100_000 + b"]" * 100_000,  # RecursionError inside tomllib
+    b"[redis]\nport = " + b"9" * 5000 + b"\n",  # ValueError: too many digits
+])
+def test_unreadable_file_names_the_file(tmp_path: Path, content: bytes,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "daemon.toml"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError) as info:
+        load_settings({}, Overrides(config=str(path)))
+    assert str(path) in str(info.value)
+    assert main(["check-config", "--config", str(path)], environ={}) == 2
+    assert str(path) in capsys.readouterr().err
+
+
+def test_unreadable_paths(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot be read"):
+        load_settings({}, Overrides(config=str(tmp_path)))  # a directory
+    with pytest.raises(ConfigError, match="cannot be read"):
+        load_settings({}, Overrides(config="daemon\x00.toml"))
+    big = tmp_path / "big.toml"
+    big.write_bytes(b"# " + b"x" * (2 << 20) + b"\n")
+    with pytest.raises(ConfigError, match="larger than"):
+        load_settings({}, Overrides(config=str(big)))
+
+
+# --- secrets never in errors or in check-config
+
+def test_secret_of_wrong_type_is_not_echoed(tmp_path: Path) -> None:
+    path = write(tmp_path, "[redis]\npassword = 123456789\n")
+    with pytest.raises(ConfigError, match=r"'redis\.password'.*string") as info:
+        load_settings({}, Overrides(config=path))
+    assert "123456789" not in str(info.value)
+
+
+@pytest.mark.parametrize("hosts", ["http://elastic:hunter2@es1:port",
+                                   "ftp://elastic:hunter2@es1", "http://elastic:hunter2@[::1"])
+def test_bad_elastic_host_error_masks_password(hosts: str) -> None:
+    with pytest.raises(ConfigError, match=r"elastic\.hosts") as info:
+        load_settings({"ELASTIC_HOST": hosts})
+    assert "hunter2" not in str(info.value)
+
+
+def test_bad_redis_url_without_crash() -> None:
+    for url in ("redis://[::1", "redis://u:hunter2@h:99999", "redis://h/\u00b2"):
+        with pytest.raises(ConfigError, match="REDIS_HOST") as info:
+            load_settings({"REDIS_HOST": url})
+        assert "hunter2" not in str(info.value)
+
+
+def test_check_config_masks_url_credentials(capsys: pytest.CaptureFixture[str]) -> None:
+    env = {"ELASTIC_HOST": "https://elastic:hunter2@es1:9200,https://es2:9200",
+           "TRACARDI_API_URL": "https://api:tok3n@tracardi:8686"}
+    assert main(["check-config"], environ=env) == 0
+    out = capsys.readouterr().out
+    assert "hunter2" not in out and "tok3n" not in out
+    assert "es1:9200" in out and "https://es2:9200" in out
+    assert 'token = ""  # not set' in out  # an unset secret still shows as unset

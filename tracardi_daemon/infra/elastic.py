@@ -9,6 +9,7 @@ from typing import Any
 from elasticsearch import ApiError, Elasticsearch, TransportError
 
 from tracardi_daemon.errors import BackendError, BackendUnavailable
+from tracardi_daemon.redact import mask_text, mask_url
 from tracardi_daemon.settings import ElasticSettings
 
 
@@ -31,7 +32,8 @@ def create_elastic(settings: ElasticSettings) -> Elasticsearch:
 
 
 def describe(settings: ElasticSettings) -> str:
-    return ", ".join(settings.hosts)
+    """The hosts for health details and log lines, user info masked."""
+    return ", ".join(mask_url(host) for host in settings.hosts)
 
 
 def probe_elastic(client: Elasticsearch, settings: ElasticSettings) -> None:
@@ -43,9 +45,9 @@ def probe_elastic(client: Elasticsearch, settings: ElasticSettings) -> None:
             raise BackendUnavailable(
                 "elasticsearch", f"{describe(settings)}: authentication failed ({exc.meta.status})"
             ) from exc
-        raise BackendError("elasticsearch", f"{describe(settings)}: {exc}") from exc
+        raise BackendError("elasticsearch", f"{describe(settings)}: {_text(exc)}") from exc
     except TransportError as exc:
-        raise BackendUnavailable("elasticsearch", f"{describe(settings)}: {exc}") from exc
+        raise BackendUnavailable("elasticsearch", f"{describe(settings)}: {_text(exc)}") from exc
     status = health.get("status")
     if status not in ("yellow", "green"):
         raise BackendUnavailable("elasticsearch", f"{describe(settings)}: cluster is {status}")
@@ -57,6 +59,12 @@ def elastic_errors(action: str) -> Iterator[None]:
     try:
         yield
     except ApiError as exc:
-        raise BackendError("elasticsearch", f"{action}: {exc}") from exc
+        raise BackendError("elasticsearch", f"{action}: {_text(exc)}") from exc
     except TransportError as exc:  # includes ConnectionError and timeouts
-        raise BackendUnavailable("elasticsearch", f"{action}: {exc}") from exc
+        raise BackendUnavailable("elasticsearch", f"{action}: {_text(exc)}") from exc
+
+
+def _text(exc: Exception) -> str:
+    """The client's exception as text, masked: it may quote a node URL with its user
+    info or a request header."""
+    return mask_text(str(exc))
