@@ -23,11 +23,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-import redis
 from elasticsearch import Elasticsearch
 
 from tracardi_daemon.infra.queue import DEFAULT_GROUP, WorkQueue
-from tracardi_daemon.infra.redis import create_redis
+from tracardi_daemon.infra.redis import RedisClient, create_redis
 from tracardi_daemon.registry import RoleSpec
 from tracardi_daemon.roles.base import Role, RoleContext, RoleCounters
 from tracardi_daemon.settings import (
@@ -46,7 +45,7 @@ BLOCK_MS = 100  # an idle consumer notices a stop within this
 POLL_S = 0.002  # how often the main thread reads the counter
 MIN_RATE_MSG_S = 500  # slower than this, a path is taken as stuck and the run fails
 
-Handler = Callable[["redis.Redis[bytes]", str, int], None]
+Handler = Callable[[RedisClient, str, int], None]
 
 
 @dataclass(frozen=True)
@@ -86,12 +85,12 @@ class FirstCall:
 # the handler, the same for both paths
 
 
-def incr_each(client: redis.Redis[bytes], counter_key: str, count: int) -> None:
+def incr_each(client: RedisClient, counter_key: str, count: int) -> None:
     for _ in range(count):
         client.incr(counter_key)
 
 
-def incr_pipelined(client: redis.Redis[bytes], counter_key: str, count: int) -> None:
+def incr_pipelined(client: RedisClient, counter_key: str, count: int) -> None:
     pipe = client.pipeline(transaction=False)
     for _ in range(count):
         pipe.incr(counter_key)
@@ -111,7 +110,7 @@ def timeout_s(messages: int) -> float:
     return 30.0 + messages / MIN_RATE_MSG_S
 
 
-def wait_for_counter(client: redis.Redis[bytes], key: str, target: int) -> float:
+def wait_for_counter(client: RedisClient, key: str, target: int) -> float:
     """The moment the counter reached ``target``; raises if it does not in time."""
     limit_s = timeout_s(target)
     deadline = time.perf_counter() + limit_s
@@ -133,7 +132,7 @@ def stream_ids(reply: Any) -> list[Any]:
     return [entry[0] for entries in streams for entry in entries]
 
 
-def raw_consumer(client: redis.Redis[bytes], stream: str, counter_key: str, consumer: str,
+def raw_consumer(client: RedisClient, stream: str, counter_key: str, consumer: str,
                  opts: Options, handler: Handler, first: FirstCall,
                  stop: threading.Event) -> None:
     while not stop.is_set():
@@ -146,7 +145,7 @@ def raw_consumer(client: redis.Redis[bytes], stream: str, counter_key: str, cons
             client.xack(stream, DEFAULT_GROUP, *ids)  # type: ignore[no-untyped-call]
 
 
-def run_raw(client: redis.Redis[bytes], prefix: str, opts: Options,
+def run_raw(client: RedisClient, prefix: str, opts: Options,
             handler: Handler) -> Figures:
     stream, counter_key = f"{{{prefix}:raw}}:stream", f"{prefix}:raw:counter"
     client.xgroup_create(stream, DEFAULT_GROUP, id="0", mkstream=True)
@@ -212,7 +211,7 @@ class BenchConsumerRole:
         self.queue = None
 
 
-def make_supervisor(client: redis.Redis[bytes], tenant: str, stack: list[Callable[[], Any]]
+def make_supervisor(client: RedisClient, tenant: str, stack: list[Callable[[], Any]]
                     ) -> Supervisor:
     """A supervisor whose role contexts share one Redis client, as in the daemon."""
     settings = Settings(tracardi=TracardiSettings(tenant=tenant))
@@ -230,7 +229,7 @@ def make_supervisor(client: redis.Redis[bytes], tenant: str, stack: list[Callabl
     return Supervisor(SupervisorSettings(), context)
 
 
-def run_daemon(client: redis.Redis[bytes], prefix: str, opts: Options,
+def run_daemon(client: RedisClient, prefix: str, opts: Options,
                handler: Handler) -> Figures:
     tenant, counter_key = f"{prefix}-daemon", f"{prefix}:daemon:counter"
     producer = WorkQueue(client, tenant, QUEUE)
@@ -338,13 +337,13 @@ def parse_args(argv: list[str] | None) -> Options:
                    args.pipelined, args.runs, args.redis_host, args.redis_port)
 
 
-def delete_keys(client: redis.Redis[bytes], prefix: str) -> None:
+def delete_keys(client: RedisClient, prefix: str) -> None:
     keys = list(client.scan_iter(match=f"*{prefix}*", count=1000))
     if keys:
         client.delete(*keys)
 
 
-def run_pair(client: redis.Redis[bytes], opts: Options, handler: Handler
+def run_pair(client: RedisClient, opts: Options, handler: Handler
              ) -> tuple[Figures, Figures]:
     """Raw then daemon under one fresh key prefix, deleted afterwards."""
     prefix = "bench" + uuid.uuid4().hex[:10]

@@ -27,7 +27,7 @@ from elasticsearch import Elasticsearch
 
 from tracardi_daemon.infra.delayed import DelayedStore, Job
 from tracardi_daemon.infra.dispatch import stream_entry
-from tracardi_daemon.infra.redis import create_redis
+from tracardi_daemon.infra.redis import RedisClient, create_redis
 from tracardi_daemon.registry import RoleSpec
 from tracardi_daemon.roles.base import RoleContext, RoleCounters
 from tracardi_daemon.roles.scheduler import scheduler_factory
@@ -88,7 +88,7 @@ class Path(Protocol):
 
 
 class DaemonPath:
-    def __init__(self, client: redis.Redis[bytes], tenant: str, opts: Options) -> None:
+    def __init__(self, client: RedisClient, tenant: str, opts: Options) -> None:
         self.client, self.tenant, self.opts = client, tenant, opts
         self.store = DelayedStore(client, tenant)
         self.stream_key = stream_entry(tenant, STREAM, "", {})[0]
@@ -131,7 +131,7 @@ class DaemonPath:
 
 
 class PollerPath:
-    def __init__(self, client: redis.Redis[bytes], tenant: str, opts: Options) -> None:
+    def __init__(self, client: RedisClient, tenant: str, opts: Options) -> None:
         self.client, self.tenant, self.opts = client, tenant, opts
         self.due_key = f"{tenant}:poller:due"
         self.stream_key = stream_entry(tenant, STREAM, "", {})[0]
@@ -176,7 +176,7 @@ class Reader:
     so it holds the GIL as little as possible while the path under test runs."""
 
     def __init__(self, opts: Options, stream_key: str) -> None:
-        self.client: redis.Redis[bytes] = redis.Redis(host=opts.redis_host,
+        self.client: RedisClient = redis.Redis(host=opts.redis_host,
                                                       port=opts.redis_port)
         self.stream_key = stream_key
         self.batches: list[tuple[float, list[Any]]] = []
@@ -350,7 +350,7 @@ def parse_args(argv: list[str] | None) -> Options:
                    args.redis_host, args.redis_port)
 
 
-def delete_keys(client: redis.Redis[bytes], prefix: str) -> None:
+def delete_keys(client: RedisClient, prefix: str) -> None:
     keys = list(client.scan_iter(match=f"*{prefix}*", count=1000))
     for start in range(0, len(keys), 1000):
         client.delete(*keys[start:start + 1000])

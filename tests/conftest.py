@@ -67,16 +67,22 @@ def redis_client(_redis_session: Redis, prefix: str) -> Iterator[Redis]:
 @pytest.fixture
 def elastic_client(_elastic_session: Elasticsearch, prefix: str) -> Iterator[Elasticsearch]:
     yield _elastic_session
+    drop_indices(_elastic_session, prefix)
+
+
+def drop_indices(client: Elasticsearch, prefix: str) -> None:
+    """Delete the indices and index templates whose names contain ``prefix`` (a daemon
+    started for a test tenant installs them; the test cluster's shards are limited)."""
     # delete by exact name: clusters may refuse wildcard deletes
     # (action.destructive_requires_name)
-    found = _elastic_session.options(ignore_status=404).indices.get(
+    found = client.options(ignore_status=404).indices.get(
         index=f"*{prefix}*", expand_wildcards="all"
     )
     names = [name for name in found.body if name != "error"] if found.meta.status == 200 else []
-    if names:
-        _elastic_session.options(ignore_status=404).indices.delete(index=",".join(names))
-    templates = _elastic_session.options(ignore_status=404).indices.get_index_template(
+    for start in range(0, len(names), 50):  # a URL of bounded length
+        client.options(ignore_status=404).indices.delete(index=",".join(names[start:start + 50]))
+    templates = client.options(ignore_status=404).indices.get_index_template(
         name=f"*{prefix}*"
     )
     for template in templates.get("index_templates", []):
-        _elastic_session.indices.delete_index_template(name=template["name"])
+        client.indices.delete_index_template(name=template["name"])

@@ -24,6 +24,7 @@ from tracardi_daemon.backends import Backends
 from tracardi_daemon.errors import ConfigError, DaemonError, ExitCode, RoleError
 from tracardi_daemon.health import HealthServer
 from tracardi_daemon.health_report import HealthReport
+from tracardi_daemon.infra.host_limits import HostLimits
 from tracardi_daemon.license import LicenseStatus, load_status
 from tracardi_daemon.model.indices import ensure_installed
 from tracardi_daemon.registry import Registry, resolve_roles
@@ -56,8 +57,10 @@ class Daemon:
         self.unlicensed: dict[str, str] = {}
         self.backends: Backends | None = None
         self.pool: ProcessPoolExecutor | None = None
+        self.host_limits = HostLimits(settings.dispatch.per_host_concurrency)
         self.supervisor = Supervisor(settings.supervisor, self._make_context)
-        self.health = HealthServer(settings.daemon.health_socket, self.report)
+        self.health = HealthServer(settings.daemon.health_socket,
+                                   lambda: self.report(fresh=True))
         self._last_status = ""
 
     # -- start -------------------------------------------------------------------------
@@ -94,7 +97,12 @@ class Daemon:
         return wanted
 
     def _licensed(self, role: str) -> bool:
-        return self.license.refusal(role) is None
+        return self._refusal(role) is None
+
+    def _refusal(self, role: str) -> str | None:
+        """Why the licence keeps ``role`` from running; roles that need none (upgrade,
+        the internal senders) are never refused."""
+        return self.license.refusal(role) if self.registry[role].licensed else None
 
     def _check_license(self, settings: Settings | None = None) -> None:
         self.license = load_status((settings or self.settings).license, datetime.now(UTC))
@@ -108,13 +116,14 @@ class Daemon:
 
     def _start_roles(self, names: tuple[str, ...]) -> None:
         for name in names:
-            refusal = self.license.refusal(name)
+            refusal = self._refusal(name)
             if refusal is not None:
                 self.unlicensed[name] = refusal
                 log.error("role %s not started: %s", name, refusal)
                 continue
             self.unlicensed.pop(name, None)
-            self.supervisor.start_role(self.registry[name], self.settings.role_threads(name))
+            spec = self.registry[name]
+            self.supervisor.start_role(spec, spec.threads(self.settings))
 
     def _make_context(self, name: str, index: int, stop: threading.Event,
                       counters: RoleCounters) -> RoleContext:
@@ -125,7 +134,7 @@ class Daemon:
             logger=logging.getLogger(f"tracardi_daemon.role.{name}"), counters=counters,
             thread_index=index,
             consumer_name=f"{socket.gethostname()}:{os.getpid()}:{name}-{index}",
-            clock=time.time,
+            clock=time.time, host_limits=self.host_limits,
         )
 
     # -- signals -----------------------------------------------------------------------
@@ -152,6 +161,7 @@ class Daemon:
             self._tick()
 
     def _tick(self) -> None:
+        self.supervisor.tend()
         summary = one_line_summary(self.report())
         if summary != self._last_status:
             self._last_status = summary
@@ -163,12 +173,12 @@ class Daemon:
 
     def _recheck_license(self) -> None:
         self._check_license()
-        refused = [n for n in self.supervisor.runners if self.license.refusal(n) is not None]
+        refused = [n for n in self.supervisor.runners if self._refusal(n) is not None]
         if refused:
             log.error("licence no longer allows %s; stopping them", ", ".join(refused))
             self.supervisor.stop_roles(refused, self.settings.shutdown.grace_s)
             for name in refused:
-                self.unlicensed[name] = self.license.refusal(name) or "unlicensed"
+                self.unlicensed[name] = self._refusal(name) or "unlicensed"
 
     def _handle_usr1(self) -> None:
         for line in status_lines(self.report()):
@@ -201,7 +211,7 @@ class Daemon:
     def _reconcile(self, new: Settings, wanted: tuple[str, ...]) -> None:
         running = set(self.supervisor.runners)
         changed = {n for n in running & set(wanted)
-                   if new.role_threads(n) != self.supervisor.runners[n].thread_count}
+                   if self.registry[n].threads(new) != self.supervisor.runners[n].thread_count}
         to_stop = sorted((running - set(wanted)) | changed)
         self.unlicensed = {n: r for n, r in self.unlicensed.items() if n in wanted}
         late = self.supervisor.stop_roles(to_stop, new.shutdown.grace_s)
@@ -260,5 +270,8 @@ class Daemon:
             self.backends.close()
 
     # -- reading -----------------------------------------------------------------------
-    def report(self) -> HealthReport:
-        return build_report(self)
+    def report(self, fresh: bool = False) -> HealthReport:
+        """The health report; ``fresh`` probes the backends first unless a probe has
+        just run, so that an outage is never reported as healthy (the health socket
+        asks for this; the main loop does not, so a slow backend cannot hold it)."""
+        return build_report(self, fresh=fresh)

@@ -8,14 +8,17 @@ from __future__ import annotations
 from typing import Literal, TypedDict
 
 OverallStatus = Literal["starting", "ok", "degraded", "failing", "stopping"]
+# "stalled": a step has run longer than supervisor.step_budget_s (the role is alive but
+# stuck; health answers 503 and the systemd watchdog is withheld)
 RoleState = Literal["starting", "running", "backoff", "failed", "stopped", "unlicensed",
-                    "stopping"]
+                    "stopping", "stalled"]
 
 
 class RoleReport(TypedDict):
     state: RoleState
     threads: int
     heartbeat_age_s: float | None
+    step_age_s: float | None  # how long the oldest running step of its threads has run
     restarts: int
     consecutive_failures: int
     processed: int

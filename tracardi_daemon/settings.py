@@ -87,7 +87,8 @@ class SupervisorSettings:
     restart_backoff_initial_s: float = 0.5
     restart_backoff_max_s: float = 30.0
     max_consecutive_failures: int = 5
-    heartbeat_stale_s: float = 30.0
+    # a step running longer than this makes the role "stalled": health 503, no watchdog
+    step_budget_s: float = 20.0
     backend_probe_interval_s: float = 2.0
 
 
@@ -111,6 +112,25 @@ class QueueSettings:
 class SchedulerSettings:
     horizon_s: float = 10.0
     lease_s: float = 15.0
+    max_payload_bytes: int = 1_048_576
+    max_payload_depth: int = 64
+    max_delay_days: float = 3650.0
+    min_interval_s: float = 1.0
+
+
+@dataclass(frozen=True)
+class DispatchSettings:
+    """The senders that deliver HTTP targets (webhook, tracker) of the scheduler and
+    trigger roles from the durable ``dispatch`` queue."""
+
+    senders: int = 4  # threads, shared by every host
+    per_host_concurrency: int = 2  # requests in flight to one host, per daemon
+    connect_timeout_s: float = 3.0
+    read_timeout_s: float = 10.0
+    total_timeout_s: float = 15.0  # one attempt, connect to last byte
+    max_attempts: int = 5
+    retry_backoff_initial_s: float = 1.0
+    retry_backoff_max_s: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -133,6 +153,7 @@ class Settings:
     log: LogSettings = LogSettings()
     queue: QueueSettings = QueueSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
+    dispatch: DispatchSettings = DispatchSettings()
     definitions: DefinitionsSettings = DefinitionsSettings()
     role: dict[str, RoleSettings] = field(default_factory=dict)
     source: str | None = None

@@ -19,7 +19,15 @@ if TYPE_CHECKING:
     from tracardi_daemon.daemon import Daemon
 
 
-def build_report(daemon: Daemon) -> HealthReport:
+# a health request probes the backends again when the last probe is older than this
+FRESH_PROBE_S = 0.25
+
+
+def build_report(daemon: Daemon, fresh: bool = False) -> HealthReport:
+    if fresh and daemon.backends is not None:
+        oldest = min(s.checked_at for s in daemon.backends.states().values())
+        if time.monotonic() - oldest > FRESH_PROBE_S:
+            daemon.backends.probe_all()
     roles = _role_entries(daemon)
     backends = _backend_entries(daemon)
     return {
@@ -37,7 +45,8 @@ def _role_entries(daemon: Daemon) -> dict[str, RoleReport]:
     roles = daemon.supervisor.views()
     for name, reason in daemon.unlicensed.items():
         roles[name] = {
-            "state": "unlicensed", "threads": 0, "heartbeat_age_s": None, "restarts": 0,
+            "state": "unlicensed", "threads": 0, "heartbeat_age_s": None,
+            "step_age_s": None, "restarts": 0,
             "consecutive_failures": 0, "processed": 0, "failed": 0, "last_error": None,
             "queue_lag": None, "detail": reason,
         }
@@ -98,7 +107,8 @@ def status_lines(report: HealthReport) -> list[str]:
     for name, role in report["roles"].items():
         lines.append(
             f"role {name}: {role['state']}, threads {role['threads']}, "
-            f"heartbeat age {role['heartbeat_age_s']}s, processed {role['processed']}, "
+            f"heartbeat age {role['heartbeat_age_s']}s, step age {role['step_age_s']}s, "
+            f"processed {role['processed']}, "
             f"failed {role['failed']}, restarts {role['restarts']}"
             + (f", last error: {role['last_error']}" if role["last_error"] else "")
             + (f" ({role['detail']})" if role["detail"] else "")

@@ -3,7 +3,10 @@
 The supervisor owns every role thread. Each thread builds a fresh role object, starts
 it, steps it until told to stop, and on an exception logs it, backs off and starts a
 new one. A role that fails ``max_consecutive_failures`` times in a row is marked failed
-and left stopped; the other roles keep running.
+and left stopped; the other roles keep running. A role that fails because a backend is
+unreachable is retried every BACKEND_RETRY_S, without doubling, so it resumes within a
+second of the backend's return. A step running past ``step_budget_s`` makes its role
+"stalled" in health, and the watchdog is withheld until it ends.
 """
 
 from __future__ import annotations
@@ -13,13 +16,17 @@ import threading
 import time
 from collections.abc import Callable
 
-from tracardi_daemon.errors import BackendUnavailable
+from tracardi_daemon.errors import BackendUnavailable, DaemonError
 from tracardi_daemon.health_report import RoleReport, RoleState
+from tracardi_daemon.redact import mask_text
 from tracardi_daemon.registry import RoleSpec
-from tracardi_daemon.roles.base import Role, RoleContext, RoleCounters
+from tracardi_daemon.roles.base import Role, RoleContext, RoleCounters, TendedRole
 from tracardi_daemon.settings import SupervisorSettings
 
 log = logging.getLogger(__name__)
+
+# a role waiting for a backend tries again this often (not the doubling backoff)
+BACKEND_RETRY_S = 0.5
 
 # builds the context for one thread of one role: (name, index, stop event, counters)
 ContextFactory = Callable[[str, int, threading.Event, RoleCounters], RoleContext]
@@ -40,6 +47,8 @@ class RoleRunner:
         self.logger = logging.getLogger(f"tracardi_daemon.role.{spec.name}")
         self._lock = threading.Lock()
         self._beats: dict[int, float] = {}
+        self._step_started: dict[int, float] = {}  # threads inside a step, since when
+        self._roles: dict[int, Role] = {}  # live role objects, for tend()
         self._threads: list[threading.Thread] = []
         self.state: RoleState = "starting"
         self.restarts = 0
@@ -91,8 +100,12 @@ class RoleRunner:
         try:
             role = self.spec.factory()
             role.start(ctx)
+            with self._lock:
+                self._roles[index] = role
             self._set_state("running")
             while not self.stop_event.is_set():
+                with self._lock:
+                    self._step_started[index] = self.clock()
                 role.step(ctx.clock())
                 self._beat(index, succeeded=True)
             return True
@@ -100,8 +113,23 @@ class RoleRunner:
             self._record_failure(exc)
             return False
         finally:
+            with self._lock:
+                self._roles.pop(index, None)
+                self._step_started.pop(index, None)
             if role is not None:
                 self._stop_role(role)
+
+    def tend(self) -> None:
+        """Let live roles renew claims on in-flight work (see TendedRole)."""
+        with self._lock:
+            roles = [role for role in self._roles.values() if isinstance(role, TendedRole)]
+        for role in roles:
+            try:
+                role.tend()
+            except DaemonError as exc:
+                # the claim lapses and another daemon takes the work over: that is safe
+                self.logger.warning("role %s could not renew its claims: %s",
+                                    self.spec.name, exc)
 
     def _stop_role(self, role: Role) -> None:
         try:
@@ -112,7 +140,7 @@ class RoleRunner:
     def _record_failure(self, exc: BaseException) -> None:
         with self._lock:
             self.consecutive_failures += 1
-            self.last_error = f"{type(exc).__name__}: {exc}"
+            self.last_error = mask_text(f"{type(exc).__name__}: {exc}")
             failures = self.consecutive_failures
             self.waiting_for_backend = isinstance(exc, BackendUnavailable)
         if self.waiting_for_backend:
@@ -141,9 +169,12 @@ class RoleRunner:
                               self.spec.name, failures)
             self.stop_event.set()
             return True
-        delay = min(self.settings.restart_backoff_initial_s * 2 ** (failures - 1),
-                    self.settings.restart_backoff_max_s)
-        self.logger.warning("restarting role %s in %.2fs", self.spec.name, delay)
+        if self.waiting_for_backend:
+            delay = min(BACKEND_RETRY_S, self.settings.restart_backoff_initial_s)
+        else:
+            delay = min(self.settings.restart_backoff_initial_s * 2 ** (failures - 1),
+                        self.settings.restart_backoff_max_s)
+            self.logger.warning("restarting role %s in %.2fs", self.spec.name, delay)
         self._wait_with_heartbeat(index, delay)
         return self.stop_event.is_set()
 
@@ -161,6 +192,7 @@ class RoleRunner:
         now = self.clock()
         with self._lock:
             self._beats[index] = now
+            self._step_started.pop(index, None)
             if succeeded:
                 self.consecutive_failures = 0
                 if self.state in ("backoff", "starting"):
@@ -177,21 +209,30 @@ class RoleRunner:
         now = self.clock()
         with self._lock:
             ages = [now - beat for beat in self._beats.values()]
+            step_age = max((now - t for t in self._step_started.values()), default=None)
+            state = self.state
+            if (state == "running" and step_age is not None
+                    and step_age > self.settings.step_budget_s):
+                state = "stalled"
             return {
-                "state": self.state, "threads": self.thread_count,
+                "state": state, "threads": self.thread_count,
                 "heartbeat_age_s": round(max(ages), 3) if ages else None,
+                "step_age_s": round(step_age, 3) if step_age is not None else None,
                 "restarts": self.restarts, "consecutive_failures": self.consecutive_failures,
                 "processed": self.counters.processed, "failed": self.counters.failed,
                 "last_error": self.last_error, "queue_lag": self.counters.queue_lag,
                 "detail": None,
             }
 
-    def heartbeat_fresh(self, stale_s: float) -> bool:
+    def heartbeat_fresh(self) -> bool:
+        """False while the role is stalled, or a thread has not beaten for a step
+        budget (the watchdog and health agree)."""
         view = self.view()
         if view["state"] in ("failed", "stopped"):
             return True  # reported as failed in health; not a reason to kill the process
         age = view["heartbeat_age_s"]
-        return age is not None and age < stale_s
+        return (view["state"] != "stalled" and age is not None
+                and age < self.settings.step_budget_s)
 
 
 class Supervisor:
@@ -229,5 +270,8 @@ class Supervisor:
         return {name: runner.view() for name, runner in self.runners.items()}
 
     def heartbeats_fresh(self) -> bool:
-        stale_s = self.settings.heartbeat_stale_s
-        return all(r.heartbeat_fresh(stale_s) for r in self.runners.values())
+        return all(r.heartbeat_fresh() for r in self.runners.values())
+
+    def tend(self) -> None:
+        for runner in list(self.runners.values()):
+            runner.tend()

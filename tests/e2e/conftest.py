@@ -77,6 +77,16 @@ class DaemonProcess:
         return self.log.read_text(errors="replace")[-6000:]
 
 
+def daemon_env(**extra: str) -> dict[str, str]:
+    """This environment without anything the daemon would read as its configuration
+    (or systemd's notify variables), plus ``extra``."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("TRACARDI_", "REDIS_", "ELASTIC_", "LICENSE", "API_LICENSE",
+                                "NOTIFY_SOCKET", "WATCHDOG_"))}
+    env.update(extra)
+    return env
+
+
 def write_config(path: Path, tenant: str, socket: str, roles: list[str],
                  redis_port: int = 6379, extra: str = "") -> None:
     path.write_text(f"""
@@ -104,10 +114,7 @@ def daemon(prefix: str, redis_client: Any, elastic_client: Any) -> Iterator[Daem
     workdir = Path(tempfile.mkdtemp(prefix="td-e2e-"))
     keys = workdir / "keys"
     private, public = lic.generate_keypair(str(keys))
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("TRACARDI_", "REDIS_", "ELASTIC_", "LICENSE", "API_LICENSE",
-                                "NOTIFY_SOCKET", "WATCHDOG_"))}
-    env["TRACARDI_LICENSE_PUBLIC_KEY_FILE"] = str(public)
+    env = daemon_env(TRACARDI_LICENSE_PUBLIC_KEY_FILE=str(public))
     process = DaemonProcess(workdir=workdir, config=workdir / "daemon.toml",
                             socket=str(workdir / "run" / "health.sock"),
                             log=workdir / "daemon.log", env=env)

@@ -1,26 +1,25 @@
-"""The dispatcher against a real local HTTP server and the real Redis: idempotency keys,
-signatures, retries with backoff, and dead letters for what cannot be delivered."""
+"""One delivery attempt against a real local HTTP server and the real Redis: idempotency
+keys, signatures, which failures are worth retrying, timeouts, masked errors."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import json
-import random
-import socket
+import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from redis import Redis
 
-from tests.infra.conftest import ScriptedServer
+from tests.infra.conftest import ScriptedServer, free_port
 from tracardi_daemon.errors import InvalidInput
-from tracardi_daemon.infra.deadletters import DeadLetters
 from tracardi_daemon.infra.dispatch import (
     IDEMPOTENCY_HEADER,
     SIGNATURE_HEADER,
     Dispatcher,
-    Outcome,
+    Timeouts,
     parse_target,
 )
 
@@ -28,39 +27,12 @@ TRACK = {"source": {"id": "src-1"}, "profile": {"id": "p-1"},
          "events": [{"type": "reminder", "properties": {"n": 1}}]}
 
 
-class FakeTime:
-    """Waits return at once and move a fake monotonic clock; nothing really sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.waits: list[float] = []
-        self.stop_after: int | None = None
-
-    def wait(self, seconds: float) -> bool:
-        self.waits.append(seconds)
-        self.now += seconds
-        return self.stop_after is not None and len(self.waits) >= self.stop_after
-
-    def monotonic(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def fake_time() -> FakeTime:
-    return FakeTime()
-
-
-@pytest.fixture
-def make_dispatcher(redis_client: Redis, prefix: str,
-                    fake_time: FakeTime) -> Iterator[Callable[..., Dispatcher]]:
+def make_dispatcher(redis_client: Redis, prefix: str) -> Iterator[Callable[..., Dispatcher]]:
     made: list[Dispatcher] = []
 
-    def make(**options: object) -> Dispatcher:
-        settings: dict[str, object] = {
-            "timeout_s": 2.0, "max_attempts": 4, "backoff_initial_s": 0.5,
-            "backoff_max_s": 4.0, "max_total_s": 30.0, "wait": fake_time.wait,
-            "monotonic": fake_time.monotonic, "rng": random.Random(3), **options}
-        dispatcher = Dispatcher(redis_client, prefix, **settings)  # type: ignore[arg-type]
+    def make(**options: Any) -> Dispatcher:
+        dispatcher = Dispatcher(redis_client, prefix, **options)
         made.append(dispatcher)
         return dispatcher
 
@@ -69,26 +41,30 @@ def make_dispatcher(redis_client: Redis, prefix: str,
         dispatcher.close()
 
 
-def dead_letters(redis_client: Redis, prefix: str) -> DeadLetters:
-    return DeadLetters(redis_client, prefix, "dispatch")
-
-
 def test_stream_target_writes_entry_with_idempotency_key(
         make_dispatcher: Callable[..., Dispatcher], redis_client: Redis, prefix: str) -> None:
-    result = make_dispatcher().send("stream:segment-changes", {"profile": "p-1"}, "job-1@1000")
-    assert (result.outcome, result.attempts, result.done) == (Outcome.DELIVERED, 1, True)
+    result = make_dispatcher().attempt("stream:segment-changes", {"profile": "p-1"},
+                                       "job-1@1000")
+    assert result.ok
     [(_, fields)] = redis_client.xrange(f"{prefix}:segment-changes")
     assert fields[b"idempotency_key"] == b"job-1@1000"
     assert json.loads(fields[b"payload"]) == {"profile": "p-1"}
 
 
+def test_stream_that_is_another_type_is_a_final_failure(
+        make_dispatcher: Callable[..., Dispatcher], redis_client: Redis, prefix: str) -> None:
+    redis_client.set(f"{prefix}:not-a-stream", "x")
+    result = make_dispatcher().attempt("stream:not-a-stream", {}, "k")
+    assert not result.ok and not result.retryable and "WRONGTYPE" in result.error
+
+
 def test_webhook_gets_post_with_headers_key_and_signature(
         make_dispatcher: Callable[..., Dispatcher], http_server: ScriptedServer) -> None:
     secret = "s3cret"
-    result = make_dispatcher().send(f"webhook:{http_server.url}/hook?x=1", {"a": [1, "b"]},
-                                    "job-2@2000", headers={"Authorization": "Bearer t"},
-                                    secret=secret)
-    assert result.outcome is Outcome.DELIVERED and result.status == 200
+    result = make_dispatcher().attempt(f"webhook:{http_server.url}/hook?x=1", {"a": [1, "b"]},
+                                       "job-2@2000", headers={"Authorization": "Bearer t"},
+                                       secret=secret)
+    assert result.ok and result.status == 200
     [request] = http_server.received
     assert request.path == "/hook?x=1"
     assert request.json() == {"a": [1, "b"]}
@@ -101,99 +77,60 @@ def test_webhook_gets_post_with_headers_key_and_signature(
 
 def test_tracker_target_posts_to_track(make_dispatcher: Callable[..., Dispatcher],
                                        http_server: ScriptedServer) -> None:
-    assert make_dispatcher().send(f"tracker:{http_server.url}/", TRACK, "k").done
+    assert make_dispatcher().attempt(f"tracker:{http_server.url}/", TRACK, "k").ok
     dispatcher = make_dispatcher(tracker_api_url=http_server.url)
-    assert dispatcher.send("tracker:", TRACK, "k2").outcome is Outcome.DELIVERED
+    assert dispatcher.attempt("tracker:", TRACK, "k2").ok
     assert [r.path for r in http_server.received] == ["/track", "/track"]
     assert http_server.received[1].json() == TRACK
 
 
-def test_invalid_tracker_payload_is_dead_lettered_without_sending(
-        make_dispatcher: Callable[..., Dispatcher], http_server: ScriptedServer,
-        redis_client: Redis, prefix: str) -> None:
-    result = make_dispatcher().send(f"tracker:{http_server.url}", {"events": []}, "k")
-    assert result.outcome is Outcome.DEAD_LETTERED
-    assert "source.id" in (result.reason or "")
+def test_invalid_tracker_payload_fails_for_good_without_sending(
+        make_dispatcher: Callable[..., Dispatcher], http_server: ScriptedServer) -> None:
+    result = make_dispatcher().attempt(f"tracker:{http_server.url}", {"events": []}, "k")
+    assert not result.ok and not result.retryable and "source.id" in result.error
     assert http_server.received == []
-    assert dead_letters(redis_client, prefix).count() == 1
 
 
-def test_server_error_is_retried_and_delivered_once(
+@pytest.mark.parametrize(("status", "retryable"), [(500, True), (503, True), (408, True),
+                                                   (429, True), (400, False), (404, False)])
+def test_http_status_decides_whether_to_retry(
         make_dispatcher: Callable[..., Dispatcher], http_server: ScriptedServer,
-        fake_time: FakeTime, redis_client: Redis, prefix: str) -> None:
-    http_server.replies = [(500, "oops")]
-    result = make_dispatcher().send(f"webhook:{http_server.url}/h", {"n": 1}, "job-3@3")
-    assert (result.outcome, result.attempts, result.status) == (Outcome.DELIVERED, 2, 200)
-    assert len(http_server.received) == 2
-    assert {r.headers[IDEMPOTENCY_HEADER.lower()] for r in http_server.received} == {"job-3@3"}
-    [delay] = fake_time.waits
-    assert 0.25 <= delay <= 0.5
-    assert dead_letters(redis_client, prefix).count() == 0
+        status: int, retryable: bool) -> None:
+    http_server.replies = [(status, '{"detail": "field x is required"}')]
+    result = make_dispatcher().attempt(f"webhook:{http_server.url}/h", {"n": 2}, "k")
+    assert (result.ok, result.retryable, result.status) == (False, retryable, status)
+    assert f"HTTP {status}" in result.error and "field x is required" in result.error
 
 
-def test_client_error_goes_to_dead_letters_at_once(
-        make_dispatcher: Callable[..., Dispatcher], http_server: ScriptedServer,
-        fake_time: FakeTime, redis_client: Redis, prefix: str) -> None:
-    http_server.replies = [(400, '{"detail": "field x is required"}')]
-    target = f"webhook:{http_server.url}/h"
-    result = make_dispatcher().send(target, {"n": 2}, "job-4@4", secret="never stored")
-    assert (result.outcome, result.attempts, result.status) == (Outcome.DEAD_LETTERED, 1, 400)
-    assert len(http_server.received) == 1 and fake_time.waits == []
-    [letter] = dead_letters(redis_client, prefix).oldest()
-    assert letter.id == result.dead_letter_id
-    assert "HTTP 400" in letter.reason and "field x is required" in letter.reason
-    assert letter.extra == {"target": target, "idempotency_key": "job-4@4"}
-    assert letter.payload == {"target": target, "idempotency_key": "job-4@4",
-                              "payload": {"n": 2}}
-    assert "never stored" not in json.dumps(letter.payload)
+def test_refused_connection_is_retryable(make_dispatcher: Callable[..., Dispatcher]) -> None:
+    result = make_dispatcher().attempt(f"webhook:http://127.0.0.1:{free_port()}/h", {}, "k")
+    assert not result.ok and result.retryable and "connection failed" in result.error
 
 
-def test_rate_limit_is_retried_after_the_asked_pause(
-        make_dispatcher: Callable[..., Dispatcher], http_server: ScriptedServer,
-        fake_time: FakeTime) -> None:
-    http_server.replies = [(429, "slow down"), (408, "timeout")]
-    result = make_dispatcher().send(f"webhook:{http_server.url}/h", {}, "k")
-    assert (result.outcome, result.attempts) == (Outcome.DELIVERED, 3)
-    assert len(fake_time.waits) == 2
+def test_credentials_in_the_url_never_reach_the_error(
+        make_dispatcher: Callable[..., Dispatcher]) -> None:
+    url = f"http://user:hunter2@127.0.0.1:{free_port()}/h?token=abc123"
+    result = make_dispatcher().attempt(f"webhook:{url}", {}, "k")
+    assert not result.ok
+    assert "hunter2" not in result.error and "abc123" not in result.error
 
 
-def test_refused_connection_ends_in_dead_letters_after_retries(
-        make_dispatcher: Callable[..., Dispatcher], fake_time: FakeTime,
-        redis_client: Redis, prefix: str) -> None:
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    result = make_dispatcher(max_attempts=3).send(f"webhook:http://127.0.0.1:{port}/h",
-                                                  {"n": 3}, "job-5@5")
-    assert (result.outcome, result.attempts) == (Outcome.DEAD_LETTERED, 3)
-    assert result.reason is not None and result.reason.startswith("gave up after 3 attempt(s)")
-    assert "connection failed" in result.reason
-    # exponential with jitter: each delay within [ceiling/2, ceiling], ceilings 0.5, 1.0
-    assert len(fake_time.waits) == 2
-    assert 0.25 <= fake_time.waits[0] <= 0.5 and 0.5 <= fake_time.waits[1] <= 1.0
-    [letter] = dead_letters(redis_client, prefix).oldest()
-    assert letter.attempts == 3 and "connection failed" in (letter.first_error or "")
+def test_a_receiver_that_never_answers_is_cut_at_the_read_timeout(
+        make_dispatcher: Callable[..., Dispatcher], black_hole: str) -> None:
+    started = time.monotonic()
+    result = make_dispatcher(timeouts=Timeouts(connect_s=0.5, read_s=0.3, total_s=5)).attempt(
+        f"webhook:{black_hole}/h", {}, "k")
+    assert time.monotonic() - started < 2.0
+    assert not result.ok and result.retryable and "timeout" in result.error
 
 
-def test_total_time_bounds_the_retries(make_dispatcher: Callable[..., Dispatcher],
-                                       http_server: ScriptedServer,
-                                       fake_time: FakeTime) -> None:
-    http_server.replies = [(503, "busy")] * 10
-    result = make_dispatcher(max_attempts=10, max_total_s=2.0).send(
-        f"webhook:{http_server.url}/h", {}, "k")
-    assert result.outcome is Outcome.DEAD_LETTERED
-    assert sum(fake_time.waits) <= 2.0
-    assert result.attempts < 10 and "HTTP 503" in (result.reason or "")
-
-
-def test_stop_during_backoff_interrupts_without_dead_letter(
-        make_dispatcher: Callable[..., Dispatcher], http_server: ScriptedServer,
-        fake_time: FakeTime, redis_client: Redis, prefix: str) -> None:
-    http_server.replies = [(502, "bad gateway")]
-    fake_time.stop_after = 1
-    result = make_dispatcher().send(f"webhook:{http_server.url}/h", {}, "k")
-    assert (result.outcome, result.done) == (Outcome.INTERRUPTED, False)
-    assert dead_letters(redis_client, prefix).count() == 0
+def test_a_trickling_answer_is_cut_at_the_total_timeout(
+        make_dispatcher: Callable[..., Dispatcher], trickler: str) -> None:
+    started = time.monotonic()
+    result = make_dispatcher(timeouts=Timeouts(connect_s=0.5, read_s=0.5, total_s=0.6)).attempt(
+        f"webhook:{trickler}/h", {}, "k")
+    assert time.monotonic() - started < 2.0
+    assert not result.ok and result.retryable and "within 0.6s" in result.error
 
 
 @pytest.mark.parametrize(("spec", "message"), [
@@ -204,7 +141,9 @@ def test_stop_during_backoff_interrupts_without_dead_letter(
     ("webhook:", "must start with http"),
     ("webhook:ftp://example.com/x", "must start with http"),
     ("webhook:http://", "no valid host"),
-    ("webhook:http://example.com:99999/", "invalid port"),
+    ("webhook:http://example.com:99999/", "is malformed (Port out of range"),
+    ("webhook:http://[::1/x", "is malformed"),
+    ("webhook:http://user:pw@", "URL 'http://********@' has no valid host"),
     ("tracker:example.com", "must start with http"),
 ])
 def test_bad_targets_are_rejected_naming_the_bad_part(spec: str, message: str) -> None:

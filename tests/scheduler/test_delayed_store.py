@@ -6,10 +6,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from redis import Redis
 
 from tracardi_daemon.errors import InvalidInput
 from tracardi_daemon.infra.delayed import DelayedStore, Job
+from tracardi_daemon.infra.redis import RedisClient
 
 
 def now_ms() -> int:
@@ -21,7 +21,7 @@ def job(due_ms: int, **extra: object) -> Job:
 
 
 @pytest.fixture
-def store(redis_client: Redis[bytes], prefix: str) -> DelayedStore:
+def store(redis_client: RedisClient, prefix: str) -> DelayedStore:
     return DelayedStore(redis_client, prefix)
 
 
@@ -37,7 +37,7 @@ def test_schedule_get_list_and_claim_within_horizon(store: DelayedStore) -> None
     assert [j.id for j in store.list(10)] == [soon, later]  # claimed ones are listed too
 
 
-def test_complete_removes_and_cancel(store: DelayedStore, redis_client: Redis[bytes]) -> None:
+def test_complete_removes_and_cancel(store: DelayedStore, redis_client: RedisClient) -> None:
     first = store.schedule(job(now_ms()))
     second = store.schedule(job(now_ms() + 50_000))
     _, claimed = store.claim_due("a", 1000, 5000)
@@ -56,7 +56,7 @@ def test_cancel_of_a_held_job_ends_its_claim(store: DelayedStore) -> None:
     assert store.renew("a", [job_id], 5000) == []
 
 
-def test_recurring_job_is_rearmed(store: DelayedStore, redis_client: Redis[bytes]) -> None:
+def test_recurring_job_is_rearmed(store: DelayedStore, redis_client: RedisClient) -> None:
     due = now_ms()
     job_id = store.schedule(job(due, interval_s=60))
     _, claimed = store.claim_due("a", 1000, 5000)
@@ -96,7 +96,7 @@ def test_lapsed_claim_returns_to_due_and_old_owner_is_fenced(store: DelayedStore
 
 
 def test_release_hands_back_at_the_original_due_time(store: DelayedStore,
-                                                      redis_client: Redis[bytes]) -> None:
+                                                      redis_client: RedisClient) -> None:
     due = now_ms() + 500
     job_id = store.schedule(job(due))
     store.claim_due("a", 1000, 5000)
@@ -118,7 +118,7 @@ def test_bad_input_names_the_field(store: DelayedStore, bad: Job, field: str) ->
 
 
 def test_unreadable_job_is_dead_lettered_not_blocking(store: DelayedStore,
-                                                      redis_client: Redis[bytes],
+                                                      redis_client: RedisClient,
                                                       prefix: str) -> None:
     good = store.schedule(job(now_ms()))
     redis_client.hset(store.jobs_key, "junk", "{not json")

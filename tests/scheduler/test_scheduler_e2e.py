@@ -3,65 +3,26 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from redis import Redis
 
-from tests.e2e.conftest import REPO, DaemonProcess, write_config
+from tests.e2e.conftest import REPO, DaemonProcess, daemon_env, write_config
+from tests.receivers import Receiver
 from tracardi_daemon import license as lic
 from tracardi_daemon.infra.delayed import DelayedStore, Job
+from tracardi_daemon.infra.redis import RedisClient
 
 pytestmark = pytest.mark.e2e
-
-
-class _QuietServer(ThreadingHTTPServer):
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # a killed daemon drops its connection mid-request: not worth a traceback
-
-
-class Receiver:
-    """A webhook receiver that records (idempotency key, arrival ms) of every POST."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.received: list[tuple[str, float]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                with receiver.lock:
-                    receiver.received.append((self.headers["Idempotency-Key"],
-                                              time.time() * 1000))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = _QuietServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def keys(self) -> list[str]:
-        with self.lock:
-            return [key for key, _ in self.received]
 
 
 class SchedulerDaemon(DaemonProcess):
@@ -76,19 +37,17 @@ class SchedulerDaemon(DaemonProcess):
 def receiver() -> Iterator[Receiver]:
     server = Receiver()
     yield server
-    server.server.shutdown()
+    server.close()
 
 
 @pytest.fixture
-def daemons(prefix: str, redis_client: Redis[bytes]) -> Iterator[list[SchedulerDaemon]]:
+def daemons(prefix: str, redis_client: RedisClient,
+            elastic_client: Any) -> Iterator[list[SchedulerDaemon]]:
     workdir = Path(tempfile.mkdtemp(prefix="td-sched-"))
     private, public = lic.generate_keypair(str(workdir / "keys"))
     licence = lic.issue(lic.load_private_key(str(private)), "e2e", ("scheduler",), 1,
                         datetime.now(UTC))
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("TRACARDI_", "REDIS_", "ELASTIC_", "LICENSE", "API_LICENSE",
-                                "NOTIFY_SOCKET", "WATCHDOG_"))}
-    env.update(TRACARDI_LICENSE_PUBLIC_KEY_FILE=str(public), LICENSE=licence)
+    env = daemon_env(TRACARDI_LICENSE_PUBLIC_KEY_FILE=str(public), LICENSE=licence)
     started: list[SchedulerDaemon] = []
     for n in range(2):
         home = workdir / f"d{n}"
@@ -130,7 +89,7 @@ def wait_until(predicate: Any, timeout_s: float) -> bool:
 
 
 def test_thousand_jobs_delivered_once_on_time(daemons: list[SchedulerDaemon],
-                                              receiver: Receiver, redis_client: Redis[bytes],
+                                              receiver: Receiver, redis_client: RedisClient,
                                               prefix: str) -> None:
     daemon = daemons[0]
     daemon.start()
@@ -165,7 +124,7 @@ def test_thousand_jobs_delivered_once_on_time(daemons: list[SchedulerDaemon],
 
 
 def test_kill_9_with_claims_held_loses_nothing(daemons: list[SchedulerDaemon],
-                                               receiver: Receiver, redis_client: Redis[bytes],
+                                               receiver: Receiver, redis_client: RedisClient,
                                                prefix: str) -> None:
     first, second = daemons
     first.start()

@@ -12,9 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from elasticsearch import Elasticsearch
-from redis import Redis
 
 from tracardi_daemon.infra.delayed import DelayedStore, Job
+from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.roles.base import RoleContext, RoleCounters
 from tracardi_daemon.roles.scheduler import SchedulerRole
 from tracardi_daemon.settings import SchedulerSettings, Settings, TracardiSettings
@@ -23,7 +23,7 @@ RoleMaker = Callable[[], tuple[SchedulerRole, RoleContext]]
 
 
 @pytest.fixture
-def make_role(redis_client: Redis[bytes], elastic_url: str, prefix: str) -> Iterator[RoleMaker]:
+def make_role(redis_client: RedisClient, elastic_url: str, prefix: str) -> Iterator[RoleMaker]:
     settings = Settings(tracardi=TracardiSettings(tenant=prefix),
                         scheduler=SchedulerSettings(horizon_s=1.0, lease_s=2.0))
     pool = ThreadPoolExecutor(1)
@@ -53,14 +53,14 @@ def run_for(role: SchedulerRole, seconds: float) -> None:
         role.step(time.time())
 
 
-def fired(redis_client: Redis[bytes], prefix: str) -> list[tuple[int, str, dict[str, object]]]:
+def fired(redis_client: RedisClient, prefix: str) -> list[tuple[int, str, dict[str, object]]]:
     """(arrival ms, idempotency key, payload) of every entry on the output stream."""
     entries = redis_client.xrange(f"{prefix}:out")
     return [(int(entry_id.split(b"-")[0]), fields[b"idempotency_key"].decode(),
              json.loads(fields[b"payload"])) for entry_id, fields in entries]
 
 
-def test_jobs_fire_once_on_time_never_early(make_role: RoleMaker, redis_client: Redis[bytes],
+def test_jobs_fire_once_on_time_never_early(make_role: RoleMaker, redis_client: RedisClient,
                                              prefix: str) -> None:
     role, ctx = make_role()
     store = DelayedStore(redis_client, prefix)
@@ -80,7 +80,7 @@ def test_jobs_fire_once_on_time_never_early(make_role: RoleMaker, redis_client: 
     assert store.list(100) == []
 
 
-def test_recurring_job_fires_every_interval(make_role: RoleMaker, redis_client: Redis[bytes],
+def test_recurring_job_fires_every_interval(make_role: RoleMaker, redis_client: RedisClient,
                                             prefix: str) -> None:
     role, _ = make_role()
     store = DelayedStore(redis_client, prefix)
@@ -97,7 +97,7 @@ def test_recurring_job_fires_every_interval(make_role: RoleMaker, redis_client: 
 
 
 def test_cancelled_job_is_not_fired_even_when_held(make_role: RoleMaker,
-                                                   redis_client: Redis[bytes], prefix: str) -> None:
+                                                   redis_client: RedisClient, prefix: str) -> None:
     role, ctx = make_role()
     store = DelayedStore(redis_client, prefix)
     due = int(time.time() * 1000) + 300
@@ -111,7 +111,7 @@ def test_cancelled_job_is_not_fired_even_when_held(make_role: RoleMaker,
     assert ctx.counters.processed == 1
 
 
-def test_stop_hands_held_jobs_back(make_role: RoleMaker, redis_client: Redis[bytes],
+def test_stop_hands_held_jobs_back(make_role: RoleMaker, redis_client: RedisClient,
                                    prefix: str) -> None:
     first, _ = make_role()
     store = DelayedStore(redis_client, prefix)
@@ -126,23 +126,32 @@ def test_stop_hands_held_jobs_back(make_role: RoleMaker, redis_client: Redis[byt
     assert [key for _, key, _ in fired(redis_client, prefix)] == [f"{job_id}:{due}"]
 
 
-def test_bad_webhook_is_dead_lettered_and_counted_failed(
-        make_role: RoleMaker, redis_client: Redis[bytes], prefix: str) -> None:
+def handed_off(redis_client: RedisClient, prefix: str) -> list[dict[str, object]]:
+    """The deliveries waiting on the dispatch queue."""
+    return [json.loads(fields[b"payload"])
+            for _, fields in redis_client.xrange(f"{{{prefix}:q:dispatch}}")]
+
+
+def test_webhook_job_is_handed_off_not_sent_by_the_firing_thread(
+        make_role: RoleMaker, redis_client: RedisClient, prefix: str) -> None:
     role, ctx = make_role()
     store = DelayedStore(redis_client, prefix)
-    # a 4xx-free refusal: nothing listens on port 1, retried then dead-lettered
-    job_id = store.schedule(Job(target="webhook:http://127.0.0.1:1/x", payload={},
-                                due_ms=int(time.time() * 1000)))
-    role._dispatcher = type(role._dispatcher)(redis_client, prefix, max_attempts=1,
-                                              wait=ctx.stop.wait)
-    run_for(role, 0.3)
-    assert ctx.counters.failed == 1 and ctx.counters.processed == 0
-    assert store.get(job_id) is None
-    assert redis_client.xlen(f"{{{prefix}:q:dispatch}}:dead") == 1
+    due = int(time.time() * 1000)
+    # nothing listens on port 1: sending here would take the firing thread's time
+    job_id = store.schedule(Job(target="webhook:http://127.0.0.1:1/x", payload={"n": 1},
+                                due_ms=due))
+    started = time.monotonic()
+    run_for(role, 0.2)
+    assert time.monotonic() - started < 0.5
+    assert handed_off(redis_client, prefix) == [
+        {"target": "webhook:http://127.0.0.1:1/x", "idempotency_key": f"{job_id}:{due}",
+         "payload": {"n": 1}, "origin": job_id}]
+    assert store.get(job_id) is None  # durable in the dispatch queue now
+    assert ctx.counters.processed == 1 and ctx.counters.failed == 0
 
 
-def test_stream_job_that_cannot_be_written_is_dead_lettered(
-        make_role: RoleMaker, redis_client: Redis[bytes], prefix: str) -> None:
+def test_stream_job_that_cannot_be_written_goes_to_the_senders(
+        make_role: RoleMaker, redis_client: RedisClient, prefix: str) -> None:
     role, ctx = make_role()
     store = DelayedStore(redis_client, prefix)
     redis_client.set(f"{prefix}:not-a-stream", "x")  # XADD answers WRONGTYPE
@@ -150,14 +159,14 @@ def test_stream_job_that_cannot_be_written_is_dead_lettered(
     store.schedule_many([Job(target="stream:not-a-stream", payload={}, due_ms=now),
                          Job(target="stream:out", payload={"ok": 1}, due_ms=now)])
     run_for(role, 0.3)
-    assert ctx.counters.failed == 1 and ctx.counters.processed == 1
     assert [payload for _, _, payload in fired(redis_client, prefix)] == [{"ok": 1}]
-    assert redis_client.xlen(f"{{{prefix}:q:dispatch}}:dead") == 1
+    assert [d["target"] for d in handed_off(redis_client, prefix)] == ["stream:not-a-stream"]
     assert store.list(10) == []
+    assert ctx.counters.processed == 2
 
 
 def test_two_schedulers_share_jobs_without_firing_one_twice(
-        make_role: RoleMaker, redis_client: Redis[bytes], prefix: str) -> None:
+        make_role: RoleMaker, redis_client: RedisClient, prefix: str) -> None:
     (first, first_ctx), (second, second_ctx) = make_role(), make_role()
     store = DelayedStore(redis_client, prefix)
     base = int(time.time() * 1000) + 50

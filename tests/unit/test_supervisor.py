@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -12,7 +13,14 @@ import pytest
 from elasticsearch import Elasticsearch
 from redis import Redis
 
-from tests.roles_for_tests import backend_down, counting, failing_factory, slow, wait_for
+from tests.roles_for_tests import (
+    CountingRole,
+    backend_down,
+    counting,
+    failing_factory,
+    slow,
+    wait_for,
+)
 from tracardi_daemon.registry import RoleSpec
 from tracardi_daemon.roles.base import RoleContext, RoleCounters
 from tracardi_daemon.settings import Settings, SupervisorSettings, TracardiSettings
@@ -135,7 +143,7 @@ def test_stop_reports_roles_that_overrun_the_grace_period(
 def test_stale_heartbeat_detected(make_supervisor: object, redis_client: Redis,
                                   prefix: str) -> None:
     assert callable(make_supervisor)
-    supervisor: Supervisor = make_supervisor(heartbeat_stale_s=0.3)
+    supervisor: Supervisor = make_supervisor(step_budget_s=0.3)
     supervisor.start_role(RoleSpec("upgrade", False, slow(1.0)), threads=1)
     assert wait_for(lambda: steps(redis_client, prefix, "upgrade", "begun") == 1)
     assert wait_for(lambda: not supervisor.heartbeats_fresh(), timeout_s=2)
@@ -157,3 +165,62 @@ def test_backend_outage_does_not_mark_role_failed(
     assert wait_for(lambda: runner.view()["consecutive_failures"] == 0)
     assert runner.view()["state"] == "running"
     assert wait_for(lambda: steps(redis_client, prefix, "upgrade") > 0)
+
+
+def test_a_step_past_its_budget_makes_the_role_stalled_and_withholds_the_watchdog(
+        make_supervisor: object, redis_client: Redis, prefix: str) -> None:
+    assert callable(make_supervisor)
+    supervisor: Supervisor = make_supervisor(step_budget_s=0.3)
+    supervisor.start_role(RoleSpec("upgrade", False, slow(1.2)), threads=1)
+    runner = supervisor.runners["upgrade"]
+    assert wait_for(lambda: steps(redis_client, prefix, "upgrade", "begun") == 1)
+    assert runner.view()["state"] == "running" and supervisor.heartbeats_fresh()
+    assert wait_for(lambda: runner.view()["state"] == "stalled", timeout_s=2)
+    view = runner.view()
+    assert view["step_age_s"] is not None and view["step_age_s"] > 0.3
+    assert not supervisor.heartbeats_fresh()  # watchdog and health agree
+    assert wait_for(lambda: steps(redis_client, prefix, "upgrade", "finished") == 1)
+    assert wait_for(lambda: runner.view()["state"] == "running", timeout_s=1)
+
+
+def test_a_role_waiting_for_a_backend_resumes_within_a_second_of_its_return(
+        make_supervisor: object, redis_client: Redis, prefix: str) -> None:
+    assert callable(make_supervisor)
+    # the doubling backoff would be at its 30 s cap after this long an outage
+    supervisor: Supervisor = make_supervisor(restart_backoff_initial_s=0.5,
+                                             restart_backoff_max_s=30.0)
+    down = threading.Event()
+    down.set()
+    supervisor.start_role(RoleSpec("upgrade", False, backend_down(down)), threads=1)
+    runner = supervisor.runners["upgrade"]
+    assert wait_for(lambda: runner.consecutive_failures >= 8, timeout_s=10)
+    down.clear()
+    returned = time.monotonic()
+    assert wait_for(lambda: steps(redis_client, prefix, "upgrade") > 0, timeout_s=3)
+    assert time.monotonic() - returned < 1.0
+
+
+class TendedCounting(CountingRole):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tended = 0
+
+    def tend(self) -> None:
+        self.tended += 1
+
+
+def test_tend_reaches_the_live_roles_that_keep_claims(make_supervisor: object) -> None:
+    assert callable(make_supervisor)
+    supervisor: Supervisor = make_supervisor()
+    made: list[TendedCounting] = []
+
+    def factory() -> TendedCounting:
+        made.append(TendedCounting())
+        return made[-1]
+
+    supervisor.start_role(RoleSpec("upgrade", False, factory), threads=2)
+    supervisor.start_role(RoleSpec("scheduler", True, counting), threads=1)  # no tend
+    assert wait_for(lambda: len(made) == 2 and all(r.ctx for r in made))
+    supervisor.tend()
+    supervisor.tend()
+    assert [role.tended for role in made] == [2, 2]

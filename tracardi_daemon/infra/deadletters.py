@@ -8,17 +8,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import redis
-
 from tracardi_daemon.infra.queue_base import (
     dead_key,
-    decode_fields,
     id_ms,
     load_script,
     queue_key,
     redis_errors,
+    stream_entries,
     text,
 )
+from tracardi_daemon.infra.redis import RedisClient, StreamFields
 
 # fields every dead letter has; anything else (a dispatch target, ...) is ``extra``
 _KNOWN = frozenset({"id", "reason", "attempts", "first_error", "last_error", "payload"})
@@ -66,14 +65,16 @@ def dead_letter_fields(reason: str, attempts: int, payload_json: str, *,
     return fields
 
 
-def add_dead_letter(client: redis.Redis[Any], tenant: str, queue: str, *, payload: Any,
+def add_dead_letter(client: RedisClient, tenant: str, queue: str, *, payload: Any,
                     reason: str, attempts: int, first_error: str | None = None,
                     last_error: str | None = None,
                     extra: Mapping[str, str] | None = None) -> str:
     """Record a failure that was not a message of the queue (e.g. a final dispatch
     failure); returns the dead letter's id."""
-    fields = dead_letter_fields(reason, attempts, json.dumps(payload),
-                                first_error=first_error, last_error=last_error, extra=extra)
+    fields: StreamFields = {}
+    fields.update(dead_letter_fields(reason, attempts, json.dumps(payload),
+                                     first_error=first_error, last_error=last_error,
+                                     extra=extra))
     with redis_errors(f"dead-letter to {dead_key(tenant, queue)}"):
         return text(client.xadd(dead_key(tenant, queue), fields))
 
@@ -81,7 +82,7 @@ def add_dead_letter(client: redis.Redis[Any], tenant: str, queue: str, *, payloa
 class DeadLetters:
     """List, requeue and purge the dead letters of one queue."""
 
-    def __init__(self, client: redis.Redis[Any], tenant: str, queue: str) -> None:
+    def __init__(self, client: RedisClient, tenant: str, queue: str) -> None:
         self._client = client
         self._stream = queue_key(tenant, queue)
         self._dead = dead_key(tenant, queue)
@@ -91,8 +92,8 @@ class DeadLetters:
         """The oldest ``limit`` dead letters."""
         with redis_errors(f"list {self._dead}"):
             entries = self._client.xrange(self._dead, count=limit)
-        return [DeadLetter.from_entry(text(entry_id), decode_fields(fields))
-                for entry_id, fields in entries]
+        return [DeadLetter.from_entry(entry_id, fields)
+                for entry_id, fields in stream_entries(entries)]
 
     def count(self) -> int:
         with redis_errors(f"count {self._dead}"):
@@ -122,7 +123,7 @@ class DeadLetters:
     def _ids_from(self, start: str, limit: int) -> list[str]:
         with redis_errors(f"list {self._dead}"):
             entries = self._client.xrange(self._dead, min=start, count=limit)
-        return [text(entry_id) for entry_id, _ in entries]
+        return [entry_id for entry_id, _ in stream_entries(entries)]
 
     def _requeue_batch(self, ids: list[str]) -> int:
         if not ids:

@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import builtins
 import json
+import logging
 import math
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-import redis
-
 from tracardi_daemon.errors import InvalidInput
 from tracardi_daemon.infra.deadletters import add_dead_letter
 from tracardi_daemon.infra.dispatch_targets import parse_target
 from tracardi_daemon.infra.queue_base import check_name, load_script, redis_errors, text
+from tracardi_daemon.infra.redis import RedisClient
+from tracardi_daemon.redact import mask_text
+
+logger = logging.getLogger(__name__)
 
 _SCRIPTS = ("claim", "renew", "complete", "release")
 DEAD_LETTER_QUEUE = "scheduler"  # unreadable jobs; failed dispatches go to "dispatch"
@@ -40,10 +43,26 @@ class Job:
 
     @classmethod
     def from_json(cls, body: bytes | str) -> Job:
-        data = json.loads(body)
-        return cls(target=data["target"], payload=data["payload"], due_ms=int(data["due_ms"]),
-                   interval_s=data.get("interval_s"), id=data["id"],
-                   attempts=int(data.get("attempts", 0)))
+        """The job a stored body describes; InvalidInput naming the field unless every
+        field is as ``validate_job`` wants,
+        so that a body written by anything else can never crash the role that fires it.
+        """
+        try:
+            data = json.loads(body)
+        except RecursionError:
+            raise InvalidInput("body: JSON nested too deeply") from None
+        except ValueError as exc:  # not JSON, or not UTF-8
+            raise InvalidInput(f"body: not JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise InvalidInput(f"body: must be a JSON object, not {type(data).__name__}")
+        missing = [name for name in ("id", "target", "payload", "due_ms") if name not in data]
+        if missing:
+            raise InvalidInput(f"body: missing {', '.join(missing)}")
+        job = cls(target=data["target"], payload=data["payload"], due_ms=data["due_ms"],
+                  interval_s=data.get("interval_s"), id=data["id"],
+                  attempts=data.get("attempts", 0))
+        validate_job(job)
+        return job
 
     @property
     def idempotency_key(self) -> str:
@@ -65,21 +84,51 @@ Jobs = list[Job]
 Ids = list[str]
 
 
+# the last millisecond of year 9999: every due time stays a printable date
+MAX_DUE_MS = 253_402_300_799_999
+# a recurring job fires at most once per millisecond whatever wrote it
+MIN_INTERVAL_S = 0.001
+
+
 def validate_job(job: Job) -> None:
     """InvalidInput naming the field unless the job can be stored and dispatched."""
+    if not isinstance(job.target, str):
+        raise InvalidInput(f"target: must be a string, not {_shown(job.target)}")
     parse_target(job.target)
     if not isinstance(job.payload, dict):
-        raise InvalidInput("payload: must be a JSON object")
+        raise InvalidInput(f"payload: must be a JSON object, not {_shown(job.payload)}")
     try:
         json.dumps(job.payload)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidInput(f"payload: not JSON serialisable ({exc})") from None
-    if job.interval_s is not None and not (isinstance(job.interval_s, int | float)
-                                           and job.interval_s > 0):
-        raise InvalidInput(f"interval_s: must be a positive number, not {job.interval_s!r}")
-    if not isinstance(job.due_ms, int) or job.due_ms < 0:
-        raise InvalidInput(f"due_ms: must be a non-negative integer, not {job.due_ms!r}")
+    interval = job.interval_s
+    if interval is not None and not (_is_number(interval) and math.isfinite(interval)
+                                     and interval >= MIN_INTERVAL_S):
+        raise InvalidInput(f"interval_s: must be a number of seconds >= {MIN_INTERVAL_S}, "
+                           f"not {_shown(interval)}")
+    if not _is_int(job.due_ms) or not 0 <= job.due_ms <= MAX_DUE_MS:
+        raise InvalidInput(f"due_ms: must be an integer from 0 to {MAX_DUE_MS}, "
+                           f"not {_shown(job.due_ms)}")
+    if not _is_int(job.attempts) or job.attempts < 0:
+        raise InvalidInput(f"attempts: must be a non-negative integer, not "
+                           f"{_shown(job.attempts)}")
+    if not isinstance(job.id, str):
+        raise InvalidInput(f"id: must be a string, not {_shown(job.id)}")
     check_name("id", job.id)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _shown(value: object) -> str:
+    """A value for an error message, cut short (a bad field may be huge)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 class DelayedStore:
@@ -91,7 +140,7 @@ class DelayedStore:
     renewed or completed by the first.
     """
 
-    def __init__(self, client: redis.Redis[Any], tenant: str) -> None:
+    def __init__(self, client: RedisClient, tenant: str) -> None:
         self._client = client
         self._tenant = tenant
         base = f"{{{check_name('tenant', tenant)}:sched}}"
@@ -156,17 +205,24 @@ class DelayedStore:
             now_ms, flat = self._scripts["claim"](
                 keys=self._all_keys, args=[owner, horizon_ms, lease_ms, limit])
         jobs: Jobs = []
-        for job_id, body in zip(flat[::2], flat[1::2], strict=True):
+        for raw_id, body in zip(flat[::2], flat[1::2], strict=True):
+            job_id = text(raw_id)
             try:
-                jobs.append(Job.from_json(body))
-            except (ValueError, KeyError, TypeError) as exc:
-                self._bury(owner, text(job_id), text(body), exc)
+                job = Job.from_json(body)
+                if job.id != job_id:
+                    raise InvalidInput(f"id: {_shown(job.id)} differs from its key "
+                                       f"{job_id!r}")
+            except InvalidInput as exc:
+                self._bury(owner, job_id, text(body), exc)
+                continue
+            jobs.append(job)
         return int(now_ms), jobs
 
     def _bury(self, owner: str, job_id: str, body: str, error: Exception) -> None:
         """Move an unreadable job (written by something else) to the dead letters, so
         it is seen and never blocks the jobs behind it."""
-        reason = f"unreadable delayed job {job_id}: {type(error).__name__}: {error}"
+        reason = mask_text(f"unreadable delayed job {job_id}: {error}")
+        logger.error("%s; moved to the dead letters of %s", reason, DEAD_LETTER_QUEUE)
         add_dead_letter(self._client, self._tenant, DEAD_LETTER_QUEUE, payload=body,
                         reason=reason, attempts=0, extra={"job_id": job_id})
         with redis_errors(f"remove unreadable job from {self.jobs_key}"):
@@ -228,5 +284,5 @@ def _readable(body: bytes | str | None) -> Job | None:
         return None
     try:
         return Job.from_json(body)
-    except (ValueError, KeyError, TypeError):
+    except InvalidInput:
         return None

@@ -9,6 +9,7 @@ from enum import StrEnum
 from urllib.parse import urlsplit
 
 from tracardi_daemon.errors import InvalidInput
+from tracardi_daemon.redact import mask_text, mask_url
 
 
 class TargetKind(StrEnum):
@@ -52,15 +53,17 @@ def parse_target(spec: str) -> Target:
 
 
 def _check_url(spec: str, address: str) -> None:
-    parts = urlsplit(address)
+    # errors are shown and stored: never with the URL's credentials
+    spec, shown = mask_text(spec), mask_url(address)
+    try:
+        parts = urlsplit(address)
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError as exc:  # an unclosed '[', a port that is not a number
+        raise InvalidInput(f"target {spec!r}: URL {shown!r} is malformed ({exc})") from None
     if parts.scheme not in ("http", "https"):
-        raise InvalidInput(f"target {spec!r}: URL {address!r} must start with http:// "
+        raise InvalidInput(f"target {spec!r}: URL {shown!r} must start with http:// "
                            "or https://")
     if not parts.hostname or not _HOST.fullmatch(parts.hostname):
-        raise InvalidInput(f"target {spec!r}: URL {address!r} has no valid host")
-    try:
-        parts.port  # noqa: B018 - parsing the port is the check
-    except ValueError:
-        raise InvalidInput(f"target {spec!r}: URL {address!r} has an invalid port") from None
+        raise InvalidInput(f"target {spec!r}: URL {shown!r} has no valid host")
     if any(char.isspace() for char in address):
-        raise InvalidInput(f"target {spec!r}: URL {address!r} contains whitespace")
+        raise InvalidInput(f"target {spec!r}: URL {shown!r} contains whitespace")

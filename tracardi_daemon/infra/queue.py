@@ -33,6 +33,7 @@ from tracardi_daemon.infra.queue_base import (
     text,
 )
 from tracardi_daemon.infra.queue_stats import QueueStats, read_stats
+from tracardi_daemon.infra.redis import RedisClient, StreamFields
 
 __all__ = ["DeadLetter", "Message", "QueueStats", "WorkQueue", "add_dead_letter"]
 
@@ -59,7 +60,7 @@ class Message:
 class WorkQueue:
     """One queue of one tenant; safe to share between threads and daemons."""
 
-    def __init__(self, client: redis.Redis[Any], tenant: str, queue: str, *,
+    def __init__(self, client: RedisClient, tenant: str, queue: str, *,
                  group: str = DEFAULT_GROUP, visibility_timeout_s: float = 5.0,
                  max_attempts: int = 5, retry_backoff_initial_s: float = 1.0,
                  retry_backoff_max_s: float = 300.0,
@@ -94,7 +95,8 @@ class WorkQueue:
 
     def enqueue_many(self, payloads: Iterable[dict[str, Any]]) -> list[str]:
         """Add messages in one round trip; returns their ids in order."""
-        entries = [{"payload": _dump_payload(p), "attempts": "0"} for p in payloads]
+        entries: list[StreamFields] = [{"payload": _dump_payload(p), "attempts": "0"}
+                                       for p in payloads]
         with redis_errors(f"enqueue to {self._stream}"):
             pipe = self._client.pipeline(transaction=False)
             for fields in entries:
@@ -156,7 +158,13 @@ class WorkQueue:
     def release(self, message: Message) -> None:
         """Hand an unfinished message back at once without counting an attempt (used
         when stopping: another consumer gets it without waiting for the timeout)."""
-        self._park(message, message.attempt - 1, message.first_error, message.last_error, 0.0)
+        self.defer(message, 0.0)
+
+    def defer(self, message: Message, delay_s: float) -> None:
+        """Hand a message back to be delivered again after ``delay_s``, without counting
+        an attempt (used when the consumer may not work on it yet, e.g. a host limit)."""
+        self._park(message, message.attempt - 1, message.first_error, message.last_error,
+                   delay_s)
 
     def dead_letter(self, message: Message, reason: str) -> bool:
         """Move a message to the dead letters now (bad input that no retry can fix);

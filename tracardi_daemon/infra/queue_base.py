@@ -15,6 +15,7 @@ import redis
 from redis.commands.core import Script
 
 from tracardi_daemon.errors import BackendError, BackendUnavailable, InvalidInput
+from tracardi_daemon.infra.redis import RedisClient
 
 # a hash tag must stay intact: braces would break it, whitespace breaks the CLI
 _NAME = re.compile(r"[^\s{}]+")
@@ -62,12 +63,13 @@ def _script_source(name: str) -> str:
     return resources.files("tracardi_daemon.infra").joinpath("lua", name).read_text("utf-8")
 
 
-def load_script(client: redis.Redis[Any], name: str) -> Script:
+def load_script(client: RedisClient, name: str) -> Script:
     """A script object; redis-py loads it on first use and again after a SCRIPT FLUSH."""
     return client.register_script(_script_source(name))
 
 
-def text(value: bytes | str | int | float) -> str:
+def text(value: object) -> str:
+    """A reply value as text (bytes are UTF-8; anything else through str)."""
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
     return str(value)
@@ -78,6 +80,15 @@ def decode_fields(raw: Mapping[Any, Any] | list[Any]) -> dict[str, str]:
     if isinstance(raw, Mapping):
         return {text(k): text(v) for k, v in raw.items()}
     return {text(raw[i]): text(raw[i + 1]) for i in range(0, len(raw) - 1, 2)}
+
+
+def stream_entries(reply: object) -> list[tuple[str, dict[str, str]]]:
+    """An XRANGE-style reply as (id, fields) pairs; entries deleted meanwhile (no fields)
+    are left out."""
+    if not isinstance(reply, list):
+        return []
+    return [(text(entry_id), decode_fields(fields))
+            for entry_id, fields in reply if fields is not None]
 
 
 def flatten(fields: Fields) -> list[str]:

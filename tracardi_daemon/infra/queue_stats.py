@@ -8,6 +8,7 @@ from typing import Any
 import redis
 
 from tracardi_daemon.infra.queue_base import id_ms, text
+from tracardi_daemon.infra.redis import RedisClient
 
 
 @dataclass(frozen=True)
@@ -20,7 +21,7 @@ class QueueStats:
     oldest_pending_age_s: float | None  # since the oldest in-flight message was queued
 
 
-def read_stats(client: redis.Redis[Any], stream: str, group: str, retry: str,
+def read_stats(client: RedisClient, stream: str, group: str, retry: str,
                dead: str) -> QueueStats:
     pipe = client.pipeline(transaction=False)
     pipe.xlen(stream)

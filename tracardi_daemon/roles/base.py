@@ -12,11 +12,13 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from tracardi_daemon.infra.host_limits import HostLimits
+from tracardi_daemon.infra.redis import RedisClient
 
 if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
-    from redis import Redis
 
     from tracardi_daemon.settings import Settings
 
@@ -42,7 +44,7 @@ class RoleContext:
 
     name: str
     settings: Settings
-    redis: Redis[bytes]
+    redis: RedisClient
     elastic: Elasticsearch
     pool: Executor
     stop: threading.Event
@@ -51,6 +53,8 @@ class RoleContext:
     thread_index: int = 0
     consumer_name: str = ""
     clock: Callable[[], float] = field(default=lambda: __import__("time").time())
+    # the daemon's per-host limit, shared by every sender thread (None: the role's own)
+    host_limits: HostLimits | None = None
 
 
 class Role(Protocol):
@@ -68,6 +72,16 @@ class Role(Protocol):
 
     def stop(self) -> None:
         """Hand back in-flight work and release resources; called once."""
+
+
+@runtime_checkable
+class TendedRole(Protocol):
+    """A role whose step may block on one long operation (an HTTP request) while its
+    claim on the work must stay alive: the supervisor calls ``tend`` from its own
+    thread every tick."""
+
+    def tend(self) -> None:
+        """Renew claims on in-flight work; quick, thread-safe, may raise DaemonError."""
 
 
 RoleFactory = Callable[[], Role]

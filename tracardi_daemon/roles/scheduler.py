@@ -1,5 +1,7 @@
-"""The ``scheduler`` role: claims the next horizon of delayed jobs into a timing wheel,
-fires each through the dispatcher when it is due, and completes or re-arms it."""
+"""The ``scheduler`` role: claims the next horizon of delayed jobs into a timing wheel
+and, when each is due, writes it to its stream or hands it off durably to the dispatch
+queue (webhook and tracker targets, delivered by the ``dispatch`` role's senders), then
+completes or re-arms it. The firing thread never waits on a receiver."""
 
 from __future__ import annotations
 
@@ -8,13 +10,8 @@ from typing import Any
 
 from tracardi_daemon.errors import DaemonError, InvalidInput
 from tracardi_daemon.infra.delayed import DelayedStore, Job
-from tracardi_daemon.infra.dispatch import (
-    Dispatcher,
-    DispatchResult,
-    Outcome,
-    parse_target,
-    stream_entry,
-)
+from tracardi_daemon.infra.delivery import delivery, delivery_queue
+from tracardi_daemon.infra.dispatch import parse_target, stream_entry
 from tracardi_daemon.infra.dispatch_targets import TargetKind
 from tracardi_daemon.infra.queue_base import redis_errors
 from tracardi_daemon.infra.timerwheel import Timer, TimingWheel
@@ -44,9 +41,7 @@ class SchedulerRole:
     def start(self, ctx: RoleContext) -> None:
         tenant = ctx.settings.tracardi.tenant
         self._store = DelayedStore(ctx.redis, tenant)
-        self._dispatcher = Dispatcher(ctx.redis, tenant,
-                                      tracker_api_url=ctx.settings.tracardi.api_url,
-                                      wait=ctx.stop.wait)
+        self._deliveries = delivery_queue(ctx.redis, ctx.settings)
         self._wheel: TimingWheel[Job] = TimingWheel(clock_ms=lambda: ctx.clock() * 1000.0)
         # unique per role object: a restarted role must not pass for its predecessor
         self._owner = f"{ctx.consumer_name or ctx.name}:{uuid.uuid4().hex[:8]}"
@@ -86,7 +81,6 @@ class SchedulerRole:
         finally:
             self._held.clear()
             self._lease_until_ms.clear()
-            self._dispatcher.close()
 
     def _claim(self) -> int:
         _, jobs = self._store.claim_due(self._owner, self._horizon_ms, self._lease_ms,
@@ -130,61 +124,42 @@ class SchedulerRole:
         self._lease_until_ms.pop(job_id, None)
 
     def _fire(self, jobs: list[Job]) -> None:
+        """Deliver due stream jobs at once (one pipelined round trip) and hand the others
+        off durably to the dispatch queue, whose senders deliver them; then complete or
+        re-arm them. Nothing here waits on a receiver."""
         for job in jobs:
             self._held.pop(job.id, None)
             self._lease_until_ms.pop(job.id, None)
         live = self._store.owned(self._owner, [job.id for job in jobs])
         jobs = [job for job in jobs if job.id in live]
-        results = self._dispatch(jobs)
-        done = [job for job in jobs if results[job.id].done]
-        interrupted = [job.id for job in jobs if not results[job.id].done]
-        failed = sum(1 for job in done if results[job.id].outcome is Outcome.DEAD_LETTERED)
+        written = self._send_streams([job for job in jobs if _stream_name(job)])
+        # HTTP targets, and stream jobs whose XADD failed (the senders retry or
+        # dead-letter those with the reason)
+        handed = [job for job in jobs if job.id not in written]
+        if handed:
+            self._deliveries.enqueue_many(
+                [delivery(job.target, job.idempotency_key, job.payload, origin=job.id)
+                 for job in handed])
         now_ms = self.ctx.clock() * 1000.0
-        for job in self._store.complete(self._owner, done, now_ms,
+        for job in self._store.complete(self._owner, jobs, now_ms,
                                         hold_until_ms=now_ms + self._horizon_ms,
                                         lease_ms=self._lease_ms):
             self._hold(job)  # a recurring job due again within the horizon
-        if interrupted:
-            self._store.release(self._owner, interrupted)
-        self.ctx.counters.add(processed=len(done) - failed, failed=failed)
+        self.ctx.counters.add(processed=len(jobs))
 
-    def _dispatch(self, jobs: list[Job]) -> dict[str, DispatchResult]:
-        """Results by job id; stream jobs go out in one pipelined round trip first."""
-        results = self._send_streams([job for job in jobs if _stream_name(job)])
-        for job in jobs:
-            if job.id in results:
-                continue
-            # stopping: hand the rest back rather than hold up the drain with HTTP calls
-            results[job.id] = (DispatchResult(Outcome.INTERRUPTED, 0)
-                               if self.ctx.stop.is_set() else self._send_one(job))
-        return results
-
-    def _send_one(self, job: Job) -> DispatchResult:
-        try:
-            return self._dispatcher.send(job.target, job.payload, job.idempotency_key)
-        except InvalidInput as exc:  # stored before a validation rule changed
-            self.ctx.logger.error("delayed job %s has a bad target: %s", job.id, exc)
-            return DispatchResult(Outcome.DEAD_LETTERED, 0, reason=str(exc))
-
-    def _send_streams(self, jobs: list[Job]) -> dict[str, DispatchResult]:
-        """One XADD per job, pipelined; a job whose XADD failed is left out, so it goes
-        through the dispatcher's retries and dead letters one by one."""
+    def _send_streams(self, jobs: list[Job]) -> set[str]:
+        """One XADD per job, pipelined; returns the ids of the jobs written."""
         if not jobs:
-            return {}
+            return set()
         tenant = self.ctx.settings.tracardi.tenant
         pipe = self.ctx.redis.pipeline(transaction=False)
         for job in jobs:
             key, fields = stream_entry(tenant, _stream_name(job) or "", job.idempotency_key,
                                        job.payload)
             pipe.xadd(key, fields)
-        try:
-            with redis_errors("pipelined dispatch to streams"):
-                replies: list[Any] = pipe.execute(raise_on_error=False)
-        except DaemonError as exc:
-            self.ctx.logger.warning("%s; sending one by one", exc)
-            return {}
-        return {job.id: DispatchResult(Outcome.DELIVERED, 1)
-                for job, reply in zip(jobs, replies, strict=True)
+        with redis_errors("pipelined dispatch to streams"):
+            replies: list[Any] = pipe.execute(raise_on_error=False)
+        return {job.id for job, reply in zip(jobs, replies, strict=True)
                 if not isinstance(reply, Exception)}
 
 

@@ -17,6 +17,8 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', claimed, '-inf', now_ms, 'LIMIT'
     -- the claimer dead-letters it
     local ok, job = pcall(cjson.decode, body)
     local due_ms = ok and type(job) == 'table' and tonumber(job['due_ms']) or now_ms
+    -- a non-finite due time (1e400 decodes to inf) would park the job forever
+    if due_ms ~= due_ms or due_ms == math.huge or due_ms == -math.huge then due_ms = now_ms end
     redis.call('ZADD', due, due_ms, id)
   end
 end

@@ -14,6 +14,8 @@ for i = 2, #ARGV do
     if body then
       local ok, job = pcall(cjson.decode, body)
       local due_ms = ok and type(job) == 'table' and tonumber(job['due_ms']) or 0
+      -- non-finite: due now, so that the claimer sees it and dead-letters it
+      if due_ms ~= due_ms or due_ms == math.huge or due_ms == -math.huge then due_ms = 0 end
       redis.call('ZADD', due, due_ms, id)
       released = released + 1
     end

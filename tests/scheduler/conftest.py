@@ -1,0 +1,5 @@
+"""Fixtures for the scheduler and dispatch tests: the real local receivers."""
+
+from tests.receivers import black_hole, http_server, trickler
+
+__all__ = ["black_hole", "http_server", "trickler"]
