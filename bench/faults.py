@@ -62,6 +62,7 @@ def row(results: list[TrialResult]) -> str:
     recovery = f"{max(recoveries):.3f}" if recoveries else "-"
     return (f"| {results[0].scenario} | {len(results)} | {sum(r.jobs for r in results)} "
             f"| {sum(r.lost for r in results)} | {sum(r.duplicated for r in results)} "
+            f"| {sum(r.resent_in_flight for r in results)} "
             f"| {sum(r.early for r in results)} "
             f"| {max(r.worst_lateness_ms for r in results):.0f} "
             f"| {sum(r.health_200_while_down for r in results)} "
@@ -76,10 +77,11 @@ def main() -> None:
     started = time.monotonic()
     table = run_pair_faults(opts.trials, random.Random(opts.seed))
     table.append(run_redis_restarts(opts.trials))
-    print("| fault | trials | jobs | lost | duplicated | early | worst lateness of "
+    print("| fault | trials | jobs | lost | duplicated (unexplained) | resent in flight "
+          "(same key) | early | worst lateness of "
           "unrelated jobs (ms) | health 200 while Redis down | health not 200 "
           "(receiver faults) | recovery after Redis returned, worst (s) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for results in table:
         print(row(results))
     print(f"\n{opts.trials} trial(s) per fault in {time.monotonic() - started:.0f} s")

@@ -62,6 +62,7 @@ class TrialResult:
     jobs: int = 0
     lost: int = 0
     duplicated: int = 0  # beyond the deliveries in flight at a kill
+    resent_in_flight: int = 0  # sent again after a kill, with the same key (expected)
     early: int = 0
     worst_lateness_ms: float = 0.0  # of the jobs the fault should not touch
     recovery_s: float | None = None  # first delivery after Redis returned
@@ -216,8 +217,11 @@ def judge(result: TrialResult, expected: dict[str, int],
     counts: dict[str, int] = {}
     for key in keys:
         counts[key] = counts.get(key, 0) + 1
+    in_flight = in_flight or set()
     result.duplicated += sum(n - 1 for key, n in counts.items()
-                             if n > 1 and key not in (in_flight or set()))
+                             if n > 1 and key not in in_flight)
+    result.resent_in_flight += sum(n - 1 for key, n in counts.items()
+                                   if n > 1 and key in in_flight)
     for key, arrived in arrivals:
         if key in expected:
             late = arrived - expected[key]
