@@ -266,3 +266,19 @@ def test_scheduler_and_senders_deliver_a_webhook_job_end_to_end(
     assert request.json() == {"a": 1}
     assert request.headers["idempotency-key"] == f"{job_id}:{due}"
     assert request.at * 1000 >= due
+
+
+def test_only_a_written_dead_letter_counts_as_failed(
+        make_role: Maker, redis_client: RedisClient, settings: Settings, prefix: str) -> None:
+    from tracardi_daemon.infra.dispatch import Attempt
+
+    role, ctx = make_role()
+    queue = delivery_queue(redis_client, settings)
+    for key in ("taken-over", "own"):
+        hand_off(redis_client, settings, "stream:out", key)
+    taken_over, own = queue.consume(ctx.consumer_name, count=2)
+    queue.ack([taken_over.id])  # another sender took it over and finished it meanwhile
+    role._settle(taken_over, Attempt(ok=False, error="HTTP 400"))
+    assert ctx.counters.failed == 0 and dead(redis_client, prefix).count() == 0
+    role._settle(own, Attempt(ok=False, error="HTTP 400"))
+    assert ctx.counters.failed == 1 and dead(redis_client, prefix).count() == 1

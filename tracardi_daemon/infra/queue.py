@@ -147,13 +147,19 @@ class WorkQueue:
         took it over has finished it meanwhile."""
         error = error[:_MAX_ERROR_CHARS]
         if message.attempt >= self.max_attempts:
-            reason = f"failed {message.attempt} times; max_attempts {self.max_attempts} reached"
-            self._move_to_dead(message.id, _dump_payload(message.payload), reason,
-                               message.attempt, first_error=message.first_error or error,
-                               last_error=error)
+            self.give_up(message, error)
             return False
         delay = self.backoff_s(message.attempt) if delay_s is None else delay_s
         return self._park(message, message.attempt, message.first_error or error, error, delay)
+
+    def give_up(self, message: Message, error: str) -> bool:
+        """Move a message that used up its attempts to the dead letters, with ``error``
+        as its last; False if another consumer had finished it meanwhile."""
+        error = error[:_MAX_ERROR_CHARS]
+        reason = f"failed {message.attempt} times; max_attempts {self.max_attempts} reached"
+        return self._move_to_dead(message.id, _dump_payload(message.payload), reason,
+                                  message.attempt, first_error=message.first_error or error,
+                                  last_error=error)
 
     def release(self, message: Message) -> None:
         """Hand an unfinished message back at once without counting an attempt (used

@@ -77,8 +77,8 @@ class DispatchRole:
         try:
             target, key, payload = _parse(message.payload)
         except InvalidInput as exc:
-            self._queue.dead_letter(message, f"invalid delivery: {exc}")
-            self.ctx.counters.add(failed=1)
+            if self._queue.dead_letter(message, f"invalid delivery: {exc}"):
+                self.ctx.counters.add(failed=1)
             return
         host = _host(target)
         if not self._limits.try_acquire(host):
@@ -99,22 +99,22 @@ class DispatchRole:
             self._queue.ack([message.id])
             self.ctx.counters.add(processed=1)
             return
-        if not result.retryable:
-            self._queue.dead_letter(message, result.error)
-            self.ctx.counters.add(failed=1)
-            self.ctx.logger.warning("delivery %s to %s dead-lettered: %s",
-                                    message.payload.get("idempotency_key"),
-                                    _shown_target(message), result.error)
+        if not result.retryable or message.attempt >= self._queue.max_attempts:
+            # False: another sender took it over (this one looked lost) and finished it
+            moved = (self._queue.give_up(message, result.error) if result.retryable
+                     else self._queue.dead_letter(message, result.error))
+            if moved:
+                self.ctx.counters.add(failed=1)
+                self.ctx.logger.warning(
+                    "delivery %s to %s dead-lettered after %d attempt(s): %s",
+                    message.payload.get("idempotency_key"), _shown_target(message),
+                    message.attempt, result.error)
             return
         delay = self._queue.backoff_s(message.attempt)
         if result.retry_after_s is not None:  # the receiver asked for a pause
             delay = max(delay, min(result.retry_after_s,
                                    self.ctx.settings.dispatch.retry_backoff_max_s))
-        if not self._queue.retry(message, result.error, delay):
-            self.ctx.counters.add(failed=1)
-            self.ctx.logger.warning("delivery %s to %s dead-lettered after %d attempts: %s",
-                                    message.payload.get("idempotency_key"),
-                                    _shown_target(message), message.attempt, result.error)
+        self._queue.retry(message, result.error, delay)
 
 
 def _parse(body: dict[str, Any]) -> tuple[Target, str, dict[str, Any]]:
