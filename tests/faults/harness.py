@@ -26,14 +26,15 @@ import redis
 from elasticsearch import Elasticsearch
 
 from tests.conftest import drop_indices
-from tests.e2e.conftest import daemon_env
+from tests.e2e.conftest import daemon_env, write_config
 from tracardi_daemon import license as lic
 from tracardi_daemon.errors import DaemonError
 from tracardi_daemon.health import fetch
 from tracardi_daemon.infra.delayed import DelayedStore, Job
 
 REPO = Path(__file__).resolve().parents[2]
-FAULT_CONFIG = """
+# appended to write_config's [supervisor] table: its first keys are supervisor's
+FAULT_CONFIG = """step_budget_s = 10.0
 [queue]
 visibility_timeout_s = 1.0
 poll_interval_s = 0.2
@@ -49,10 +50,6 @@ total_timeout_s = 3.0
 max_attempts = 4
 retry_backoff_initial_s = 0.2
 retry_backoff_max_s = 1.0
-[supervisor]
-backend_probe_interval_s = 0.25
-restart_backoff_initial_s = 0.1
-step_budget_s = 10.0
 """
 
 
@@ -92,20 +89,8 @@ class Daemon:
         self.config, self.log = home / "daemon.toml", home / "daemon.log"
         self.env = env
         self.proc: subprocess.Popen[bytes] | None = None
-        self.config.write_text(f"""
-[daemon]
-roles = ["scheduler"]
-health_socket = "{self.socket}"
-pool_processes = 1
-[tracardi]
-tenant = "{tenant}"
-[redis]
-port = {redis_port}
-[startup]
-wait_s = 15.0
-[shutdown]
-grace_s = 10.0
-{FAULT_CONFIG}""")
+        write_config(self.config, tenant, self.socket, ["scheduler"], redis_port,
+                     extra=FAULT_CONFIG)
 
     def start(self) -> None:
         self.proc = subprocess.Popen(

@@ -282,3 +282,12 @@ def test_only_a_written_dead_letter_counts_as_failed(
     assert ctx.counters.failed == 0 and dead(redis_client, prefix).count() == 0
     role._settle(own, Attempt(ok=False, error="HTTP 400"))
     assert ctx.counters.failed == 1 and dead(redis_client, prefix).count() == 1
+
+
+def test_the_queue_lag_counts_deliveries_waiting_for_a_sender(
+        make_role: Maker, redis_client: RedisClient, settings: Settings) -> None:
+    role, ctx = make_role()
+    for n in range(3):
+        hand_off(redis_client, settings, "stream:out", f"k{n}")
+    role.step(time.time())  # delivers one, then measures: two still wait
+    assert ctx.counters.processed == 1 and ctx.counters.queue_lag == 2

@@ -3,26 +3,17 @@ JSON; the stored dead letter keeps them, so a requeue delivers what was meant. R
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import pytest
 
-from tracardi_daemon.infra import queue_commands
+from tests.infra.test_queue_commands import run
 from tracardi_daemon.infra.deadletters import add_dead_letter
 from tracardi_daemon.infra.queue_base import queue_key, stream_entries
 from tracardi_daemon.infra.redis import RedisClient
 
 TARGET = "webhook:https://hook:hunter2@hooks.example/in?token=t0k3n"
 SECRETS = ("hunter2", "t0k3n", "abc.def")
-
-
-def run(redis_client: RedisClient, prefix: str, *argv: str) -> int:
-    parser = argparse.ArgumentParser()
-    queue_commands.add_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["dead", *argv])
-    result: int = args.queue_command(redis_client, prefix, args)
-    return result
 
 
 @pytest.fixture

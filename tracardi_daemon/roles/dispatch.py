@@ -28,6 +28,8 @@ from tracardi_daemon.roles.base import RoleContext
 POLL_S = 0.5
 # a delivery whose host is at its limit comes back after about this long
 HOST_BUSY_DEFER_S = 0.25
+# how often a sender measures the queue's lag for health
+STATS_EVERY_S = 5.0
 
 
 class DispatchRole:
@@ -52,13 +54,18 @@ class DispatchRole:
         self._limits = ctx.host_limits or HostLimits(settings.dispatch.per_host_concurrency)
         self._consumer = ctx.consumer_name or ctx.name
         self._poll_ms = int(min(POLL_S, settings.queue.poll_interval_s) * 1000)
+        self._next_stats = 0.0
         self._ctx = ctx
 
     def step(self, now: float) -> bool:
         messages = self._queue.consume(self._consumer, count=1, block_ms=self._poll_ms)
         for message in messages:
             self._deliver(message)
-        self.ctx.counters.queue_lag = None
+        if now >= self._next_stats:
+            # deliveries waiting for a sender, or for their retry: health's queue lag
+            stats = self._queue.stats()
+            self.ctx.counters.queue_lag = stats.lag + stats.retrying
+            self._next_stats = now + STATS_EVERY_S
         return bool(messages)
 
     def tend(self) -> None:
