@@ -29,19 +29,23 @@ from tests.faults.scenarios import (
 Trial = Callable[[], TrialResult]
 
 
-def run_pair_faults(trials: int, rng: random.Random) -> list[list[TrialResult]]:
+FAULTS = ("slow", "refused", "black-hole", "corrupted", "kill-9", "redis-restart")
+
+
+def run_pair_faults(trials: int, rng: random.Random,
+                    chosen: list[str]) -> list[list[TrialResult]]:
     client = redis.Redis()
     fleet = Fleet(2)
     fleet.start()
-    faults: list[Trial] = [
-        lambda: slow_receiver(fleet, client),
-        lambda: dead_receiver(fleet, client, "refused"),
-        lambda: dead_receiver(fleet, client, "black-hole"),
-        lambda: corrupt_bodies(fleet, client),
-        lambda: kill9(fleet, client, rng),
-    ]
+    faults: dict[str, Trial] = {
+        "slow": lambda: slow_receiver(fleet, client),
+        "refused": lambda: dead_receiver(fleet, client, "refused"),
+        "black-hole": lambda: dead_receiver(fleet, client, "black-hole"),
+        "corrupted": lambda: corrupt_bodies(fleet, client),
+        "kill-9": lambda: kill9(fleet, client, rng),
+    }
     try:
-        return [[fault() for _ in range(trials)] for fault in faults]
+        return [[faults[name]() for _ in range(trials)] for name in chosen if name in faults]
     finally:
         fleet.close()
         cleanup(client, fleet.tenant)
@@ -73,10 +77,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=10, help="trials of each fault")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--faults", default=",".join(FAULTS),
+                        help=f"comma list of: {', '.join(FAULTS)} (default: all)")
     opts = parser.parse_args()
+    chosen = [name.strip() for name in opts.faults.split(",") if name.strip()]
+    unknown = sorted(set(chosen) - set(FAULTS))
+    if unknown:
+        parser.error(f"unknown fault(s): {', '.join(unknown)}")
     started = time.monotonic()
-    table = run_pair_faults(opts.trials, random.Random(opts.seed))
-    table.append(run_redis_restarts(opts.trials))
+    table = run_pair_faults(opts.trials, random.Random(opts.seed), chosen)
+    if "redis-restart" in chosen:
+        table.append(run_redis_restarts(opts.trials))
     print("| fault | trials | jobs | lost | duplicated (unexplained) | resent in flight "
           "(same key) | early | worst lateness of "
           "unrelated jobs (ms) | health 200 while Redis down | health not 200 "

@@ -43,11 +43,16 @@ def _parked_keys(client: redis.Redis, tenant: str) -> set[str]:
     """Idempotency keys of deliveries still durable in the dispatch queue (pending,
     waiting to retry, or dead-lettered): not delivered yet, but not lost."""
     base = f"{{{tenant}:q:dispatch}}"
-    keys = {json.loads(f[b"payload"])["idempotency_key"] for _, f in client.xrange(base)}
-    for member in client.zrange(f"{base}:retry", 0, -1):
+    # one MULTI (one hash tag): a retry promoted back to the stream between two separate
+    # reads would be in neither
+    pipe = client.pipeline(transaction=True)
+    pipe.xrange(base)
+    pipe.zrange(f"{base}:retry", 0, -1)
+    pipe.xrange(f"{base}:dead")
+    waiting, retrying, dead = pipe.execute()
+    keys = {json.loads(f[b"payload"])["idempotency_key"] for _, f in waiting + dead}
+    for member in retrying:
         keys.add(json.loads(json.loads(member)["payload"])["idempotency_key"])
-    for letter in DeadLetters(client, tenant, "dispatch").oldest(10_000):
-        keys.add(letter.payload["idempotency_key"])
     return keys
 
 
@@ -101,7 +106,8 @@ def kill9(fleet: Fleet, client: redis.Redis, rng: random.Random) -> TrialResult:
         store = DelayedStore(client, fleet.tenant)
         start = int(time.time() * 1000) + LEAD_MS
         hooks = schedule(store, f"webhook:{receiver.url}", 100, start, 2000)
-        streams = schedule(store, "stream:killed", 100, start, 2000)
+        name = f"killed-{uuid.uuid4().hex[:8]}"  # this trial's own stream
+        streams = schedule(store, f"stream:{name}", 100, start, 2000)
         time.sleep(rng.uniform(LEAD_MS / 1000 - 0.5, LEAD_MS / 1000 + 2.0))
         victim = rng.choice(fleet.daemons)
         assert victim.proc is not None
@@ -110,10 +116,10 @@ def kill9(fleet: Fleet, client: redis.Redis, rng: random.Random) -> TrialResult:
         # what the victim held at the kill may be sent again, with the same key
         in_flight = _held_by(client, fleet.tenant, pid, set(hooks) | set(streams))
         wait_until(lambda: set(receiver.keys()) >= set(hooks)
-                   and len(client.xrange(f"{fleet.tenant}:killed")) >= 100, 20)
+                   and client.xlen(f"{fleet.tenant}:{name}") >= 100, 20)
         time.sleep(1.5)
         judge(result, hooks, receiver.received, in_flight, timed=False)
-        judge(result, streams, stream_arrivals(client, f"{fleet.tenant}:killed"), in_flight,
+        judge(result, streams, stream_arrivals(client, f"{fleet.tenant}:{name}"), in_flight,
               timed=False)
         victim.start()
         victim.wait_running()
@@ -160,7 +166,7 @@ def corrupt_bodies(fleet: Fleet, client: redis.Redis) -> TrialResult:
         client.hset(store.jobs_key, job_id, body)
         client.zadd(store.due_key, {job_id: due})
     streams, key = _unrelated(store, fleet.tenant, due)
-    wait_until(lambda: len(client.xrange(key)) >= UNRELATED, 10)
+    wait_until(lambda: client.xlen(key) >= UNRELATED, 10)
     wait_until(lambda: DeadLetters(client, fleet.tenant, "scheduler").count()
                >= dead_before + len(bad), 5)
     judge(result, streams, stream_arrivals(client, key))
@@ -237,7 +243,7 @@ def redis_restart(fleet: Fleet, server: PrivateRedis, outage_s: float = 3.0) -> 
     server.start()
     back_ms = time.time() * 1000
     client = redis.Redis(port=server.port)
-    wait_until(lambda: len(client.xrange(f"{fleet.tenant}:outage")) >= 30, 10)
+    wait_until(lambda: client.xlen(f"{fleet.tenant}:outage") >= 30, 10)
     arrivals = stream_arrivals(client, f"{fleet.tenant}:outage")
     judge(result, during, arrivals, timed=False)
     after = [at for _, at in arrivals if at >= back_ms]
