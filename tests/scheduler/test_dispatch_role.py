@@ -5,15 +5,12 @@ request runs, and takeover of a lost sender's delivery."""
 from __future__ import annotations
 
 import json
-import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from elasticsearch import Elasticsearch
 
 from tests.receivers import ScriptedServer
 from tracardi_daemon.infra.deadletters import DeadLetters
@@ -45,29 +42,10 @@ def settings(prefix: str) -> Settings:
 
 
 @pytest.fixture
-def make_role(redis_client: RedisClient, elastic_url: str,
-              settings: Settings) -> Iterator[Maker]:
-    from tracardi_daemon.roles.base import RoleContext, RoleCounters
-
-    pool = ThreadPoolExecutor(1)
-    elastic = Elasticsearch(elastic_url)
-    roles: list[Any] = []
-
+def make_role(start_role: Callable[..., tuple[Any, Any]], settings: Settings) -> Maker:
     def make(kind: type[Any] = DispatchRole, limits: HostLimits | None = None) -> tuple[Any, Any]:
-        ctx = RoleContext(name=kind.__name__, settings=settings, redis=redis_client,
-                          elastic=elastic, pool=pool, stop=threading.Event(),
-                          logger=logging.getLogger("dispatch"), counters=RoleCounters(),
-                          consumer_name=f"sender-{len(roles)}", host_limits=limits)
-        role = kind()
-        role.start(ctx)
-        roles.append(role)
-        return role, ctx
-
-    yield make
-    for role in roles:
-        role.stop()
-    pool.shutdown()
-    elastic.close()
+        return start_role(kind, settings, limits)
+    return make
 
 
 def run_for(role: Any, seconds: float) -> None:

@@ -4,18 +4,16 @@ on time, once, never early; recurring jobs; cancel; hand-back on stop."""
 from __future__ import annotations
 
 import json
-import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from typing import Any
 
 import pytest
-from elasticsearch import Elasticsearch
 
 from tracardi_daemon.infra.delayed import DelayedStore, Job
 from tracardi_daemon.infra.redis import RedisClient
-from tracardi_daemon.roles.base import RoleContext, RoleCounters
+from tracardi_daemon.roles.base import RoleContext
 from tracardi_daemon.roles.scheduler import SchedulerRole
 from tracardi_daemon.settings import SchedulerSettings, Settings, TracardiSettings
 
@@ -23,28 +21,10 @@ RoleMaker = Callable[[], tuple[SchedulerRole, RoleContext]]
 
 
 @pytest.fixture
-def make_role(redis_client: RedisClient, elastic_url: str, prefix: str) -> Iterator[RoleMaker]:
+def make_role(start_role: Callable[..., tuple[Any, RoleContext]], prefix: str) -> RoleMaker:
     settings = Settings(tracardi=TracardiSettings(tenant=prefix),
                         scheduler=SchedulerSettings(horizon_s=1.0, lease_s=2.0))
-    pool = ThreadPoolExecutor(1)
-    elastic = Elasticsearch(elastic_url)
-    roles: list[SchedulerRole] = []
-
-    def make() -> tuple[SchedulerRole, RoleContext]:
-        ctx = RoleContext(name="scheduler", settings=settings, redis=redis_client,
-                          elastic=elastic, pool=pool, stop=threading.Event(),
-                          logger=logging.getLogger("scheduler"), counters=RoleCounters(),
-                          consumer_name=f"test-{len(roles)}")
-        role = SchedulerRole()
-        role.start(ctx)
-        roles.append(role)
-        return role, ctx
-
-    yield make
-    for role in roles:
-        role.stop()
-    pool.shutdown()
-    elastic.close()
+    return lambda: start_role(SchedulerRole, settings)
 
 
 def run_for(role: SchedulerRole, seconds: float) -> None:
