@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -65,7 +65,6 @@ class TrialResult:
     recovery_s: float | None = None  # first delivery after Redis returned
     health_200_while_down: int = 0  # /health said 200 while a backend was down
     health_not_ok: int = 0  # /health did not say 200 while only a receiver failed
-    notes: list[str] = field(default_factory=list)
 
 
 @contextmanager
@@ -122,16 +121,6 @@ class Daemon:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(10)
-
-    def stop(self) -> int | None:
-        if self.proc is None or self.proc.poll() is not None:
-            return None if self.proc is None else self.proc.returncode
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.kill9()
-            return None
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")[-4000:]

@@ -27,7 +27,3 @@ class HostLimits:
             self._in_flight[host] -= 1
             if self._in_flight[host] <= 0:
                 del self._in_flight[host]
-
-    def in_flight(self, host: str) -> int:
-        with self._lock:
-            return self._in_flight[host]
