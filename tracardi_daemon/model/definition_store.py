@@ -52,8 +52,11 @@ class DefinitionStore:
     def _alias(self, cls: type[Definition]) -> str:
         return alias_name(self._settings.tracardi, cls.kind)
 
-    def upsert_many(self, definitions: Sequence[Definition]) -> int:
-        """Write all definitions in one bulk request, visible to searches on return."""
+    def upsert_many(self, definitions: Sequence[Definition], *,
+                    wait_for_refresh: bool = True) -> int:
+        """Write all definitions in one bulk request, visible to searches on return
+        unless ``wait_for_refresh`` is False (a record written often, such as a task's
+        progress, must not wait up to a second for the next refresh)."""
         if not definitions:
             return 0
         operations: list[dict[str, Any]] = []
@@ -62,8 +65,9 @@ class DefinitionStore:
                                          "_id": definition.id}})
             operations.append(definition.to_dict())
         with elastic_errors("write definitions"):
-            response = self._client.bulk(operations=operations, refresh="wait_for",
-                                         require_alias=True)
+            response = self._client.bulk(
+                operations=operations, refresh="wait_for" if wait_for_refresh else False,
+                require_alias=True)
         failed = [
             f"{item['index'].get('_id')}: {item['index']['error'].get('reason')}"
             for item in response["items"] if "error" in item["index"]
