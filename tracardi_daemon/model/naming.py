@@ -10,7 +10,14 @@ from tracardi_daemon.settings import TracardiSettings
 
 DATA_KINDS: tuple[str, ...] = ("profile", "event", "session")
 DEFINITION_KINDS: tuple[str, ...] = (
-    "segment", "live-segment", "event-to-profile", "workflow-trigger", "import", "task")
+    "segment",
+    "live-segment",
+    "event-to-profile",
+    "event-type",
+    "workflow-trigger",
+    "import",
+    "task",
+)
 ALL_KINDS: tuple[str, ...] = DATA_KINDS + DEFINITION_KINDS
 
 
@@ -63,8 +70,9 @@ def index_name(tracardi: TracardiSettings, kind: str, when: datetime) -> str:
 def partition_patterns(tracardi: TracardiSettings, kind: str) -> list[str]:
     """Index patterns matching every partition of a data kind, and nothing else.
 
-    A plain ``<base>-*`` for ``event`` would also match the ``event-to-profile`` index;
-    partitions always continue with the year's first digit, other kinds with a letter.
+    A plain ``<base>-*`` for ``event`` would also match the ``event-to-profile`` and
+    ``event-type`` indices; partitions always continue with the year's first digit,
+    other kinds with a letter.
     """
     base = base_index_name(tracardi, kind)
     return [f"{base}-{digit}*" for digit in "0123456789"]
