@@ -27,7 +27,7 @@ def role(state: RoleState = "running", **changes: Any) -> RoleReport:
     entry: dict[str, Any] = {"state": state, "threads": 2, "heartbeat_age_s": 0.25,
                              "step_age_s": 0.5, "restarts": 1, "consecutive_failures": 0,
                              "processed": 120, "failed": 3, "last_error": None, "queue_lag": 7,
-                             "detail": None}
+                             "lag_s": None, "detail": None}
     entry.update(changes)
     return cast(RoleReport, entry)
 
@@ -36,7 +36,7 @@ def make_report(status: OverallStatus = "ok") -> HealthReport:
     return {
         "status": status, "version": "0.1.0", "pid": os.getpid(), "uptime_s": 3725.5,
         "roles": {
-            "upgrade": role(),
+            "upgrade": role(lag_s=1.5),
             "segmentation": role("unlicensed", threads=0, heartbeat_age_s=None,
                                  step_age_s=None, restarts=0, processed=0, failed=0,
                                  queue_lag=None,
@@ -216,6 +216,7 @@ def test_metrics_endpoint_is_valid_exposition(server: HealthServer) -> None:
     assert value_of(samples, "tracardi_daemon_role_processed_total", role="upgrade") == 120
     assert value_of(samples, "tracardi_daemon_role_failed_total", role="upgrade") == 3
     assert value_of(samples, "tracardi_daemon_queue_lag", role="upgrade") == 7
+    assert value_of(samples, "tracardi_daemon_role_lag_seconds", role="upgrade") == 1.5
     assert value_of(samples, "tracardi_daemon_role_step_age_seconds", role="upgrade") == 0.5
     assert [labels for labels, _ in samples["tracardi_daemon_role_step_age_seconds"]] == [
         {"role": "upgrade"}]  # omitted where unknown

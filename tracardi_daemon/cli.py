@@ -51,6 +51,7 @@ _OPTIONAL_COMMAND_MODULES = (
     "tracardi_daemon.model.commands",
     "tracardi_daemon.model.definition_commands",
     "tracardi_daemon.roles.scheduler_commands",
+    "tracardi_daemon.roles.mapping_commands",
 )
 
 

@@ -87,3 +87,18 @@ def _run_with_client(args: argparse.Namespace, env: Mapping[str, str],
         return int(exc.exit_code)
     finally:
         client.close()
+
+
+def run_with_backends(args: argparse.Namespace, env: Mapping[str, str],
+                      command: Callable[[RedisClient, Elasticsearch, Settings], int]) -> int:
+    """Run ``command`` with both a Redis and an Elasticsearch client."""
+    from tracardi_daemon.infra.elastic import create_elastic
+
+    def with_redis(redis: RedisClient, settings: Settings) -> int:
+        elastic = create_elastic(settings.elastic)
+        try:
+            return command(redis, elastic, settings)
+        finally:
+            elastic.close()
+
+    return run_with_redis(args, env, with_redis)

@@ -38,6 +38,8 @@ _MINIMUM: dict[tuple[str, str], float] = {
     ("daemon", "pool_processes"): 0,  # 0 = one per CPU
     ("redis", "db"): 0,
     ("elastic", "max_retries"): 0,
+    ("mapping", "late_arrival_s"): 0,  # 0 = no look-back for late events
+    ("mapping", "max_conflict_retries"): 0,
 }
 _MAXIMUM: dict[tuple[str, str], float] = {("redis", "port"): 65535}
 # (smaller, larger): the second key must be greater than the first
@@ -45,6 +47,8 @@ _ORDERED: tuple[tuple[str, str], ...] = (
     ("scheduler.horizon_s", "scheduler.lease_s"),
     # a stuck dispatch attempt must not make its role look stalled
     ("dispatch.total_timeout_s", "supervisor.step_budget_s"),
+    # the leader renews from its steps: a step must be able to fit in the lease
+    ("mapping.poll_interval_s", "mapping.lease_s"),
 )
 
 # section name -> dataclass, from the Settings fields themselves (one source of truth)
@@ -313,6 +317,9 @@ def _validate(settings: Settings) -> None:
     if settings.tracardi.partitioning not in ("month", "quarter", "year"):
         raise ConfigError("'tracardi.partitioning' must be \"month\", \"quarter\" or "
                           f"\"year\", got {settings.tracardi.partitioning!r}")
+    if settings.mapping.live_start not in ("now", "earliest"):
+        raise ConfigError("'mapping.live_start' must be \"now\" or \"earliest\", "
+                          f"got {settings.mapping.live_start!r}")
     if settings.log.format not in ("text", "json"):
         raise ConfigError(f"'log.format' must be \"text\" or \"json\", got {settings.log.format!r}")
     if settings.log.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):

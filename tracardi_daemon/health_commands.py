@@ -8,7 +8,7 @@ import json
 import sys
 
 from tracardi_daemon.health import HealthUnavailable, fetch
-from tracardi_daemon.health_report import HealthReport
+from tracardi_daemon.health_report import HealthReport, RoleReport
 
 
 def cmd_status(socket_path: str, as_json: bool) -> int:
@@ -74,7 +74,7 @@ def render_table(report: HealthReport) -> str:
         role_rows.append([
             name, role["state"], str(role["threads"]), _duration(role["heartbeat_age_s"]),
             str(role["restarts"]), str(role["processed"]), str(role["failed"]),
-            "-" if role["queue_lag"] is None else str(role["queue_lag"]),
+            _lag(role),
             _truncate(role["last_error"] or role["detail"] or "-", 60),
         ])
     lines.extend(_columns(role_rows, right_aligned={2, 3, 4, 5, 6, 7}) if report["roles"]
@@ -103,6 +103,13 @@ def _columns(rows: list[list[str]], right_aligned: set[int]) -> list[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return ["  ".join(cell.rjust(widths[i]) if i in right_aligned else cell.ljust(widths[i])
                       for i, cell in enumerate(row)).rstrip() for row in rows]
+
+
+def _lag(role: RoleReport) -> str:
+    """Messages waiting for a queue consumer, or time behind for a follower."""
+    if role["queue_lag"] is not None:
+        return str(role["queue_lag"])
+    return _duration(role["lag_s"])
 
 
 def _duration(seconds: float | None) -> str:

@@ -25,6 +25,7 @@ class RoleReport(TypedDict):
     failed: int
     last_error: str | None
     queue_lag: int | None
+    lag_s: float | None  # now - insert time of the newest item applied (followers)
     detail: str | None
 
 

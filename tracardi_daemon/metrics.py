@@ -10,7 +10,7 @@ from tracardi_daemon.health_report import HealthReport, RoleState
 
 Sample = tuple[dict[str, str], float]
 _NumericRoleField = Literal["heartbeat_age_s", "step_age_s", "restarts", "processed",
-                            "failed", "queue_lag"]
+                            "failed", "queue_lag", "lag_s"]
 
 
 def render_metrics(report: HealthReport) -> str:
@@ -47,6 +47,9 @@ def render_metrics(report: HealthReport) -> str:
         ("tracardi_daemon_queue_lag", "gauge",
          "Messages waiting in the role's queue, as the role last measured it.",
          per_role("queue_lag")),
+        ("tracardi_daemon_role_lag_seconds", "gauge",
+         "Seconds between now and the insert time of the newest item the role applied "
+         "(the mapping role's tail of the event index).", per_role("lag_s")),
         ("tracardi_daemon_backend_up", "gauge", "1 if the backend answered its last probe.",
          [({"backend": name}, 1.0 if backend["up"] else 0.0)
           for name, backend in report["backends"].items()]),

@@ -9,6 +9,7 @@ from tracardi_daemon.errors import RoleError
 from tracardi_daemon.license import FREE_ROLES
 from tracardi_daemon.roles.base import RoleFactory
 from tracardi_daemon.roles.dispatch import dispatch_factory
+from tracardi_daemon.roles.mapping import mapping_factory
 from tracardi_daemon.roles.scheduler import scheduler_factory
 from tracardi_daemon.settings import ROLE_NAMES, Settings
 
@@ -41,7 +42,8 @@ Registry = Mapping[str, RoleSpec]
 def default_registry() -> dict[str, RoleSpec]:
     """The five roles and the internal ``dispatch`` senders; a role's factory is filled
     in once its implementation lands."""
-    factories: dict[str, RoleFactory] = {"scheduler": scheduler_factory}
+    factories: dict[str, RoleFactory] = {"scheduler": scheduler_factory,
+                                         "mapping": mapping_factory}
     companions = {"scheduler": ("dispatch",)}
     registry = {
         name: RoleSpec(name, name not in FREE_ROLES, factories.get(name),

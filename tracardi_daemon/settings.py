@@ -134,6 +134,22 @@ class DispatchSettings:
 
 
 @dataclass(frozen=True)
+class MappingSettings:
+    """The ``mapping`` role: a live tail of the event index and batch jobs."""
+
+    live: bool = True  # follow the event index; False = batch jobs only
+    live_start: str = "now"  # where a tail without a checkpoint starts: now or earliest
+    # an event visible this long after its metadata.time.insert is still applied once
+    late_arrival_s: float = 60.0
+    # how often the tail looks back over the late-arrival window for stragglers
+    recheck_every_s: float = 5.0
+    batch_size: int = 1000
+    lease_s: float = 15.0  # the live tail's leader lease and each job's lease
+    max_conflict_retries: int = 5  # reload-and-reapply rounds for a profile
+    poll_interval_s: float = 1.0
+
+
+@dataclass(frozen=True)
 class RoleSettings:
     threads: int = 1
 
@@ -154,6 +170,7 @@ class Settings:
     queue: QueueSettings = QueueSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     dispatch: DispatchSettings = DispatchSettings()
+    mapping: MappingSettings = MappingSettings()
     definitions: DefinitionsSettings = DefinitionsSettings()
     role: dict[str, RoleSettings] = field(default_factory=dict)
     source: str | None = None

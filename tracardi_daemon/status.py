@@ -48,7 +48,7 @@ def _role_entries(daemon: Daemon) -> dict[str, RoleReport]:
             "state": "unlicensed", "threads": 0, "heartbeat_age_s": None,
             "step_age_s": None, "restarts": 0,
             "consecutive_failures": 0, "processed": 0, "failed": 0, "last_error": None,
-            "queue_lag": None, "detail": reason,
+            "queue_lag": None, "lag_s": None, "detail": reason,
         }
     return roles
 

@@ -221,6 +221,7 @@ class RoleRunner:
                 "restarts": self.restarts, "consecutive_failures": self.consecutive_failures,
                 "processed": self.counters.processed, "failed": self.counters.failed,
                 "last_error": self.last_error, "queue_lag": self.counters.queue_lag,
+                "lag_s": None if self.counters.lag_s is None else round(self.counters.lag_s, 3),
                 "detail": None,
             }
 

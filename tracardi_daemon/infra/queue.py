@@ -65,7 +65,7 @@ class WorkQueue:
                  max_attempts: int = 5, retry_backoff_initial_s: float = 1.0,
                  retry_backoff_max_s: float = 300.0,
                  monotonic: Callable[[], float] = time.monotonic,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, max_length: int | None = None) -> None:
         if max_attempts < 1 or visibility_timeout_s <= 0:
             raise InvalidInput("max_attempts must be >= 1 and visibility_timeout_s > 0")
         self.name = queue
@@ -80,6 +80,9 @@ class WorkQueue:
         self._monotonic = monotonic
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
         self._group_ready = False
+        # a queue whose consumer may not run anywhere (profile-changed without a
+        # segmentation role) is trimmed to about this many entries, oldest first
+        self._max_length = max_length
         self._last_reclaim = float("-inf")
         self._reclaim_cursor = "0-0"
         self._next_promote = float("-inf")
@@ -100,7 +103,7 @@ class WorkQueue:
         with redis_errors(f"enqueue to {self._stream}"):
             pipe = self._client.pipeline(transaction=False)
             for fields in entries:
-                pipe.xadd(self._stream, fields)
+                pipe.xadd(self._stream, fields, maxlen=self._max_length, approximate=True)
             return [text(entry_id) for entry_id in pipe.execute()]
 
     # consuming

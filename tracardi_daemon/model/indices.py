@@ -235,7 +235,9 @@ class StoredDocument:
 Change = Callable[[dict[str, Any] | None], dict[str, Any] | None]
 
 
-def _alias_members(client: Elasticsearch, alias: str) -> list[str]:
+def alias_members(client: Elasticsearch, alias: str) -> list[str]:
+    """The concrete indices behind an alias, sorted (oldest partition first); none if
+    the alias does not exist."""
     try:
         return sorted(client.indices.get_alias(name=alias).body)
     except NotFoundError:
@@ -251,7 +253,7 @@ def fetch(client: Elasticsearch, settings: Settings, kind: str,
     """
     alias = alias_name(settings.tracardi, kind)
     with elastic_errors(f"read {kind} {doc_id!r}"):
-        members = _alias_members(client, alias)
+        members = alias_members(client, alias)
         if not members:
             return None
         docs = client.mget(docs=[{"_index": name, "_id": doc_id} for name in members])

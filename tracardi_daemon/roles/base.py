@@ -31,6 +31,9 @@ class RoleCounters:
         self.processed = 0
         self.failed = 0
         self.queue_lag: int | None = None  # set by roles that consume a queue
+        # set by roles that follow a stream of data: now - the time of the newest item
+        # applied (the mapping role's tail of the event index)
+        self.lag_s: float | None = None
 
     def add(self, processed: int = 0, failed: int = 0) -> None:
         with self._lock:

@@ -1,0 +1,189 @@
+"""Profiles as the Elasticsearch-bound roles change them (DESIGN §10): loaded by id through
+the alias in real time, each remembering the partition it lives in; written back there
+through the bulk writer with optimistic concurrency, reloaded and re-changed when another
+writer was faster; Tracardi's cache entry deleted; the change announced to segmentation.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, TypeVar
+
+from elasticsearch import Elasticsearch
+
+from tracardi_daemon.errors import BackendError
+from tracardi_daemon.infra.bulk import BulkAction, BulkWriter
+from tracardi_daemon.infra.elastic import elastic_errors
+from tracardi_daemon.infra.queue import WorkQueue
+from tracardi_daemon.infra.queue_base import redis_errors
+from tracardi_daemon.infra.redis import RedisClient
+from tracardi_daemon.model.indices import Location, alias_members
+from tracardi_daemon.model.naming import alias_name
+from tracardi_daemon.settings import Settings
+
+PROFILE_CHANGED_QUEUE = "profile-changed"
+# without a segmentation role reading it, the queue must not grow without bound: the
+# oldest announcements are dropped beyond this (segmentation passes cover them)
+PROFILE_CHANGED_MAX_LENGTH = 1_000_000
+# one multi-get carries at most this many (index, id) pairs
+_MGET_CHUNK = 5000
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class LoadedProfile:
+    id: str
+    location: Location  # the partition it lives in, and the numbers a write must match
+    source: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Rewrite(Generic[T]):
+    """What a change made of one profile: the new document (None: leave it) and what
+    the caller wants back (e.g. which fields changed, which events failed)."""
+
+    document: dict[str, Any] | None
+    result: T
+
+
+@dataclass(frozen=True)
+class Saved(Generic[T]):
+    profile_id: str
+    status: Literal["written", "unchanged", "missing", "failed"]
+    index: str | None  # where the profile lives
+    result: T | None  # from the change that was written (or found nothing to do)
+    error: str | None = None
+
+
+def load_by_ids(client: Elasticsearch, alias: str,
+                ids: Iterable[str]) -> dict[str, LoadedProfile]:
+    """The documents that exist among ``ids`` in the indices of ``alias``, read in real
+    time (a multi-get, not a search: a document written a moment ago is seen). One found
+    in several partitions (Tracardi issue #638) is taken from the newest one."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    with elastic_errors(f"load documents from {alias}"):
+        members = alias_members(client, alias)
+        pairs = [{"_index": index, "_id": doc_id} for doc_id in wanted for index in members]
+        docs: list[dict[str, Any]] = []
+        for start in range(0, len(pairs), _MGET_CHUNK):
+            docs.extend(client.mget(docs=pairs[start:start + _MGET_CHUNK])["docs"])
+    failed = [doc for doc in docs if "error" in doc]
+    if failed:
+        # an unreadable partition must not look like "no such document": the caller
+        # would create a second copy in the current partition
+        raise BackendError("elasticsearch", f"load from {alias}: {failed[0]['_index']}: "
+                           f"{failed[0]['error'].get('reason')}")
+    loaded: dict[str, LoadedProfile] = {}
+    for doc in docs:
+        known = loaded.get(doc["_id"])
+        if doc.get("found") and (known is None or doc["_index"] > known.location.index):
+            loaded[doc["_id"]] = LoadedProfile(
+                doc["_id"], Location(doc["_index"], doc["_seq_no"], doc["_primary_term"]),
+                doc["_source"])
+    return loaded
+
+
+def cache_key(tenant: str, production: bool, profile_id: str) -> str:
+    """Tracardi's collector cache entry of a profile:
+    ``<tenant>:profile:<p|t>:<first two characters if hex, else 00>:<id>``."""
+    head = profile_id[:2]
+    bucket = head if len(head) == 2 and all(c in string.hexdigits for c in head) else "00"
+    return f"{tenant}:profile:{'p' if production else 't'}:{bucket}:{profile_id}"
+
+
+class ProfileStore:
+    """Loads, rewrites and saves profiles for one tenant; safe to share between threads
+    only if the bulk writer is."""
+
+    def __init__(self, elastic: Elasticsearch, redis: RedisClient, settings: Settings,
+                 writer: BulkWriter) -> None:
+        self._elastic = elastic
+        self._redis = redis
+        self._settings = settings
+        self._writer = writer
+        self._alias = alias_name(settings.tracardi, "profile")
+        self._changed = WorkQueue(redis, settings.tracardi.tenant, PROFILE_CHANGED_QUEUE,
+                                  max_length=PROFILE_CHANGED_MAX_LENGTH)
+
+    def load_many(self, ids: Iterable[str]) -> dict[str, LoadedProfile]:
+        """The profiles that exist among ``ids``, read in real time."""
+        return load_by_ids(self._elastic, self._alias, ids)
+
+    def update_many(self, ids: Iterable[str], change: Callable[[LoadedProfile], Rewrite[T]],
+                    max_attempts: int,
+                    before_write: Callable[[], None] | None = None) -> list[Saved[T]]:
+        """Load, change and write back every profile of ``ids``, one bulk request per
+        round. A profile another writer changed meanwhile (409) is reloaded and changed
+        again, up to ``max_attempts`` rounds; then it is reported ``failed``.
+        ``before_write`` runs in each round after the changes and before the write."""
+        outcomes: dict[str, Saved[T]] = {}
+        pending = set(ids)
+        for _ in range(max(1, max_attempts)):
+            if not pending:
+                break
+            pending = self._update_round(pending, change, outcomes, before_write)
+        for profile_id in pending:
+            outcomes[profile_id] = Saved(
+                profile_id, "failed", None, None,
+                f"profile changed concurrently {max_attempts} times in a row")
+        return list(outcomes.values())
+
+    def _update_round(self, ids: set[str], change: Callable[[LoadedProfile], Rewrite[T]],
+                      outcomes: dict[str, Saved[T]],
+                      before_write: Callable[[], None] | None) -> set[str]:
+        loaded = self.load_many(ids)
+        actions: list[BulkAction] = []
+        results: dict[str, T] = {}
+        for profile_id in ids:
+            profile = loaded.get(profile_id)
+            if profile is None:
+                outcomes[profile_id] = Saved(profile_id, "missing", None, None)
+                continue
+            rewrite = change(profile)
+            results[profile_id] = rewrite.result
+            if rewrite.document is None:
+                outcomes[profile_id] = Saved(profile_id, "unchanged", profile.location.index,
+                                             rewrite.result)
+                continue
+            actions.append(BulkAction(
+                "index", profile.location.index, profile_id, rewrite.document,
+                if_seq_no=profile.location.seq_no,
+                if_primary_term=profile.location.primary_term))
+        if before_write is not None:
+            before_write()
+        conflicting: set[str] = set()
+        for item in self._writer.write(actions):
+            profile_id = item.action.id
+            if item.ok:
+                outcomes[profile_id] = Saved(profile_id, "written", item.action.index,
+                                             results[profile_id])
+            elif item.conflict:
+                conflicting.add(profile_id)
+            else:
+                outcomes[profile_id] = Saved(profile_id, "failed", item.action.index,
+                                             results[profile_id], item.error)
+        return conflicting
+
+    def forget_cached(self, ids: Iterable[str]) -> None:
+        """Delete Tracardi's cache entries of these profiles, so that the collector loads
+        the written profile instead of writing its stale copy back."""
+        tracardi = self._settings.tracardi
+        keys = [cache_key(tracardi.tenant, tracardi.production, pid) for pid in ids]
+        if not keys:
+            return
+        with redis_errors("delete profile cache entries"):
+            pipe = self._redis.pipeline(transaction=False)
+            for start in range(0, len(keys), 1000):
+                pipe.delete(*keys[start:start + 1000])
+            pipe.execute()
+
+    def announce_changed(self, changes: Sequence[Mapping[str, Any]], source: str) -> None:
+        """Put ``{profile_id, index, fields, source}`` on the profile-changed queue for
+        the segmentation role; ``changes`` carry the first three."""
+        if changes:
+            self._changed.enqueue_many([{**change, "source": source} for change in changes])
