@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -182,7 +183,9 @@ def test_mapping_commands_queue_follow_and_cancel(
     env = {"TENANT_NAME": world.settings.tracardi.tenant, "ELASTIC_HOST": elastic_url}
     assert main(["mapping", "run", "--definition", "count", "--where",
                  'event@properties.page == "/1"'], environ=env) == 0
-    task_id = capsys.readouterr().out.split()[3].rstrip(";")
+    queued = capsys.readouterr().out
+    assert queued.startswith("1 event(s) selected")
+    task_id = queued.split("queued mapping job ")[1].split(";")[0]
     role, ctx = start_role(MappingRole, world.settings)
     run_until_idle(role, ctx)
     assert main(["mapping", "status", task_id], environ=env) == 0
@@ -195,3 +198,23 @@ def test_mapping_commands_queue_follow_and_cancel(
     assert "no event-to-profile or event-type definition" in capsys.readouterr().err
     assert main(["mapping", "run", "--definition", "count", "--where", "event@x >"],
                 environ=env) == 2
+    assert main(["mapping", "run", "--definition", "count", "--query", "page:(unclosed"],
+                environ=env) == 2
+    assert "the query is refused" in capsys.readouterr().err
+
+
+def test_a_job_whose_query_elasticsearch_refuses_fails_with_the_error(
+        jobs_only: World, start_role: RoleStarter) -> None:
+    world = jobs_only
+    _seed(world, profiles=1, events_each=1)
+    record = _job(world, query="properties.page:(unclosed")
+    settings = settings_with(world.settings)
+    role, ctx = start_role(MappingRole, replace(settings, queue=replace(
+        settings.queue, max_attempts=2, retry_backoff_initial_s=0.01,
+        retry_backoff_max_s=0.01)))
+    deadline = time.monotonic() + 20
+    while not _task(world, record.id).terminal and time.monotonic() < deadline:
+        role.step(ctx.clock())
+    done = _task(world, record.id)
+    assert done.status == "failed"
+    assert done.last_error is not None and "parse" in done.last_error.lower()

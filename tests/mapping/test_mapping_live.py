@@ -175,3 +175,24 @@ def test_event_type_mapping_copies_properties_to_the_events_traits_first(
     assert event["journey"] == {"state": "conversion"}
     assert event["tags"]["values"] == ["sale"]
     assert world.profile("p1")["traits"]["last_order"] == 0
+
+
+def test_a_condition_compares_event_values_as_they_are_stored(
+        world: World, start_role: RoleStarter) -> None:
+    """``event@properties.value > 10`` compares numbers (properties are one flattened
+    field in Elasticsearch, where they would compare as text: "9" > "10")."""
+    world.define(event_to_profile=[{
+        "id": "big-orders", "name": "Big orders", "event_type": {"id": "purchase"},
+        "condition": "event@properties.value > 10 AND profile@traits.vip == true",
+        "items": [{"op": "increment", "profile": "stats.big_orders"}]}])
+    world.add_profile("vip", traits={"vip": True})
+    world.add_profile("regular", traits={"vip": False})
+    world.add_events([{"type": "purchase", "profile": profile, "insert": ago(5 - n),
+                       "properties": {"value": value}}
+                      for n, (profile, value) in enumerate(
+                          [("vip", 9), ("vip", 11), ("vip", 100), ("regular", 50)])])
+    role, ctx = start_role(MappingRole, world.settings)
+    run_until_idle(role, ctx)
+    assert world.profile("vip")["stats"] == {"big_orders": 2}
+    assert "stats" not in world.profile("regular")
+    assert ctx.counters.processed == 4 and ctx.counters.failed == 0

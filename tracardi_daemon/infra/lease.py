@@ -139,7 +139,7 @@ class Lease:
         previous = self._hold
         self._hold = _Hold(f"{self._owner}|{token}", token, started)
         if previous is None or previous.token != token:
-            logger.info("lease %s acquired by %s with token %d", self._key, self._owner, token)
+            logger.info("lease %s acquired by %s (fence %d)", self._key, self._owner, token)
         return True
 
     def renew(self) -> bool:
@@ -154,7 +154,7 @@ class Lease:
             renewed = int(self._renew(keys=[self._key], args=[hold.value, self._ttl_ms]))
         if not renewed:
             self._hold = None
-            logger.warning("lease %s lost by %s (token %d)", self._key, self._owner, hold.token)
+            logger.warning("lease %s lost by %s (fence %d)", self._key, self._owner, hold.token)
             return False
         self._hold = hold._replace(renewed_at=started)
         return True
@@ -166,7 +166,7 @@ class Lease:
             return
         with redis_errors(f"release lease {self._key}"):
             self._release(keys=[self._key], args=[hold.value])
-        logger.info("lease %s released by %s (token %d)", self._key, self._owner, hold.token)
+        logger.info("lease %s released by %s (fence %d)", self._key, self._owner, hold.token)
 
     def ensure(self) -> bool:
         """What a role calls from every step: renew once a third of the ttl has passed

@@ -49,10 +49,11 @@ _TRACARDI_EXTRAS = ("tags", "production", "running", "build_in")
 
 @functools.cache
 def condition_schema() -> Schema:
-    """The mappings conditions are type-checked against, built on first use."""
-    return Schema.from_mappings(
-        profile=mapping_for("profile"), event=mapping_for("event"), session=mapping_for("session")
-    )
+    """What mapping conditions are type-checked against, built on first use: the
+    profile's mapping only. The role evaluates conditions in Python over events and
+    sessions as they are stored; typed by their index mappings, ``event@properties.value
+    > 10`` would compare text (properties are one flattened field there) and be refused."""
+    return Schema.from_mappings(profile=mapping_for("profile"))
 
 
 def _check_condition(reader: Reader, field: str, text: str) -> str:

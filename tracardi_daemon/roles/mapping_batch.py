@@ -111,7 +111,8 @@ class BatchApplier:
               dry_run: bool = False) -> BatchOutcome:
         run = _Run(rules, batch_id, self._clock().isoformat(),
                    outcome=BatchOutcome(events=len(hits)))
-        events = [_Event(hit, copy.deepcopy(hit.source)) for hit in hits]
+        # the hits are this batch's own: applying an event type changes them in place
+        events = [_Event(hit, hit.source) for hit in hits]
         for event in events:
             insert = event.source.get("metadata", {}).get("time", {}).get("insert")
             if isinstance(insert, str) and insert > (run.outcome.newest_insert or ""):
@@ -199,7 +200,7 @@ class BatchApplier:
         recorded: set[tuple[str, str]] = set()
 
         def change(loaded: LoadedProfile) -> Rewrite[_ProfileResult]:
-            profile = copy.deepcopy(loaded.source)
+            profile = loaded.source  # freshly loaded for this round: changed in place
             aux = profile.setdefault("metadata", {}).setdefault("aux", {})
             markers = aux.get(MARKER_FIELD) if isinstance(aux, dict) else None
             if isinstance(markers, dict) and markers.get(self._stream) == batch_id:

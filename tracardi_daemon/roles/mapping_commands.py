@@ -12,14 +12,16 @@ from dataclasses import asdict
 from elasticsearch import Elasticsearch
 
 from tracardi_daemon.commands_common import add_config_option, printable, run_with_backends
-from tracardi_daemon.errors import ExitCode, InvalidInput
+from tracardi_daemon.errors import BackendError, ExitCode, InvalidInput
 from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.redis import RedisClient
+from tracardi_daemon.infra.scan import count
 from tracardi_daemon.infra.task_progress import follow, render
 from tracardi_daemon.infra.tasks import TaskRecord, TaskStore
 from tracardi_daemon.model.definition_commands import load_definitions_file
 from tracardi_daemon.model.definition_store import DefinitionStore
 from tracardi_daemon.model.definitions import Definition, EventToProfile, EventTypeMapping
+from tracardi_daemon.model.naming import alias_name
 from tracardi_daemon.redact import mask_json
 from tracardi_daemon.roles.mapping_batch import MAPPING_QUEUE
 from tracardi_daemon.roles.mapping_jobs import TASK_TYPE, JobSpec, submit, validate_spec
@@ -104,6 +106,7 @@ def _run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             spec = JobSpec(definitions, args.query, args.where, args.insert_from,
                            args.insert_to, args.dry_run)
             validate_spec(spec)
+            selected = _count(elastic, settings, spec)
         except InvalidInput as exc:
             print(f"error: {exc}", file=sys.stderr)
             return USAGE_ERROR
@@ -111,7 +114,7 @@ def _run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         name = "Mapping " + ", ".join(d.name for d in definitions)
         record = submit(tasks, WorkQueue(redis, settings.tracardi.tenant, MAPPING_QUEUE),
                         spec, name[:120] + (" (dry run)" if args.dry_run else ""))
-        print(f"queued mapping job {record.id}"
+        print(f"{selected:,} event(s) selected; queued mapping job {record.id}"
               f"{' (dry run)' if args.dry_run else ''}; "
               f"follow it with: tracardi-daemon mapping status {record.id} --follow")
         if args.follow:
@@ -145,6 +148,16 @@ def _status(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         return _show_final(record) if record.terminal else int(ExitCode.OK)
 
     return run_with_backends(args, env, action)
+
+
+def _count(elastic: Elasticsearch, settings: Settings, spec: JobSpec) -> int:
+    """The events the job selects now; a query Elasticsearch refuses is the user's
+    error, reported before anything is queued."""
+    query = spec.query_body(spec.rules().event_types)
+    try:
+        return count(elastic, alias_name(settings.tracardi, "event"), query)
+    except BackendError as exc:
+        raise InvalidInput(f"the query is refused: {exc}") from exc
 
 
 def _show_final(record: TaskRecord) -> int:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from tracardi_daemon.errors import InvalidInput
+from tracardi_daemon.errors import BackendUnavailable, DaemonError, InvalidInput
 from tracardi_daemon.infra.lease import Lease
 from tracardi_daemon.infra.queue import Message, WorkQueue
 from tracardi_daemon.infra.scan import Hit, Scan, count
@@ -30,6 +30,7 @@ from tracardi_daemon.model.definitions import (
     definition_type,
 )
 from tracardi_daemon.model.naming import alias_name
+from tracardi_daemon.redact import mask_text
 from tracardi_daemon.roles.mapping_batch import BatchApplier, BatchOutcome, load_events
 from tracardi_daemon.roles.mapping_rules import MappingRules
 from tracardi_daemon.settings import Settings
@@ -142,22 +143,45 @@ class JobRunner:
         if self._job is None and not self._take():
             return None
         assert self._job is not None and self.message is not None
-        self._queue.extend(self._consumer, [self.message.id])
+        job, message = self._job, self.message
+        self._queue.extend(self._consumer, [message.id])
         try:
-            return self._job.step()
-        finally:
-            if self._job.done:
-                self._queue.ack([self.message.id])
-                self._job.close()
-                self._job, self.message = None, None
+            outcome = job.step()
+        except BackendUnavailable:
+            raise  # the supervisor waits for the backend; the job resumes after it
+        except DaemonError as exc:
+            self._failed_batch(job, message, exc)
+            return None
+        if job.done:
+            self._queue.ack([message.id])
+            self._drop_job()
+        return outcome
 
-    def close(self) -> None:
+    def _failed_batch(self, job: _Job, message: Message, exc: DaemonError) -> None:
+        """A batch that failed (a query Elasticsearch refuses, a definition gone bad) is
+        retried with backoff from its checkpoint; after queue.max_attempts the task ends
+        ``failed`` with the error."""
+        error = mask_text(str(exc))
+        log.warning("mapping job %s: batch failed (attempt %d of %d): %s", job.id,
+                    message.attempt, self._queue.max_attempts, error)
+        if message.attempt >= self._queue.max_attempts:
+            self._tasks.finish(job.id, "failed", error=error)
+            self._queue.ack([message.id])
+        else:
+            self._tasks.progress(job.id, last_error=error)
+            self._queue.retry(message, error)
+        self._drop_job()
+
+    def _drop_job(self) -> None:
         if self._job is not None:
             self._job.close()
-            self._job = None
-        if self.message is not None:
-            self._queue.release(self.message)
-            self.message = None
+        self._job, self.message = None, None
+
+    def close(self) -> None:
+        message = self.message
+        self._drop_job()
+        if message is not None:
+            self._queue.release(message)
 
     def _take(self) -> bool:
         messages = self._queue.consume(self._consumer, count=1)
@@ -186,7 +210,7 @@ class _Job:
                  lease: Lease, applier: BatchApplier, alias: str, owner: str) -> None:
         self._settings = settings
         self._tasks = tasks
-        self._id = record.id
+        self.id = record.id
         self._lease = lease
         self._applier = applier
         self._spec = JobSpec.from_params(record.params)
@@ -201,27 +225,36 @@ class _Job:
         # opened after an interrupted batch is finished: from the position after it
         self._scan: Scan | None = None
         self.done = False
-        fence = lease.fenced()
-        if not tasks.start(self._id, owner, fence=fence):
+        self._record = record
+        self._owner = owner
+        self._started = False
+
+    def _begin(self) -> None:
+        """Mark the task running (a takeover restarts it) and count its events once."""
+        fence = self._lease.fenced()
+        if not self._tasks.start(self.id, self._owner, fence=fence):
             self.done = True
             return
-        if record.total is None:
-            tasks.progress(self._id, total=count(applier.elastic, alias, self._query),
-                           fence=fence)
-        log.info("mapping job %s %s", self._id,
-                 "resumes from its checkpoint" if record.checkpoint else "starts")
+        if self._record.total is None:
+            self._tasks.progress(self.id, fence=fence, total=count(
+                self._applier.elastic, self._alias, self._query))
+        log.info("mapping job %s %s", self.id,
+                 "resumes from its checkpoint" if self._record.checkpoint else "starts")
+        self._started = True
 
     def close(self) -> None:
         if self._scan is not None:
             self._scan.close()
 
     def step(self) -> BatchOutcome | None:
+        if not self.done and not self._started:
+            self._begin()
         if self.done:
             return None
         if not self._lease.ensure():
             self.done = True  # taken over; the new runner goes on
             return None
-        if self._tasks.cancel_requested(self._id):
+        if self._tasks.cancel_requested(self.id):
             self._finish("cancelled")
             return None
         if self._intent is not None:
@@ -238,7 +271,7 @@ class _Job:
             self._finish("finished")
             return None
         self._seq += 1
-        self._intent = {"batch": f"{self._id}-{self._seq}",
+        self._intent = {"batch": f"{self.id}-{self._seq}",
                         "events": [[hit.index, hit.id] for hit in hits],
                         "position": hits[-1].sort}
         if not self._spec.dry_run:
@@ -260,12 +293,12 @@ class _Job:
                                       "intent": intent}
         if self._samples:
             checkpoint["samples"] = self._samples
-        if not self._tasks.progress(self._id, done=done, failed=failed, checkpoint=checkpoint,
+        if not self._tasks.progress(self.id, done=done, failed=failed, checkpoint=checkpoint,
                                     fence=self._lease.fenced()):
             self.done = True  # the lease was lost: the new runner redoes this batch
 
     def _finish(self, status: str) -> None:
-        self._tasks.finish(self._id, status, fence=self._lease.fenced())
+        self._tasks.finish(self.id, status, fence=self._lease.fenced())
         self._lease.release()
         self.done = True
-        log.info("mapping job %s %s", self._id, status)
+        log.info("mapping job %s %s", self.id, status)

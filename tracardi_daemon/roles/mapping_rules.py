@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tracardi_daemon.model.definitions import EventToProfile, EventTypeMapping, MappingItem
+from tracardi_daemon.model.mapping_definitions import condition_schema
 from tracardi_daemon.model.mapping_ops import (
     MISSING,
     MappingConflict,
@@ -64,7 +65,8 @@ class MappingRules:
             accepts = None
             if definition.condition:
                 try:
-                    accepts = Condition(definition.condition).predicate(clock)
+                    accepts = Condition(definition.condition,
+                                        condition_schema()).predicate(clock)
                 except TqlError as exc:  # validated when applied; stored by another tool
                     raise EventFailure(f"condition does not compile: {exc}",
                                        definition.id) from exc
@@ -191,7 +193,7 @@ def _undo_point(document: dict[str, Any], path: str) -> tuple[str, Any]:
             return prefix, MISSING
         value = node[key]
         if depth == len(keys) - 1 or not isinstance(value, dict):
-            return prefix, copy.deepcopy(value)
+            return prefix, copy.deepcopy(value) if isinstance(value, list | dict) else value
         node = value
     return path, MISSING  # pragma: no cover - a path has at least one key
 
