@@ -166,10 +166,18 @@ def test_event_type_mapping_copies_properties_to_the_events_traits_first(
                            "items": [{"event": "traits.order.value", "op": "equals",
                                       "profile": "traits.last_order"}]}])
     world.add_profile("p1")
-    [event_id] = world.add_events([{"type": "purchase", "profile": "p1", "insert": ago(2),
-                                    "properties": {"amount": 0}}])
+    event_id, clash = world.add_events([
+        {"type": "purchase", "profile": "p1", "insert": ago(2), "properties": {"amount": 0}},
+        # its traits.order is text: the copy to traits.order.value cannot be made (in an
+        # older partition, whose mapping of traits.order is its own)
+        {"type": "purchase", "profile": "p1", "insert": ago(100 * 86400),
+         "properties": {"amount": 5}, "traits": {"order": "n/a"}}])
     role, ctx = start_role(MappingRole, world.settings)
     run_until_idle(role, ctx)
+    [dead] = DeadLetters(world.redis, world.settings.tracardi.tenant, MAPPING_QUEUE).oldest(10)
+    assert dead.payload["event_id"] == clash and "path conflict" in dead.reason
+    assert dead.payload["definition_id"] == "purchase"
+    assert world.event(clash)["traits"] == {"order": "n/a"}
     event = world.event(event_id)
     assert event["traits"] == {"order": {"value": 0}}
     assert event["journey"] == {"state": "conversion"}

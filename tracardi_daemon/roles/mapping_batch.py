@@ -47,7 +47,6 @@ class BatchOutcome:
     failed: int = 0  # dead-lettered
     profiles_written: int = 0
     events_updated: int = 0
-    newest_insert: str | None = None  # metadata.time.insert of the newest event read
     samples: list[dict[str, Any]] = field(default_factory=list)  # dry run only
 
 
@@ -113,10 +112,6 @@ class BatchApplier:
                    outcome=BatchOutcome(events=len(hits)))
         # the hits are this batch's own: applying an event type changes them in place
         events = [_Event(hit, hit.source) for hit in hits]
-        for event in events:
-            insert = event.source.get("metadata", {}).get("time", {}).get("insert")
-            if isinstance(insert, str) and insert > (run.outcome.newest_insert or ""):
-                run.outcome.newest_insert = insert
         updates = self._event_updates(events, run)
         failed_early = {event.hit.id for event, _ in run.failures}
         for event in events:
@@ -131,6 +126,7 @@ class BatchApplier:
         else:
             if updates:
                 self._write_event_updates(updates, run, events)
+            self._dead_letter(run.failures)  # so far only failures of the events' own part
             self._write_profiles(run)
         failed_ids = {event.hit.id for event, _ in run.failures}
         relevant = set(updates) | {e.hit.id for group in run.by_profile.values() for e in group}
@@ -161,8 +157,9 @@ class BatchApplier:
         by_id = {event.hit.id: event for event in events}
         for item in self._writer.write(list(updates.values())):
             if not item.ok:
+                # its profile mappings still apply: they do not read what failed here
                 run.failures.append((by_id[item.action.id], EventFailure(
-                    f"event not updated: {item.error}")))
+                    f"traits not written to the event: {item.error}")))
 
     def _sessions(self, events: list[_Event], rules: MappingRules) -> dict[str, dict[str, Any]]:
         ids = {str(e.source.get("session", {}).get("id")) for e in events
