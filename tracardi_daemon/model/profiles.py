@@ -47,6 +47,9 @@ class Rewrite(Generic[T]):
 
     document: dict[str, Any] | None
     result: T
+    # True: ``document`` holds only the fields to change (an update merged into the
+    # stored profile), not the whole profile
+    partial: bool = False
 
 
 @dataclass(frozen=True)
@@ -116,27 +119,32 @@ class ProfileStore:
 
     def update_many(self, ids: Iterable[str], change: Callable[[LoadedProfile], Rewrite[T]],
                     max_attempts: int,
-                    before_write: Callable[[], None] | None = None) -> list[Saved[T]]:
+                    before_write: Callable[[], None] | None = None,
+                    preloaded: Mapping[str, LoadedProfile] | None = None) -> list[Saved[T]]:
         """Load, change and write back every profile of ``ids``, one bulk request per
         round. A profile another writer changed meanwhile (409) is reloaded and changed
         again, up to ``max_attempts`` rounds; then it is reported ``failed``.
-        ``before_write`` runs in each round after the changes and before the write."""
+        ``before_write`` runs in each round after the changes and before the write.
+        ``preloaded`` (e.g. hits of a scan, with their seq_no) spares the first load:
+        if one is stale, its write conflicts and the profile is reloaded."""
         outcomes: dict[str, Saved[T]] = {}
         pending = set(ids)
         for _ in range(max(1, max_attempts)):
             if not pending:
                 break
-            pending = self._update_round(pending, change, outcomes, before_write)
+            loaded = dict(preloaded) if preloaded is not None else self.load_many(pending)
+            preloaded = None
+            pending = self._update_round(pending, loaded, change, outcomes, before_write)
         for profile_id in pending:
             outcomes[profile_id] = Saved(
                 profile_id, "failed", None, None,
                 f"profile changed concurrently {max_attempts} times in a row")
         return list(outcomes.values())
 
-    def _update_round(self, ids: set[str], change: Callable[[LoadedProfile], Rewrite[T]],
+    def _update_round(self, ids: set[str], loaded: Mapping[str, LoadedProfile],
+                      change: Callable[[LoadedProfile], Rewrite[T]],
                       outcomes: dict[str, Saved[T]],
                       before_write: Callable[[], None] | None) -> set[str]:
-        loaded = self.load_many(ids)
         actions: list[BulkAction] = []
         results: dict[str, T] = {}
         for profile_id in ids:
@@ -151,7 +159,8 @@ class ProfileStore:
                                              rewrite.result)
                 continue
             actions.append(BulkAction(
-                "index", profile.location.index, profile_id, rewrite.document,
+                "update" if rewrite.partial else "index", profile.location.index,
+                profile_id, rewrite.document,
                 if_seq_no=profile.location.seq_no,
                 if_primary_term=profile.location.primary_term))
         if before_write is not None:

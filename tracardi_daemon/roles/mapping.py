@@ -19,12 +19,14 @@ from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.tasks import TaskStore
 from tracardi_daemon.model.definition_store import DefinitionCache, DefinitionStore
 from tracardi_daemon.model.definitions import EventToProfile, EventTypeMapping
+from tracardi_daemon.model.naming import alias_name
 from tracardi_daemon.model.profiles import ProfileStore
 from tracardi_daemon.roles.base import RoleContext
 from tracardi_daemon.roles.mapping_batch import MAPPING_QUEUE, BatchApplier, BatchOutcome
-from tracardi_daemon.roles.mapping_jobs import JobRunner
+from tracardi_daemon.roles.mapping_jobs import MappingJob
 from tracardi_daemon.roles.mapping_live import LIVE_STREAM, LeaseLost, LiveTail
 from tracardi_daemon.roles.mapping_rules import MappingRules
+from tracardi_daemon.roles.task_jobs import TaskJobRunner
 
 LIVE_LEASE = "mapping-live"
 
@@ -61,9 +63,13 @@ class MappingRole:
         self._mappings = DefinitionCache(store, EventToProfile, refresh_s)
         self._event_types = DefinitionCache(store, EventTypeMapping, refresh_s)
         self._queue = mapping_queue(ctx)
-        self._jobs = JobRunner(
-            settings, TaskStore(ctx.redis, ctx.elastic, settings), self._queue,
-            applier_for=self._applier, lease_for=self._lease, consumer=self._owner)
+        tasks = TaskStore(ctx.redis, ctx.elastic, settings)
+        event_alias = alias_name(settings.tracardi, "event")
+        self._jobs: TaskJobRunner[BatchOutcome] = TaskJobRunner(
+            settings, tasks, self._queue, lease_for=self._lease, consumer=self._owner,
+            make_job=lambda record, lease: MappingJob(
+                settings, tasks, record, lease=lease, applier=self._applier(record.id),
+                alias=event_alias, owner=self._owner))
         self._live_lease = self._lease(LIVE_LEASE)
         if settings.mapping.live and ctx.thread_index == 0:
             self._live = LiveTail(ctx.redis, settings, self._applier(LIVE_STREAM),

@@ -13,14 +13,14 @@ applied twice and the counters stay exact.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from tracardi_daemon.errors import BackendUnavailable, DaemonError, InvalidInput
+from tracardi_daemon.errors import InvalidInput
 from tracardi_daemon.infra.lease import Lease
-from tracardi_daemon.infra.queue import Message, WorkQueue
+from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.scan import Hit, Scan, count
 from tracardi_daemon.infra.tasks import TaskRecord, TaskStore
 from tracardi_daemon.model.definitions import (
@@ -29,8 +29,6 @@ from tracardi_daemon.model.definitions import (
     EventTypeMapping,
     definition_type,
 )
-from tracardi_daemon.model.naming import alias_name
-from tracardi_daemon.redact import mask_text
 from tracardi_daemon.roles.mapping_batch import BatchApplier, BatchOutcome, load_events
 from tracardi_daemon.roles.mapping_rules import MappingRules
 from tracardi_daemon.settings import Settings
@@ -123,89 +121,9 @@ def submit(tasks: TaskStore, queue: WorkQueue, spec: JobSpec, name: str) -> Task
     return record
 
 
-class JobRunner:
-    """Runs one job at a time for one role thread."""
+class MappingJob:
+    """One mapping job: its events, batch by batch, from its checkpoint."""
 
-    def __init__(self, settings: Settings, tasks: TaskStore, queue: WorkQueue, *,
-                 applier_for: Callable[[str], BatchApplier],
-                 lease_for: Callable[[str], Lease], consumer: str) -> None:
-        self._settings = settings
-        self._tasks = tasks
-        self._queue = queue
-        self._applier_for = applier_for  # (stream) -> BatchApplier
-        self._lease_for = lease_for  # (task id) -> Lease
-        self._consumer = consumer
-        self._alias = alias_name(settings.tracardi, "event")
-        self.message: Message | None = None
-        self._job: _Job | None = None
-
-    def step(self) -> BatchOutcome | None:
-        if self._job is None and not self._take():
-            return None
-        assert self._job is not None and self.message is not None
-        job, message = self._job, self.message
-        self._queue.extend(self._consumer, [message.id])
-        try:
-            outcome = job.step()
-        except BackendUnavailable:
-            raise  # the supervisor waits for the backend; the job resumes after it
-        except DaemonError as exc:
-            self._failed_batch(job, message, exc)
-            return None
-        if job.done:
-            self._queue.ack([message.id])
-            self._drop_job()
-        return outcome
-
-    def _failed_batch(self, job: _Job, message: Message, exc: DaemonError) -> None:
-        """A batch that failed (a query Elasticsearch refuses, a definition gone bad) is
-        retried with backoff from its checkpoint; after queue.max_attempts the task ends
-        ``failed`` with the error."""
-        error = mask_text(str(exc))
-        log.warning("mapping job %s: batch failed (attempt %d of %d): %s", job.id,
-                    message.attempt, self._queue.max_attempts, error)
-        if message.attempt >= self._queue.max_attempts:
-            self._tasks.finish(job.id, "failed", error=error)
-            self._queue.ack([message.id])
-        else:
-            self._tasks.progress(job.id, last_error=error)
-            self._queue.retry(message, error)
-        self._drop_job()
-
-    def _drop_job(self) -> None:
-        if self._job is not None:
-            self._job.close()
-        self._job, self.message = None, None
-
-    def close(self) -> None:
-        message = self.message
-        self._drop_job()
-        if message is not None:
-            self._queue.release(message)
-
-    def _take(self) -> bool:
-        messages = self._queue.consume(self._consumer, count=1)
-        if not messages:
-            return False
-        message = messages[0]
-        task_id = str(message.payload.get("task_id", ""))
-        record = self._tasks.get(task_id)
-        if record is None or record.terminal:
-            self._queue.ack([message.id])  # cancelled, finished, or expired meanwhile
-            return False
-        lease = self._lease_for(task_id)
-        if not lease.ensure():
-            # its previous runner may still live; look again once its lease can lapse
-            self._queue.defer(message, self._settings.mapping.lease_s / 2)
-            return False
-        self.message = message
-        self._job = _Job(self._settings, self._tasks, record, lease=lease,
-                         applier=self._applier_for(task_id), alias=self._alias,
-                         owner=self._consumer)
-        return True
-
-
-class _Job:
     def __init__(self, settings: Settings, tasks: TaskStore, record: TaskRecord, *,
                  lease: Lease, applier: BatchApplier, alias: str, owner: str) -> None:
         self._settings = settings

@@ -1,0 +1,116 @@
+"""Long jobs taken from a work queue, each a message that names a task record: the
+runner takes one, holds its lease, steps it batch by batch while keeping the message's
+claim, and acknowledges it when the job is done. A batch that fails is retried from the
+job's checkpoint with backoff; after ``queue.max_attempts`` the task ends ``failed``.
+Mapping jobs and segmentation passes are such jobs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Generic, Protocol, TypeVar
+
+from tracardi_daemon.errors import BackendUnavailable, DaemonError
+from tracardi_daemon.infra.lease import Lease
+from tracardi_daemon.infra.queue import Message, WorkQueue
+from tracardi_daemon.infra.tasks import TaskRecord, TaskStore
+from tracardi_daemon.redact import mask_text
+from tracardi_daemon.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Outcome_co = TypeVar("Outcome_co", covariant=True)  # what a batch reports
+
+
+class TaskJob(Protocol[Outcome_co]):
+    """One job being run: ``step`` does one batch and returns what it did (None: no
+    batch); ``done`` once it finished, was cancelled or lost its lease."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def done(self) -> bool: ...
+
+    def step(self) -> Outcome_co | None: ...
+
+    def close(self) -> None: ...
+
+
+class TaskJobRunner(Generic[Outcome_co]):
+    """Runs one job at a time for one role thread."""
+
+    def __init__(self, settings: Settings, tasks: TaskStore, queue: WorkQueue, *,
+                 make_job: Callable[[TaskRecord, Lease], TaskJob[Outcome_co]],
+                 lease_for: Callable[[str], Lease], consumer: str) -> None:
+        self._settings = settings
+        self._tasks = tasks
+        self._queue = queue
+        self._make_job = make_job
+        self._lease_for = lease_for  # (task id) -> its lease
+        self._consumer = consumer
+        self.message: Message | None = None
+        self._job: TaskJob[Outcome_co] | None = None
+
+    def step(self) -> Outcome_co | None:
+        if self._job is None and not self._take():
+            return None
+        assert self._job is not None and self.message is not None
+        job, message = self._job, self.message
+        self._queue.extend(self._consumer, [message.id])
+        try:
+            outcome = job.step()
+        except BackendUnavailable:
+            raise  # the supervisor waits for the backend; the job resumes after it
+        except DaemonError as exc:
+            self._failed_batch(job, message, exc)
+            return None
+        if job.done:
+            self._queue.ack([message.id])
+            self._drop_job()
+        return outcome
+
+    def _failed_batch(self, job: TaskJob[Outcome_co], message: Message, exc: DaemonError) -> None:
+        """A batch that failed (a query Elasticsearch refuses, a definition gone bad) is
+        retried with backoff from its checkpoint; after queue.max_attempts the task ends
+        ``failed`` with the error."""
+        error = mask_text(str(exc))
+        log.warning("%s job %s: batch failed (attempt %d of %d): %s", self._queue.name, job.id,
+                    message.attempt, self._queue.max_attempts, error)
+        if message.attempt >= self._queue.max_attempts:
+            self._tasks.finish(job.id, "failed", error=error)
+            self._queue.ack([message.id])
+        else:
+            self._tasks.progress(job.id, last_error=error)
+            self._queue.retry(message, error)
+        self._drop_job()
+
+    def _drop_job(self) -> None:
+        if self._job is not None:
+            self._job.close()
+        self._job, self.message = None, None
+
+    def close(self) -> None:
+        message = self.message
+        self._drop_job()
+        if message is not None:
+            self._queue.release(message)
+
+    def _take(self) -> bool:
+        messages = self._queue.consume(self._consumer, count=1)
+        if not messages:
+            return False
+        message = messages[0]
+        task_id = str(message.payload.get("task_id", ""))
+        record = self._tasks.get(task_id)
+        if record is None or record.terminal:
+            self._queue.ack([message.id])  # cancelled, finished, or expired meanwhile
+            return False
+        lease = self._lease_for(task_id)
+        if not lease.ensure():
+            # its previous runner may still live; look again once its lease can lapse
+            self._queue.defer(message, self._settings.mapping.lease_s / 2)
+            return False
+        self.message = message
+        self._job = self._make_job(record, lease)
+        return True
