@@ -47,7 +47,7 @@ name = "Welcome VIPs"
 type = "segment-add"
 segment = { id = "vip", name = "VIP customers" }
 workflow = { id = "wf-1", name = "Welcome" }
-target = "tracker"
+target = { type = "tracker", source_id = "segment-events" }
 
 [[task]]
 id = "task-1"
@@ -130,7 +130,8 @@ def test_invalid_file_applies_nothing(es: Elasticsearch, settings: Settings,
     assert "segment 'broken': field 'condition' must be a non-empty string" in err
     assert {kind: store.list(kind) for kind in before} == before
 
-    bad_json = json.dumps({"segment": [{"id": "x", "name": "X", "condition": "a",
+    bad_json = json.dumps({"segment": [{"id": "x", "name": "X",
+                                        "condition": "profile@traits.a == 1",
                                         "enabled": "yes"}]})
     assert run_cli("definitions", "apply", write_file(tmp_path, "bad.json", bad_json)) == 1
     assert "segment 'x': field 'enabled' must be true or false" in capsys.readouterr().err
@@ -150,7 +151,8 @@ def test_store_skips_invalid_stored_documents(es: Elasticsearch, settings: Setti
                                               caplog: pytest.LogCaptureFixture) -> None:
     install(es, settings)
     store = DefinitionStore(es, settings)
-    store.upsert_many([Segment.from_dict({"id": "ok", "name": "OK", "condition": "a"})])
+    store.upsert_many([Segment.from_dict({"id": "ok", "name": "OK",
+                                          "condition": "profile@traits.a == 1"})])
     es.index(index=base_index_name(settings.tracardi, "segment"), id="hand-made",
              document={"name": "no condition"}, refresh=True)
     with caplog.at_level(logging.WARNING):
@@ -166,7 +168,7 @@ def test_cache_refreshes_by_the_injected_clock(es: Elasticsearch, settings: Sett
     cache = DefinitionCache(store, Segment, refresh_s=10.0, clock=lambda: now[0])
 
     def segment(ident: str) -> Segment:
-        return Segment.from_dict({"id": ident, "name": ident, "condition": "true"})
+        return Segment.from_dict({"id": ident, "name": ident, "condition": "profile@traits.a == 1"})
 
     store.upsert_many([segment("a")])
     assert ids(cache.get_all()) == ["a"]

@@ -13,6 +13,7 @@ from tracardi_daemon.model.definitions import (
     DEFINITION_TYPES,
     EventToProfile,
     EventTypeMapping,
+    LiveSchedule,
     LiveSegment,
     Segment,
     Task,
@@ -129,8 +130,9 @@ INVALID = [
     ),
     (
         "live-segment",
-        with_fields("live-segment", type="query", query={}),
-        "live-segment 'ls1': field 'query' must be a non-empty Elasticsearch query object",
+        with_fields("live-segment", type="query", query={}, condition=None),
+        "live-segment 'ls1': field 'query' must be a Lucene query string (Tracardi's form) "
+        "or a non-empty Elasticsearch query object",
     ),
     (
         "live-segment",
@@ -213,6 +215,12 @@ INVALID = [
     (
         "workflow-trigger",
         with_fields("workflow-trigger", target="email"),
+        "workflow-trigger 'w1': field 'target' is not a dispatch target: target 'email': "
+        "expected KIND:ADDRESS",
+    ),
+    (
+        "workflow-trigger",
+        with_fields("workflow-trigger", target={"type": "email"}),
         "workflow-trigger 'w1': field 'target.type' must be one of tracker, webhook, stream",
     ),
     (
@@ -269,13 +277,16 @@ def test_valid_definitions_round_trip(kind: str) -> None:
 
 
 def test_defaults_and_normalisation() -> None:
-    segment = Segment.from_dict({"id": "a", "name": "Big Spenders!", "condition": "x"})
-    assert segment.machine_name == "big-spenders"
+    segment = Segment.from_dict(
+        {"id": "a", "name": "Big Spenders!", "condition": "profile@traits.a == 1"})
+    assert segment.machine_name == "big-spenders!"  # Tracardi: only spaces become dashes
     assert segment.enabled is True and segment.event_type == ()
-    trigger = WorkflowTrigger.from_dict(with_fields("workflow-trigger", target=None))
-    assert trigger.target == {"type": "tracker"}
+    trigger = WorkflowTrigger.from_dict(VALID["workflow-trigger"])
+    assert trigger.dispatch_target() == "webhook:https://example.com/h"
+    assert trigger.event_type == "segment-added" and trigger.enabled is True
     live = LiveSegment.from_dict(with_fields("live-segment", operation=None))
     assert live.operation == "add" and live.query is None
+    assert live.schedule == LiveSchedule(every="1h")
     assert "query" not in live.to_dict() and "workflow" not in live.to_dict()
     task = Task.from_dict(with_fields("task", created=datetime(2024, 3, 1, 10)))
     assert task.created == datetime(2024, 3, 1, 10, tzinfo=UTC)

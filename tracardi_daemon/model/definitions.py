@@ -1,10 +1,10 @@
-"""Typed definitions the roles read: segments, live segments, workflow triggers, imports
-and tasks, validated from dicts and written back as dicts; the registry of every kind
-(event-to-profile and event-type live in ``mapping_definitions``) and file parsing."""
+"""Typed definitions the roles read, validated from dicts and written back as dicts:
+imports and tasks here; the registry of every kind and file parsing. Segments, live
+segments and triggers live in ``segment_definitions``, event-to-profile and event-type in
+``mapping_definitions``; both are re-exported here."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,140 +19,50 @@ from tracardi_daemon.model.mapping_definitions import (
     EventTypeMapping,
     MappingItem,
 )
+from tracardi_daemon.model.segment_definitions import (
+    LIVE_SEGMENT_OPERATIONS,
+    LIVE_SEGMENT_TYPES,
+    MACHINE_NAME_MAX,
+    TARGET_TYPES,
+    TRIGGER_EVENT_TYPES,
+    TRIGGER_TYPES,
+    LiveSchedule,
+    LiveSegment,
+    Segment,
+    WorkflowTarget,
+    WorkflowTrigger,
+    machine_name,
+)
 
 __all__ = [
     "DEFINITION_TYPES",
     "LIVE_SEGMENT_OPERATIONS",
     "LIVE_SEGMENT_TYPES",
+    "MACHINE_NAME_MAX",
     "MAPPING_OPERATIONS",
     "PROFILE_ROOTS",
     "TARGET_TYPES",
     "TASK_STATUSES",
+    "TRIGGER_EVENT_TYPES",
     "TRIGGER_TYPES",
     "Definition",
     "EventToProfile",
     "EventTypeMapping",
     "ImportConfig",
+    "LiveSchedule",
     "LiveSegment",
     "MappingItem",
     "Ref",
     "Segment",
     "Task",
+    "WorkflowTarget",
     "WorkflowTrigger",
     "definition_type",
     "machine_name",
     "parse_definitions",
 ]
 
-LIVE_SEGMENT_TYPES = ("condition", "query", "workflow")
-LIVE_SEGMENT_OPERATIONS = ("add", "remove", "sync")
-TRIGGER_TYPES = ("segment-add", "segment-remove")
-TARGET_TYPES = ("tracker", "webhook", "stream")
 TASK_STATUSES = ("pending", "running", "finished", "failed", "cancelled")
-
-
-def machine_name(name: str) -> str:
-    """``"VIP customers"`` -> ``"vip-customers"``: the name as a segment tag."""
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-
-
-@dataclass(frozen=True)
-class Segment(Definition):
-    kind: ClassVar[str] = "segment"
-    description: str
-    event_type: tuple[str, ...]  # events that trigger re-segmentation; empty = any
-    condition: str  # TQL, evaluated by the segmentation role
-    enabled: bool
-    machine_name: str  # the value written to profile.segments
-
-    @classmethod
-    def _read(cls, reader: Reader) -> Self:
-        name = reader.string("name")
-        return cls(
-            id=reader.string("id"),
-            name=name,
-            description=reader.optional_string("description"),
-            event_type=reader.string_list("event_type"),
-            condition=reader.string("condition"),
-            enabled=reader.boolean("enabled", True),
-            machine_name=reader.optional_string("machine_name") or machine_name(name),
-        )
-
-
-@dataclass(frozen=True)
-class LiveSegment(Definition):
-    """Segments profiles continuously: by a TQL ``condition``, by an Elasticsearch
-    ``query`` object over the profile index, or by running a ``workflow``."""
-
-    kind: ClassVar[str] = "live-segment"
-    enabled: bool
-    type: str
-    condition: str | None
-    query: dict[str, Any] | None
-    workflow: Ref | None
-    segment: Ref | None  # required unless the workflow decides the segment
-    operation: str
-
-    @classmethod
-    def _read(cls, reader: Reader) -> Self:
-        kind = reader.choice("type", LIVE_SEGMENT_TYPES)
-        condition = reader.string("condition") if kind == "condition" else None
-        query = reader.table("query") if kind == "query" else None
-        if kind == "query" and not query:
-            reader.fail("query", "must be a non-empty Elasticsearch query object")
-        workflow = reader.ref("workflow") if kind == "workflow" else None
-        segment = reader.optional_ref("segment") if kind == "workflow" else reader.ref("segment")
-        return cls(
-            id=reader.string("id"),
-            name=reader.string("name"),
-            enabled=reader.boolean("enabled", True),
-            type=kind,
-            condition=condition,
-            query=query,
-            workflow=workflow,
-            segment=segment,
-            operation=reader.choice("operation", LIVE_SEGMENT_OPERATIONS, "add"),
-        )
-
-
-@dataclass(frozen=True)
-class WorkflowTrigger(Definition):
-    """Start ``workflow`` when a profile enters (segment-add) or leaves (segment-remove)
-    ``segment``; ``target`` says where the start request is dispatched."""
-
-    kind: ClassVar[str] = "workflow-trigger"
-    type: str
-    segment: Ref
-    workflow: Ref
-    target: dict[str, Any]  # {"type": tracker|webhook|stream, ...options}
-
-    @classmethod
-    def _read(cls, reader: Reader) -> Self:
-        raw_target = reader.data.get("target", "tracker")
-        # "webhook" is shorthand for {"type": "webhook"}
-        target = {"type": raw_target} if isinstance(raw_target, str) else reader.table("target")
-        reader.read.add("target")
-        if target.get("type") not in TARGET_TYPES:
-            reader.fail(
-                "target.type",
-                f"must be one of {', '.join(TARGET_TYPES)}, got {target.get('type')!r}",
-            )
-        if target["type"] == "webhook" and not re.match(
-            r"^https?://\S+$", str(target.get("url", ""))
-        ):
-            reader.fail("target.url", "must be an http:// or https:// URL for a webhook")
-        if target["type"] == "stream" and not (
-            isinstance(target.get("stream"), str) and target["stream"].strip()
-        ):
-            reader.fail("target.stream", "must be a non-empty stream name")
-        return cls(
-            id=reader.string("id"),
-            name=reader.string("name"),
-            type=reader.choice("type", TRIGGER_TYPES),
-            segment=reader.ref("segment"),
-            workflow=reader.ref("workflow"),
-            target=target,
-        )
 
 
 @dataclass(frozen=True)

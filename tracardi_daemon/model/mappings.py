@@ -205,9 +205,12 @@ _LIVE_SEGMENT = _definition_root(
         **_keywords("id", "name", "type", "operation"),
         "enabled": _BOOLEAN,
         "condition": _STORED_TEXT,
+        # Lucene text or a query object: a disabled object stores either, unparsed
         "query": _STORED_ONLY,
         "workflow": _REF,
         "segment": _REF,
+        "target": _STORED_ONLY,  # may hold a webhook URL with a token in it
+        "schedule": _STORED_ONLY,
     }
 )
 
@@ -233,10 +236,11 @@ _EVENT_TYPE = _definition_root(
 
 _WORKFLOW_TRIGGER = _definition_root(
     {
-        **_keywords("id", "name", "type"),
+        **_keywords("id", "name", "type", "event_type"),
         "segment": _REF,
         "workflow": _REF,
         "target": _STORED_ONLY,  # may hold a webhook URL with a token in it
+        "enabled": _BOOLEAN,
     }
 )
 
