@@ -88,7 +88,8 @@ class WorkQueue:
         self._next_promote = float("-inf")
         self._dead_letters = DeadLetters(client, tenant, queue)
         self._scripts = {name: load_script(client, f"{name}.lua")
-                         for name in ("reclaim", "retry", "promote", "dead_letter", "extend")}
+                         for name in ("reclaim", "retry", "promote", "dead_letter", "extend",
+                                      "enqueue_once")}
 
     # producing
 
@@ -98,13 +99,38 @@ class WorkQueue:
 
     def enqueue_many(self, payloads: Iterable[dict[str, Any]]) -> list[str]:
         """Add messages in one round trip; returns their ids in order."""
-        entries: list[StreamFields] = [{"payload": _dump_payload(p), "attempts": "0"}
-                                       for p in payloads]
+        entries = [_new_entry(p) for p in payloads]
         with redis_errors(f"enqueue to {self._stream}"):
             pipe = self._client.pipeline(transaction=False)
             for fields in entries:
                 pipe.xadd(self._stream, fields, maxlen=self._max_length, approximate=True)
             return [text(entry_id) for entry_id in pipe.execute()]
+
+    def enqueue_once(self, payload: dict[str, Any], key: str, ttl_s: float) -> bool:
+        """Add a message unless one with ``key`` was added within the last ``ttl_s``;
+        True if added. A producer that may repeat itself (a redelivered input, a
+        takeover) passes a key derived from what it produces, so the repeat is dropped."""
+        return self.enqueue_once_many([(payload, key)], ttl_s)[0]
+
+    def enqueue_once_many(self, items: Sequence[tuple[dict[str, Any], str]],
+                          ttl_s: float) -> list[bool]:
+        """``enqueue_once`` for (payload, key) pairs in one round trip; True for each
+        message added, False for each whose key was seen."""
+        if ttl_s <= 0:
+            raise InvalidInput(f"ttl_s must be > 0, got {ttl_s}")
+        entries = [(_new_entry(payload), self._once_key(key)) for payload, key in items]
+        if not entries:
+            return []
+        ttl_ms, max_length = max(1, int(ttl_s * 1000)), self._max_length or 0
+        with redis_errors(f"enqueue once to {self._stream}"):
+            pipe = self._client.pipeline(transaction=False)
+            for fields, marker in entries:
+                self._scripts["enqueue_once"](keys=[self._stream, marker],
+                                              args=[ttl_ms, max_length,
+                                                    *(part for pair in fields.items()
+                                                      for part in pair)],
+                                              client=pipe)
+            return [entry_id is not None for entry_id in pipe.execute()]
 
     # consuming
 
@@ -208,6 +234,11 @@ class WorkQueue:
             return read_stats(self._client, self._stream, self._group, self._retry, self._dead)
 
     # internals
+
+    def _once_key(self, key: str) -> str:
+        if not isinstance(key, str) or not key:
+            raise InvalidInput(f"enqueue once: key must be a non-empty string, not {key!r}")
+        return f"{self._stream}:once:{key}"
 
     def _consume_raw(self, consumer: str, count: int, block_ms: int) -> list[_RawEntry]:
         self._ensure_group()
@@ -314,6 +345,10 @@ class WorkQueue:
             moved = self._scripts["dead_letter"](keys=[self._stream, self._dead],
                                                  args=[self._group, entry_id, *flatten(fields)])
         return bool(moved)
+
+
+def _new_entry(payload: dict[str, Any]) -> StreamFields:
+    return {"payload": _dump_payload(payload), "attempts": "0"}
 
 
 def _dump_payload(payload: Any) -> str:
