@@ -52,6 +52,8 @@ _OPTIONAL_COMMAND_MODULES = (
     "tracardi_daemon.model.definition_commands",
     "tracardi_daemon.roles.scheduler_commands",
     "tracardi_daemon.roles.mapping_commands",
+    "tracardi_daemon.roles.segmentation_commands",
+    "tracardi_daemon.roles.trigger_commands",
 )
 
 

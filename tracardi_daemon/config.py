@@ -40,6 +40,7 @@ _MINIMUM: dict[tuple[str, str], float] = {
     ("elastic", "max_retries"): 0,
     ("mapping", "late_arrival_s"): 0,  # 0 = no look-back for late events
     ("mapping", "max_conflict_retries"): 0,
+    ("segmentation", "max_conflict_retries"): 0,
 }
 _MAXIMUM: dict[tuple[str, str], float] = {("redis", "port"): 65535}
 # (smaller, larger): the second key must be greater than the first
@@ -49,6 +50,7 @@ _ORDERED: tuple[tuple[str, str], ...] = (
     ("dispatch.total_timeout_s", "supervisor.step_budget_s"),
     # the leader renews from its steps: a step must be able to fit in the lease
     ("mapping.poll_interval_s", "mapping.lease_s"),
+    ("segmentation.poll_interval_s", "segmentation.lease_s"),
 )
 
 # section name -> dataclass, from the Settings fields themselves (one source of truth)

@@ -11,6 +11,8 @@ from tracardi_daemon.roles.base import RoleFactory
 from tracardi_daemon.roles.dispatch import dispatch_factory
 from tracardi_daemon.roles.mapping import mapping_factory
 from tracardi_daemon.roles.scheduler import scheduler_factory
+from tracardi_daemon.roles.segmentation import segmentation_factory
+from tracardi_daemon.roles.trigger import trigger_factory
 from tracardi_daemon.settings import ROLE_NAMES, Settings
 
 
@@ -43,8 +45,12 @@ def default_registry() -> dict[str, RoleSpec]:
     """The five roles and the internal ``dispatch`` senders; a role's factory is filled
     in once its implementation lands."""
     factories: dict[str, RoleFactory] = {"scheduler": scheduler_factory,
-                                         "mapping": mapping_factory}
-    companions = {"scheduler": ("dispatch",)}
+                                         "mapping": mapping_factory,
+                                         "segmentation": segmentation_factory,
+                                         "trigger": trigger_factory}
+    # the dispatch senders deliver what these hand off (workflow live segments too)
+    companions = {"scheduler": ("dispatch",), "trigger": ("dispatch",),
+                  "segmentation": ("dispatch",)}
     registry = {
         name: RoleSpec(name, name not in FREE_ROLES, factories.get(name),
                        companions=companions.get(name, ()))

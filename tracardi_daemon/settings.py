@@ -150,6 +150,18 @@ class MappingSettings:
 
 
 @dataclass(frozen=True)
+class SegmentationSettings:
+    """The ``segmentation`` role: profiles re-segmented as they change, and passes."""
+
+    batch_size: int = 1000  # profiles per pass batch; profile-changed messages per step
+    lease_s: float = 15.0  # the pass scheduler's leader lease and each pass's lease
+    # how often segments whose condition reads the clock (now(), offsets) get a pass
+    time_pass_every_s: float = 3600.0
+    max_conflict_retries: int = 5
+    poll_interval_s: float = 1.0
+
+
+@dataclass(frozen=True)
 class RoleSettings:
     threads: int = 1
 
@@ -171,6 +183,7 @@ class Settings:
     scheduler: SchedulerSettings = SchedulerSettings()
     dispatch: DispatchSettings = DispatchSettings()
     mapping: MappingSettings = MappingSettings()
+    segmentation: SegmentationSettings = SegmentationSettings()
     definitions: DefinitionsSettings = DefinitionsSettings()
     role: dict[str, RoleSettings] = field(default_factory=dict)
     source: str | None = None

@@ -116,9 +116,9 @@ def test_bad_config_exits_2_naming_the_key(daemon: DaemonProcess) -> None:
 
 
 def test_unimplemented_role_is_refused_with_exit_2(daemon: DaemonProcess) -> None:
-    daemon.start("--roles", "segmentation")  # no TEST_ROLES: nothing is implemented here
+    daemon.start("--roles", "upgrade")  # no TEST_ROLES: the real registry's upgrade
     assert daemon.wait_exit(10) == 2
-    assert "role 'segmentation' is not implemented" in daemon.output()
+    assert "role 'upgrade' is not implemented" in daemon.output()
 
 
 def test_missing_licence_is_reported_in_health(daemon: DaemonProcess, prefix: str) -> None:

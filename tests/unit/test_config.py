@@ -274,7 +274,7 @@ def _numeric_keys() -> list[tuple[str, str, type]]:
 
 _ZERO_ALLOWED = {("startup", "wait_s"), ("daemon", "pool_processes"), ("redis", "db"),
                  ("elastic", "max_retries"), ("mapping", "late_arrival_s"),
-                 ("mapping", "max_conflict_retries")}
+                 ("mapping", "max_conflict_retries"), ("segmentation", "max_conflict_retries")}
 
 
 @pytest.mark.parametrize(("section", "key", "kind"), _numeric_keys())

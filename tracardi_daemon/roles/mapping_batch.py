@@ -233,8 +233,10 @@ class BatchApplier:
             elif entry.status == "written" or (entry.result and entry.result.already):
                 run.outcome.profiles_written += entry.status == "written"
                 fields = sorted(entry.result.fields) if entry.result else []
+                # segmentation re-evaluates the segments of these event types only
+                types = sorted({str(e.source.get("type")) for e in by_profile[entry.profile_id]})
                 changed.append({"profile_id": entry.profile_id, "index": entry.index,
-                                "fields": fields})
+                                "fields": fields, "event_types": types})
         self._dead_letter(late_failures)
         run.failures.extend(late_failures)
         self._profiles.forget_cached(c["profile_id"] for c in changed)

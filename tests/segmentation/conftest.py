@@ -1,0 +1,62 @@
+"""Fixtures of the segmentation tests: the mapping tests' tenant (profiles, events and
+definitions in the real Elasticsearch) with settings for the segmentation role."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from elasticsearch import Elasticsearch
+
+from tests.mapping.conftest import World
+from tests.scheduler.conftest import start_role
+from tracardi_daemon.infra.queue import Message, WorkQueue
+from tracardi_daemon.infra.redis import RedisClient
+from tracardi_daemon.model.indices import install
+from tracardi_daemon.roles.base import RoleContext
+from tracardi_daemon.roles.segment_changes import SEGMENT_CHANGES_QUEUE
+from tracardi_daemon.settings import (
+    DefinitionsSettings,
+    QueueSettings,
+    SegmentationSettings,
+    Settings,
+    TracardiSettings,
+)
+
+__all__ = ["World", "changes", "segmentation_world", "start_role", "step_until_idle"]
+
+
+@pytest.fixture
+def segmentation_world(elastic_client: Elasticsearch, redis_client: RedisClient,
+                       prefix: str) -> Iterator[World]:
+    settings = Settings(
+        tracardi=TracardiSettings(tenant=prefix),
+        segmentation=SegmentationSettings(batch_size=50, poll_interval_s=0.01, lease_s=5.0),
+        queue=QueueSettings(visibility_timeout_s=1.0),
+        definitions=DefinitionsSettings(refresh_s=0.01))
+    install(elastic_client, settings)
+    yield World(elastic_client, redis_client, settings)
+
+
+def step_until_idle(role: Any, ctx: RoleContext, max_steps: int = 300) -> int:
+    busy, idle = 0, 0
+    for _ in range(max_steps):
+        if role.step(ctx.clock()):
+            busy, idle = busy + 1, 0
+        else:
+            idle += 1
+            if idle >= 2:
+                return busy
+    raise AssertionError(f"still busy after {max_steps} steps")
+
+
+def changes(world: World) -> list[Message]:
+    """Every transition on the segment-changes queue (read by a test consumer)."""
+    queue = WorkQueue(world.redis, world.settings.tracardi.tenant, SEGMENT_CHANGES_QUEUE)
+    return queue.consume("test-reader", count=10_000)
+
+
+def with_segmentation(settings: Settings, **changes: Any) -> Settings:
+    return replace(settings, segmentation=replace(settings.segmentation, **changes))

@@ -1,0 +1,182 @@
+"""Profiles' segments written, and the transitions that made them announced exactly
+once on the ``segment-changes`` queue, also when the writer dies in between.
+
+Before the profiles of a batch are written, each one's transitions are recorded as an
+intent (a hash in the queue's own hash tag) under the batch's token, and the token goes
+into the profile (``metadata.aux.segmentation_token``) with the new segments, in the
+same write. After the write, the transitions are added to the queue and the intent
+deleted in one transaction. An intent left behind by a writer that died is settled by
+the leader's sweep once it is older than ``INTENT_STALE_S``: if the profile carries its
+token the write happened and the transitions go out, otherwise it is dropped. Change ids
+are stable (``token:profile:segment:change``), so a transition announced twice is still
+one change to the trigger role.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from tracardi_daemon.infra.queue_base import queue_key, redis_errors, text
+from tracardi_daemon.infra.redis import RedisClient
+from tracardi_daemon.model.profiles import LoadedProfile, ProfileStore, Rewrite
+from tracardi_daemon.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SEGMENT_CHANGES_QUEUE = "segment-changes"
+MARKER = "segmentation_token"  # inside metadata.aux
+# an intent this old belongs to a writer that died (a batch takes seconds)
+INTENT_STALE_S = 60.0
+
+
+@dataclass(frozen=True)
+class SegmentRef:
+    machine_name: str  # the value in profile.segments
+    segment_id: str | None  # the definition it comes from
+
+
+@dataclass(frozen=True)
+class Decision:
+    add: tuple[SegmentRef, ...] = ()
+    remove: tuple[SegmentRef, ...] = ()
+
+
+@dataclass
+class ChangeOutcome:
+    profiles: int = 0  # looked at
+    written: int = 0
+    added: int = 0
+    removed: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (profile id, reason)
+    samples: list[dict[str, Any]] = field(default_factory=list)  # dry run
+
+
+class SegmentChanges:
+    """Applies segment decisions to profiles; shared by the incremental path and the
+    passes of one role thread."""
+
+    def __init__(self, redis: RedisClient, settings: Settings, profiles: ProfileStore,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._redis = redis
+        self._profiles = profiles
+        self._max_attempts = settings.segmentation.max_conflict_retries + 1
+        self._clock = clock
+        self._queue_key = queue_key(settings.tracardi.tenant, SEGMENT_CHANGES_QUEUE)
+        self._intent_key = f"{self._queue_key}:intent"
+
+    def apply(self, ids: Iterable[str], decide: Callable[[LoadedProfile], Decision],
+              cause: str, *, preloaded: Mapping[str, LoadedProfile] | None = None,
+              dry_run: bool = False, sample_size: int = 10) -> ChangeOutcome:
+        """Decide and write every profile of ``ids``; announce what changed."""
+        token = uuid.uuid4().hex
+        now = datetime.fromtimestamp(self._clock(), UTC).isoformat()
+        wanted = list(ids)
+        outcome = ChangeOutcome(profiles=len(wanted))
+        intents: dict[str, str] = {}
+
+        def change(loaded: LoadedProfile) -> Rewrite[list[dict[str, Any]]]:
+            decision = decide(loaded)
+            if not decision.add and not decision.remove:
+                return Rewrite(None, [])
+            current = list(loaded.source.get("segments") or [])
+            dropped = {ref.machine_name for ref in decision.remove}
+            segments = [name for name in current if name not in dropped]
+            segments += [ref.machine_name for ref in decision.add
+                         if ref.machine_name not in segments]
+            transitions = [_transition(token, loaded.id, ref, kind, at=now, cause=cause)
+                           for kind, refs in (("add", decision.add), ("remove", decision.remove))
+                           for ref in refs]
+            if dry_run:
+                if len(outcome.samples) < sample_size:
+                    outcome.samples.append({"profile_id": loaded.id, "before": current,
+                                            "after": segments})
+                return Rewrite(None, transitions)
+            intents[f"{loaded.id}:{token}"] = json.dumps(
+                {"at": self._clock(), "profile_id": loaded.id, "token": token,
+                 "transitions": transitions})
+            document = {"segments": segments, "metadata": {
+                "time": {"segmentation": now}, "aux": {MARKER: token}}}
+            return Rewrite(document, transitions, partial=True)
+
+        def record_intents() -> None:
+            if intents:
+                with redis_errors(f"record segment changes in {self._intent_key}"):
+                    self._redis.hset(self._intent_key, mapping=cast(Any, dict(intents)))
+                intents.clear()
+
+        saved = self._profiles.update_many(wanted, change, self._max_attempts,
+                                           before_write=record_intents, preloaded=preloaded)
+        written = [entry for entry in saved if entry.status == "written"]
+        for entry in saved:
+            if entry.status == "failed":
+                outcome.failed.append((entry.profile_id, entry.error or "not written"))
+            for item in (entry.result or []) if (dry_run or entry.status == "written") else []:
+                outcome.added += item["change"] == "add"
+                outcome.removed += item["change"] == "remove"
+        if not dry_run:
+            self._announce([(e.profile_id, token, e.result or []) for e in written])
+            self._forget_unwritten(token, [e.profile_id for e in saved
+                                           if e.status != "written" and e.result])
+            self._profiles.forget_cached(e.profile_id for e in written)
+        outcome.written = len(written)
+        return outcome
+
+    def _announce(self, written: Sequence[tuple[str, str, list[dict[str, Any]]]]) -> None:
+        if not written:
+            return
+        with redis_errors(f"announce segment changes on {self._queue_key}"):
+            pipe = self._redis.pipeline(transaction=True)
+            for profile_id, token, transitions in written:
+                for transition in transitions:
+                    pipe.xadd(self._queue_key, {"payload": json.dumps(transition),
+                                                "attempts": "0"})
+                pipe.hdel(self._intent_key, f"{profile_id}:{token}")
+            pipe.execute()
+
+    def _forget_unwritten(self, token: str, profile_ids: Sequence[str]) -> None:
+        if profile_ids:
+            with redis_errors(f"drop segment change intents in {self._intent_key}"):
+                self._redis.hdel(self._intent_key, *[f"{p}:{token}" for p in profile_ids])
+
+    def sweep(self, older_than_s: float = INTENT_STALE_S) -> int:
+        """Settle the intents of writers that died; returns the transitions announced.
+        Run by one daemon at a time (the pass scheduler's leader)."""
+        with redis_errors(f"read {self._intent_key}"):
+            raw = {text(k): text(v) for k, v in self._redis.hgetall(self._intent_key).items()}
+        cutoff = self._clock() - older_than_s
+        stale = {key: json.loads(value) for key, value in raw.items()
+                 if json.loads(value).get("at", 0) < cutoff}
+        if not stale:
+            return 0
+        loaded = self._profiles.load_many({intent["profile_id"] for intent in stale.values()})
+        announce: list[tuple[str, str, list[dict[str, Any]]]] = []
+        drop: list[str] = []
+        for key, intent in stale.items():
+            profile = loaded.get(intent["profile_id"])
+            aux = (profile.source.get("metadata") or {}).get("aux") or {} if profile else {}
+            if isinstance(aux, dict) and aux.get(MARKER) == intent["token"]:
+                announce.append((intent["profile_id"], intent["token"], intent["transitions"]))
+            else:
+                drop.append(key)
+        self._announce(announce)
+        if drop:
+            with redis_errors(f"drop segment change intents in {self._intent_key}"):
+                self._redis.hdel(self._intent_key, *drop)
+        count = sum(len(transitions) for _, _, transitions in announce)
+        if count:
+            log.warning("announced %d segment change(s) left by a writer that stopped", count)
+        return count
+
+
+def _transition(token: str, profile_id: str, ref: SegmentRef, change: str, *, at: str,
+                cause: str) -> dict[str, Any]:
+    return {"id": f"{token}:{profile_id}:{ref.machine_name}:{change}",
+            "profile_id": profile_id, "segment": ref.machine_name,
+            "segment_id": ref.segment_id, "change": change, "at": at, "cause": cause}
