@@ -159,6 +159,9 @@ class SegmentationSettings:
     time_pass_every_s: float = 3600.0
     max_conflict_retries: int = 5
     poll_interval_s: float = 1.0
+    # a segment-change intent this old belongs to a writer that died: the leader's
+    # sweep announces its transitions if the write happened
+    intent_stale_s: float = 60.0
 
 
 @dataclass(frozen=True)

@@ -9,18 +9,15 @@ import shutil
 import signal
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
 
-from tests.e2e.conftest import DaemonProcess, daemon_env, write_config
 from tests.faults.scenarios import private_redis
+from tests.fleet import Fleet, running, wait_for
 from tests.mapping.conftest import World, ago
-from tracardi_daemon import license as lic
 from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.tasks import TaskRecord, TaskStore
 from tracardi_daemon.model.definitions import EventToProfile
@@ -48,40 +45,10 @@ refresh_s = 0.5
 """
 
 
-class Fleet:
-    """Daemons of one tenant, each with its own directory, socket and log."""
-
-    def __init__(self, workdir: Path, prefix: str, roles: tuple[str, ...]) -> None:
-        self.workdir, self.prefix = workdir, prefix
-        private, public = lic.generate_keypair(str(workdir / "keys"))
-        licence = lic.issue(lic.load_private_key(str(private)), "faults", roles, 1,
-                            datetime.now(UTC))
-        self.env = daemon_env(TRACARDI_LICENSE_PUBLIC_KEY_FILE=str(public), LICENSE=licence)
-        self.started: list[DaemonProcess] = []
-
-    def start(self, roles: list[str], live: bool, redis_port: int = 6379) -> DaemonProcess:
-        home = self.workdir / f"d{len(self.started)}"
-        home.mkdir()
-        process = DaemonProcess(workdir=home, config=home / "daemon.toml",
-                                socket=str(home / "run" / "health.sock"),
-                                log=home / "daemon.log", env=dict(self.env))
-        write_config(process.config, self.prefix, process.socket, roles, redis_port,
-                     extra=SETTINGS.format(live=str(live).lower()))
-        process.start()
-        self.started.append(process)
-        return process
-
-    def kill_all(self) -> None:
-        for process in self.started:
-            if process.proc is not None and process.proc.poll() is None:
-                process.proc.send_signal(signal.SIGKILL)
-                process.proc.wait(10)
-
-
 @pytest.fixture
 def fleet(prefix: str, world: World) -> Iterator[Fleet]:
     workdir = Path(tempfile.mkdtemp(prefix="td-mapping-"))
-    started = Fleet(workdir, prefix, ("mapping",))
+    started = Fleet(workdir, prefix, ("mapping",), settings=SETTINGS)
     yield started
     started.kill_all()
     shutil.rmtree(workdir, ignore_errors=True)
@@ -96,15 +63,6 @@ def _seed(world: World) -> EventToProfile:
     [definition] = world.define(event_to_profile=[COUNT])
     assert isinstance(definition, EventToProfile)
     return definition
-
-
-def _wait(predicate: Callable[[], Any], timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.05)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def _counted(world: World) -> int:
@@ -125,24 +83,20 @@ def _task(tasks: TaskStore, task_id: str) -> TaskRecord:
     return record
 
 
-def _running(name: str) -> Callable[[int, dict[str, Any]], bool]:
-    return lambda _status, report: report["roles"].get(name, {}).get("state") == "running"
-
-
 def test_kill_9_in_the_middle_of_a_job_then_another_daemon_finishes_it_exactly(
         fleet: Fleet, world: World) -> None:
     definition = _seed(world)
     tasks = TaskStore(world.redis, world.es, world.settings)
     queue = WorkQueue(world.redis, world.settings.tracardi.tenant, MAPPING_QUEUE)
     record = submit(tasks, queue, JobSpec((definition,)), "kill -9 test")
-    first = fleet.start(["mapping"], live=False)
-    _wait(lambda: _task(tasks, record.id).done >= 300, 60, "the first batches")
+    first = fleet.start(["mapping"], live="false")
+    wait_for(lambda: _task(tasks, record.id).done >= 300, 60, "the first batches")
     first.proc.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
     first.proc.wait(10)  # type: ignore[union-attr]
     killed_at = _task(tasks, record.id)
     assert killed_at.status == "running" and killed_at.done < PROFILES * EVENTS_EACH
-    fleet.start(["mapping"], live=False)
-    _wait(lambda: _task(tasks, record.id).status == "finished", 60, "the takeover")
+    fleet.start(["mapping"], live="false")
+    wait_for(lambda: _task(tasks, record.id).status == "finished", 60, "the takeover")
     done = _task(tasks, record.id)
     assert (done.done, done.failed) == (PROFILES * EVENTS_EACH, 0)
     assert _counted(world) == PROFILES
@@ -151,17 +105,17 @@ def test_kill_9_in_the_middle_of_a_job_then_another_daemon_finishes_it_exactly(
 def test_kill_9_of_the_live_tail_leader_then_another_daemon_goes_on_exactly(
         fleet: Fleet, world: World) -> None:
     _seed(world)
-    first = fleet.start(["mapping"], live=True)
+    first = fleet.start(["mapping"], live="true")
     first.wait_health(lambda _s, r: r["roles"].get("mapping", {}).get("processed", 0) >= 300,
                       timeout_s=60)
     first.proc.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
     first.proc.wait(10)  # type: ignore[union-attr]
     assert _counted(world) < PROFILES
-    second = fleet.start(["mapping"], live=True)
-    _wait(lambda: _counted(world) == PROFILES, 60, "every event applied")
+    second = fleet.start(["mapping"], live="true")
+    wait_for(lambda: _counted(world) == PROFILES, 60, "every event applied")
     time.sleep(1.5)  # a few more look-backs: nothing may be applied twice
     assert _counted(world) == PROFILES
-    report = second.wait_health(_running("mapping"))
+    report = second.wait_health(running("mapping"))
     assert report["roles"]["mapping"]["lag_s"] is not None
 
 
@@ -173,12 +127,12 @@ def test_a_redis_restart_in_the_middle_of_a_job_loses_and_repeats_nothing(
         tasks = TaskStore(client, world.es, world.settings)
         queue = WorkQueue(client, world.settings.tracardi.tenant, MAPPING_QUEUE)
         record = submit(tasks, queue, JobSpec((definition,)), "redis restart test")
-        daemon = fleet.start(["mapping"], live=False, redis_port=server.port)
-        _wait(lambda: _task(tasks, record.id).done >= 300, 60, "the first batches")
+        daemon = fleet.start(["mapping"], live="false", redis_port=server.port)
+        wait_for(lambda: _task(tasks, record.id).done >= 300, 60, "the first batches")
         server.stop()
         time.sleep(1.0)
         server.start()
-        _wait(lambda: _task(tasks, record.id).status == "finished", 90, "the job to finish")
+        wait_for(lambda: _task(tasks, record.id).status == "finished", 90, "the job to finish")
         done = _task(tasks, record.id)
         assert (done.done, done.failed) == (PROFILES * EVENTS_EACH, 0)
         assert _counted(world) == PROFILES
@@ -187,10 +141,10 @@ def test_a_redis_restart_in_the_middle_of_a_job_loses_and_repeats_nothing(
 
 def test_without_a_licence_for_mapping_health_says_so(prefix: str, world: World) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="td-mapping-"))
-    fleet = Fleet(workdir, prefix, ("scheduler",))
+    fleet = Fleet(workdir, prefix, ("scheduler",), settings=SETTINGS)
     try:
-        daemon = fleet.start(["scheduler", "mapping"], live=True)
-        report = daemon.wait_health(_running("scheduler"))
+        daemon = fleet.start(["scheduler", "mapping"], live="true")
+        report = daemon.wait_health(running("scheduler"))
         assert report["roles"]["mapping"]["state"] == "unlicensed"
         assert "mapping" in report["roles"]["mapping"]["detail"]
     finally:

@@ -15,13 +15,12 @@ import uuid
 from tracardi_daemon.errors import DaemonError
 from tracardi_daemon.infra.bulk import BulkWriter
 from tracardi_daemon.infra.lease import Lease
-from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.tasks import TaskStore
 from tracardi_daemon.model.definition_store import DefinitionCache, DefinitionStore
 from tracardi_daemon.model.definitions import EventToProfile, EventTypeMapping
 from tracardi_daemon.model.naming import alias_name
 from tracardi_daemon.model.profiles import ProfileStore
-from tracardi_daemon.roles.base import RoleContext
+from tracardi_daemon.roles.base import RoleContext, role_queue
 from tracardi_daemon.roles.mapping_batch import MAPPING_QUEUE, BatchApplier, BatchOutcome
 from tracardi_daemon.roles.mapping_jobs import MappingJob
 from tracardi_daemon.roles.mapping_live import LIVE_STREAM, LeaseLost, LiveTail
@@ -29,15 +28,6 @@ from tracardi_daemon.roles.mapping_rules import MappingRules
 from tracardi_daemon.roles.task_jobs import TaskJobRunner
 
 LIVE_LEASE = "mapping-live"
-
-
-def mapping_queue(ctx: RoleContext) -> WorkQueue:
-    queue = ctx.settings.queue
-    return WorkQueue(ctx.redis, ctx.settings.tracardi.tenant, MAPPING_QUEUE,
-                     visibility_timeout_s=queue.visibility_timeout_s,
-                     max_attempts=queue.max_attempts,
-                     retry_backoff_initial_s=queue.retry_backoff_initial_s,
-                     retry_backoff_max_s=queue.retry_backoff_max_s)
 
 
 class MappingRole:
@@ -62,7 +52,7 @@ class MappingRole:
         refresh_s = settings.definitions.refresh_s
         self._mappings = DefinitionCache(store, EventToProfile, refresh_s)
         self._event_types = DefinitionCache(store, EventTypeMapping, refresh_s)
-        self._queue = mapping_queue(ctx)
+        self._queue = role_queue(ctx, MAPPING_QUEUE)
         tasks = TaskStore(ctx.redis, ctx.elastic, settings)
         event_alias = alias_name(settings.tracardi, "event")
         self._jobs: TaskJobRunner[BatchOutcome] = TaskJobRunner(

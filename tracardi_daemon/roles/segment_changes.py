@@ -6,7 +6,7 @@ intent (a hash in the queue's own hash tag) under the batch's token, and the tok
 into the profile (``metadata.aux.segmentation_token``) with the new segments, in the
 same write. After the write, the transitions are added to the queue and the intent
 deleted in one transaction. An intent left behind by a writer that died is settled by
-the leader's sweep once it is older than ``INTENT_STALE_S``: if the profile carries its
+the leader's sweep once it is older than ``segmentation.intent_stale_s``: if the profile carries its
 token the write happened and the transitions go out, otherwise it is dropped. Change ids
 are stable (``token:profile:segment:change``), so a transition announced twice is still
 one change to the trigger role.
@@ -32,8 +32,6 @@ log = logging.getLogger(__name__)
 
 SEGMENT_CHANGES_QUEUE = "segment-changes"
 MARKER = "segmentation_token"  # inside metadata.aux
-# an intent this old belongs to a writer that died (a batch takes seconds)
-INTENT_STALE_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -67,6 +65,7 @@ class SegmentChanges:
         self._redis = redis
         self._profiles = profiles
         self._max_attempts = settings.segmentation.max_conflict_retries + 1
+        self._stale_s = settings.segmentation.intent_stale_s
         self._clock = clock
         self._queue_key = queue_key(settings.tracardi.tenant, SEGMENT_CHANGES_QUEUE)
         self._intent_key = f"{self._queue_key}:intent"
@@ -145,12 +144,12 @@ class SegmentChanges:
             with redis_errors(f"drop segment change intents in {self._intent_key}"):
                 self._redis.hdel(self._intent_key, *[f"{p}:{token}" for p in profile_ids])
 
-    def sweep(self, older_than_s: float = INTENT_STALE_S) -> int:
+    def sweep(self, older_than_s: float | None = None) -> int:
         """Settle the intents of writers that died; returns the transitions announced.
         Run by one daemon at a time (the pass scheduler's leader)."""
         with redis_errors(f"read {self._intent_key}"):
             raw = {text(k): text(v) for k, v in self._redis.hgetall(self._intent_key).items()}
-        cutoff = self._clock() - older_than_s
+        cutoff = self._clock() - (self._stale_s if older_than_s is None else older_than_s)
         stale = {key: json.loads(value) for key, value in raw.items()
                  if json.loads(value).get("at", 0) < cutoff}
         if not stale:

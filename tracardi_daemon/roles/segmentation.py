@@ -22,14 +22,14 @@ from tracardi_daemon.errors import DaemonError
 from tracardi_daemon.infra.bulk import BulkWriter
 from tracardi_daemon.infra.delivery import delivery_queue
 from tracardi_daemon.infra.lease import Lease
-from tracardi_daemon.infra.queue import Message, WorkQueue
+from tracardi_daemon.infra.queue import Message
 from tracardi_daemon.infra.queue_base import redis_errors, text
 from tracardi_daemon.infra.tasks import TaskStore
 from tracardi_daemon.model.definition_store import DefinitionCache, DefinitionStore
 from tracardi_daemon.model.definitions import LiveSegment, Segment
 from tracardi_daemon.model.naming import alias_name
 from tracardi_daemon.model.profiles import PROFILE_CHANGED_QUEUE, ProfileStore
-from tracardi_daemon.roles.base import RoleContext
+from tracardi_daemon.roles.base import RoleContext, role_queue
 from tracardi_daemon.roles.segment_changes import ChangeOutcome, SegmentChanges
 from tracardi_daemon.roles.segment_rules import SegmentRules
 from tracardi_daemon.roles.segmentation_pass import (
@@ -43,15 +43,6 @@ from tracardi_daemon.roles.task_jobs import TaskJobRunner
 
 SCHEDULE_LEASE = "segmentation-schedule"
 SWEEP_EVERY_S = 10.0
-
-
-def _queue(ctx: RoleContext, name: str) -> WorkQueue:
-    queue = ctx.settings.queue
-    return WorkQueue(ctx.redis, ctx.settings.tracardi.tenant, name,
-                     visibility_timeout_s=queue.visibility_timeout_s,
-                     max_attempts=queue.max_attempts,
-                     retry_backoff_initial_s=queue.retry_backoff_initial_s,
-                     retry_backoff_max_s=queue.retry_backoff_max_s)
 
 
 class SegmentationRole:
@@ -76,8 +67,8 @@ class SegmentationRole:
         refresh_s = settings.definitions.refresh_s
         self._segments = DefinitionCache(store, Segment, refresh_s)
         self._live_segments = DefinitionCache(store, LiveSegment, refresh_s)
-        self._changed = _queue(ctx, PROFILE_CHANGED_QUEUE)
-        self._pass_queue = _queue(ctx, SEGMENTATION_QUEUE)
+        self._changed = role_queue(ctx, PROFILE_CHANGED_QUEUE)
+        self._pass_queue = role_queue(ctx, SEGMENTATION_QUEUE)
         self._tasks = TaskStore(ctx.redis, ctx.elastic, settings)
         profile_alias = alias_name(settings.tracardi, "profile")
         deliveries = delivery_queue(ctx.redis, settings)

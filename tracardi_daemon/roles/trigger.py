@@ -18,10 +18,10 @@ from typing import Any
 from tracardi_daemon.errors import InvalidInput
 from tracardi_daemon.infra.delivery import delivery, delivery_queue
 from tracardi_daemon.infra.dispatch_targets import TargetKind
-from tracardi_daemon.infra.queue import Message, WorkQueue
+from tracardi_daemon.infra.queue import Message
 from tracardi_daemon.model.definition_store import DefinitionCache, DefinitionStore
 from tracardi_daemon.model.definitions import TRIGGER_EVENT_TYPES, WorkflowTrigger, machine_name
-from tracardi_daemon.roles.base import RoleContext
+from tracardi_daemon.roles.base import RoleContext, role_queue
 from tracardi_daemon.roles.segment_changes import SEGMENT_CHANGES_QUEUE
 
 # how long a delivery's key is remembered: a change redelivered later than this (a dead
@@ -134,11 +134,7 @@ class TriggerRole:
     def start(self, ctx: RoleContext) -> None:
         settings = ctx.settings
         queue = settings.queue
-        self._changes = WorkQueue(ctx.redis, settings.tracardi.tenant, SEGMENT_CHANGES_QUEUE,
-                                  visibility_timeout_s=queue.visibility_timeout_s,
-                                  max_attempts=queue.max_attempts,
-                                  retry_backoff_initial_s=queue.retry_backoff_initial_s,
-                                  retry_backoff_max_s=queue.retry_backoff_max_s)
+        self._changes = role_queue(ctx, SEGMENT_CHANGES_QUEUE)
         self._deliveries = delivery_queue(ctx.redis, settings)
         self._triggers = DefinitionCache(DefinitionStore(ctx.elastic, settings),
                                          WorkflowTrigger, settings.definitions.refresh_s)
