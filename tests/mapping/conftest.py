@@ -61,6 +61,21 @@ class World:
                                 **fields})
         return index
 
+    def add_profiles(self, profiles: Sequence[dict[str, Any]],
+                     when: datetime | None = None) -> str:
+        """Many profiles (each with its ``id``) in one bulk request, in the partition of
+        ``when``; returns the index."""
+        moment = when or datetime.now(UTC)
+        install(self.es, self.settings, now=moment)
+        index = index_name(self.settings.tracardi, "profile", moment)
+        operations: list[dict[str, Any]] = []
+        for profile in profiles:
+            operations += [{"index": {"_index": index, "_id": profile["id"]}},
+                           {"metadata": {"time": {"insert": iso(moment)}}, **profile}]
+        reply = self.es.bulk(operations=operations, refresh=True)
+        assert not reply["errors"], reply
+        return index
+
     def add_events(self, events: Sequence[dict[str, Any]]) -> list[str]:
         """Index events (each ``{type, profile, properties, insert: datetime, ...}``) in
         the partition of their insert time; returns their ids."""

@@ -55,8 +55,7 @@ def fleet(prefix: str, world: World) -> Iterator[Fleet]:
 
 
 def _seed(world: World) -> EventToProfile:
-    for number in range(PROFILES):
-        world.add_profile(f"p{number}")
+    world.add_profiles([{"id": f"p{number}"} for number in range(PROFILES)])
     world.add_events([{"type": "page-view", "profile": f"p{n % PROFILES}",
                        "insert": ago(3600 - n * 0.5), "properties": {"n": n}}
                       for n in range(PROFILES * EVENTS_EACH)])

@@ -10,16 +10,18 @@ import shutil
 import signal
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import redis
 
+from tests.faults.scenarios import private_redis
 from tests.fleet import Fleet, running, wait_for
 from tests.mapping.conftest import World
 from tests.receivers import ScriptedServer, http_server
+from tracardi_daemon.infra.deadletters import DeadLetters
 from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.tasks import TaskStore
 from tracardi_daemon.model.definition_store import DefinitionStore
@@ -56,56 +58,117 @@ def _expected(number: int) -> bool:
     return number % 10 >= 4  # orders 4-9 are VIPs
 
 
-def test_kill_9_mid_pass_then_the_other_daemon_finishes_and_each_workflow_starts_once(
-        fleet: Fleet, segmentation_world: World, http_server: ScriptedServer) -> None:
-    world = segmentation_world
+def _setup(world: World, url: str) -> Segment:
+    """The VIP segment, two webhook triggers and the profiles; returns the segment."""
     segment = Segment.from_dict({"id": "vip", "name": "VIP",
                                  "condition": "profile@traits.orders > 3"})
     DefinitionStore(world.es, world.settings).upsert_many([segment])
     world.define(workflow_trigger=[
         {"id": "welcome", "name": "Welcome", "type": "segment-add",
          "segment": {"id": "vip", "name": "VIP"}, "workflow": {"id": "wf-1", "name": "W"},
-         "target": f"webhook:{http_server.url}"},
+         "target": f"webhook:{url}"},
         {"id": "goodbye", "name": "Goodbye", "type": "segment-remove",
          "segment": {"id": "vip", "name": "VIP"}, "workflow": {"id": "wf-2", "name": "G"},
-         "target": f"webhook:{http_server.url}"}])
-    for number in range(PROFILES):
-        # a third start in the segment: some stay, some leave, the rest may join
-        world.add_profile(f"p{number}", traits={"orders": number % 10},
-                          segments=["vip"] if number % 3 == 0 else [])
-    world.es.indices.refresh(index=f"*{world.settings.tracardi.tenant}.tracardi-profile*")
+         "target": f"webhook:{url}"}])
+    # a third start in the segment: some stay, some leave, the rest may join
+    world.add_profiles([{"id": f"p{number}", "traits": {"orders": number % 10},
+                         "segments": ["vip"] if number % 3 == 0 else []}
+                        for number in range(PROFILES)])
+    return segment
+
+
+def _check_every_profile_and_start(world: World, server: ScriptedServer) -> None:
+    """Every profile's segments right, and one workflow start per transition: one
+    idempotency key per (profile, change). A start repeated with the same key (a sender
+    that lost its ack in the outage) is the same start to the receiver."""
+    index = f"*{world.settings.tracardi.tenant}.tracardi-profile*"
+    world.es.indices.refresh(index=index)
+    hits = world.es.search(index=index, size=PROFILES + 10, source=["segments"],
+                           query={"match_all": {}})["hits"]["hits"]
+    assert len(hits) == PROFILES
+    for hit in hits:
+        number = int(hit["_id"][1:])
+        assert ("vip" in (hit["_source"].get("segments") or [])) == _expected(number), number
+    expected = {(f"p{n}", "add" if _expected(n) else "remove") for n in range(PROFILES)
+                if (n % 3 == 0) != _expected(n)}
+
+    def started() -> dict[tuple[str, str], set[str]]:
+        keys: dict[tuple[str, str], set[str]] = {}
+        for request in list(server.received):
+            body = json.loads(request.body)
+            keys.setdefault((body["profile"]["id"], body["change"]["type"]), set()).add(
+                request.headers.get("idempotency-key", ""))
+        return keys
+
+    # the intents of a batch being written when it broke are settled by the sweep
+    wait_for(lambda: len(started()) >= len(expected), 60, "every workflow start")
+    time.sleep(1.0)  # anything more would be a second start
+    keys = started()
+    assert set(keys) == expected
+    assert all(len(distinct) == 1 for distinct in keys.values()), \
+        [(change, distinct) for change, distinct in keys.items() if len(distinct) > 1]
+
+
+def test_kill_9_mid_pass_then_the_other_daemon_finishes_and_each_workflow_starts_once(
+        fleet: Fleet, segmentation_world: World, http_server: ScriptedServer) -> None:
+    world = segmentation_world
+    segment = _setup(world, http_server.url)
     tasks = TaskStore(world.redis, world.es, world.settings)
     queue = WorkQueue(world.redis, world.settings.tracardi.tenant, SEGMENTATION_QUEUE)
     record = submit_pass(tasks, queue, pass_spec(
         segment, [segment], now_iso=datetime.now(UTC).isoformat()), "kill -9 test")
     first = fleet.start(["segmentation", "trigger"])
     wait_for(lambda: (current := tasks.get(record.id)) is not None and current.done >= 150,
-          60, "the first batches of the pass")
+             60, "the first batches of the pass")
     first.proc.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
     first.proc.wait(10)  # type: ignore[union-attr]
     killed_at = tasks.get(record.id)
     assert killed_at is not None and killed_at.status == "running"
     fleet.start(["segmentation", "trigger"])
     wait_for(lambda: (current := tasks.get(record.id)) is not None
-          and current.status == "finished", 60, "the other daemon to finish the pass")
-    for number in range(PROFILES):
-        segments = world.profile(f"p{number}").get("segments") or []
-        assert ("vip" in segments) == _expected(number), number
-    expected: Counter[tuple[str, str]] = Counter()
-    for number in range(PROFILES):
-        had = number % 3 == 0
-        if had != _expected(number):
-            expected[(f"p{number}", "add" if _expected(number) else "remove")] += 1
+             and current.status == "finished", 60, "the other daemon to finish the pass")
+    _check_every_profile_and_start(world, http_server)
 
-    def started() -> Counter[tuple[str, str]]:
-        bodies = [json.loads(r.body) for r in list(http_server.received)]
-        return Counter((b["profile"]["id"], b["change"]["type"]) for b in bodies)
 
-    # the intents of the batch the first daemon was writing are settled by the sweep
-    wait_for(lambda: sum(started().values()) >= sum(expected.values()), 60,
-          "every workflow start")
-    time.sleep(1.0)  # anything more would be a repeat
-    assert started() == expected
+def test_a_redis_restart_mid_pass_loses_and_repeats_nothing(
+        fleet: Fleet, segmentation_world: World, http_server: ScriptedServer) -> None:
+    world = segmentation_world
+    segment = _setup(world, http_server.url)
+    with private_redis() as server:
+        client = redis.Redis(port=server.port)
+        tasks = TaskStore(client, world.es, world.settings)
+        queue = WorkQueue(client, world.settings.tracardi.tenant, SEGMENTATION_QUEUE)
+        record = submit_pass(tasks, queue, pass_spec(
+            segment, [segment], now_iso=datetime.now(UTC).isoformat()), "restart test")
+        daemon = fleet.start(["segmentation", "trigger"], redis_port=server.port)
+        wait_for(lambda: (current := tasks.get(record.id)) is not None and current.done >= 150,
+                 60, "the first batches of the pass")
+        server.stop()
+        time.sleep(1.0)
+        server.start()
+        wait_for(lambda: (current := tasks.get(record.id)) is not None
+                 and current.status == "finished", 90, "the pass to finish")
+        _check_every_profile_and_start(world, http_server)
+        assert daemon.proc is not None and daemon.proc.poll() is None
+
+
+def test_a_poisoned_profile_changed_message_is_dead_lettered_and_blocks_nothing(
+        fleet: Fleet, segmentation_world: World) -> None:
+    world = segmentation_world
+    world.define(segment=[{"id": "vip", "name": "VIP", "condition": "profile@traits.orders > 3"}])
+    world.add_profile("good", traits={"orders": 5})
+    tenant = world.settings.tracardi.tenant
+    changed = WorkQueue(world.redis, tenant, "profile-changed")
+    changed.enqueue_many([{"profile_id": 42}, {"no": "profile"}, {"profile_id": "good"}])
+    world.redis.xadd(f"{{{tenant}:q:profile-changed}}", {"payload": "not json", "attempts": "0"})
+    fleet.start(["segmentation", "trigger"])
+    wait_for(lambda: "vip" in (world.profile("good").get("segments") or []), 30,
+             "the good message")
+    dead = DeadLetters(world.redis, tenant, "profile-changed")
+    wait_for(lambda: dead.count() == 3, 10, "three dead letters")
+    reasons = sorted(letter.reason for letter in dead.oldest(10))
+    assert sum("profile_id" in reason for reason in reasons) == 2
+    assert any("invalid payload" in reason for reason in reasons)
 
 
 def test_without_a_licence_segmentation_and_trigger_are_reported_unlicensed(
