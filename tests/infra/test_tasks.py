@@ -338,10 +338,7 @@ def record_of(**changes: Any) -> TaskRecord:
 
 
 def test_render_known_and_unknown_totals() -> None:
-    assert render(record_of()) == (
-        "[#########.....................]  31%  62,000/200,000 done  12 failed  8,400/s  "
-        "ETA 16s  running"
-    )
+    assert render(record_of()) == "31%  62,000/200,000 done  12 failed  8,400/s  ETA 16s  running"
     assert render(record_of(total=None, eta_s=None)) == ("62,000 done  12 failed  8,400/s  running")
     assert (
         render(record_of(total=None, rate=None, eta_s=None, done=0, failed=0, status="pending"))
@@ -350,37 +347,63 @@ def test_render_known_and_unknown_totals() -> None:
     assert render(record_of(rate=2.5, eta_s=3725, cancel_requested=True)).endswith(
         "2.5/s  ETA 1h02m  running  (cancel requested)"
     )
-    finished = render(record_of(status="finished", done=199_988, finished_at=225.0), width=10)
-    assert finished == "[#########.]  99%  199,988/200,000 done  12 failed  took 2m05s  finished"
+    finished = render(record_of(status="finished", done=199_988, finished_at=225.0))
+    assert finished == "99%  199,988/200,000 done  12 failed  took 2m05s  finished"
     failed = render(record_of(status="failed", last_error="bad\nrow " + "x" * 200))
     assert failed.endswith("failed  error: bad row " + "x" * 112 + "...")
+
+
+def _work_through(store: TaskStore, task_id: str) -> threading.Thread:
+    """A worker that learns the total at its first batch: 20 items, one failing."""
+
+    def work() -> None:
+        for batch in range(4):
+            time.sleep(0.1)
+            failed = 1 if batch == 2 else 0
+            store.progress(
+                task_id, done=5 - failed, failed=failed, total=20 if batch == 0 else None
+            )
+        store.finish(task_id, "finished")
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    return worker
 
 
 def test_follow_until_finished(make_store: StoreFactory) -> None:
     store = make_store()
     task_id = store.create("import", "Import", {}, total=20).id
     store.start(task_id, "daemon-1")
-
-    def work() -> None:
-        for _ in range(4):
-            time.sleep(0.1)
-            store.progress(task_id, done=5)
-        store.finish(task_id, "finished")
-
-    worker = threading.Thread(target=work)
-    worker.start()
+    worker = _work_through(store, task_id)
     out = io.StringIO()
     final = follow(store, task_id, out, interval_s=0.02)
     worker.join()
-    assert final.status == "finished" and final.done == 20
+    assert final.status == "finished" and (final.done, final.failed) == (19, 1)
     lines = out.getvalue().splitlines()
     assert len(lines) == 2, "not a terminal: the first line, then the last"
     assert lines[0].endswith("running")
-    assert lines[-1].startswith("[##############################] 100%  20/20 done")
+    assert lines[-1].startswith("95%  19/20 done  1 failed  took ")
     assert lines[-1].endswith("finished")
 
 
-def test_follow_on_a_terminal_rewrites_one_line(make_store: StoreFactory) -> None:
+def test_follow_on_a_terminal_draws_a_progress_bar(make_store: StoreFactory) -> None:
+    store = make_store()
+    task_id = store.create("import", "Import", {}).id
+    store.start(task_id, "daemon-1")
+    worker = _work_through(store, task_id)
+    out = io.StringIO()
+    final = follow(store, task_id, out, interval_s=0.02, tty=True)
+    worker.join()
+    assert final.terminal and final.status == "finished"
+    assert (final.done, final.failed, final.total) == (19, 1, 20)
+    shown = out.getvalue()
+    assert shown.count("\r") > 2 and shown.count("\n") == 1, "one line, redrawn"
+    last = shown.rstrip("\n").rsplit("\r", 1)[-1]
+    assert last.startswith("finished: 100%|"), "the status first"
+    assert "| 20/20, 1 failed, took " in last
+
+
+def test_follow_on_a_terminal_until_stopped(make_store: StoreFactory) -> None:
     store = make_store()
     task_id = store.create("import", "Import", {}).id
     stop = threading.Event()
@@ -391,7 +414,22 @@ def test_follow_on_a_terminal_rewrites_one_line(make_store: StoreFactory) -> Non
     timer.join()
     assert last.status == "pending", "stopped before the task ended"
     shown = out.getvalue()
-    assert shown.count("\r") > 2 and shown.count("\n") == 1 and shown.endswith("pending\n")
+    assert shown.count("\r") > 2 and shown.count("\n") == 1
+    assert shown.endswith("\rpending: 0 processed, 0 failed\n"), "no total: a counter"
+
+
+def test_follow_on_a_terminal_shows_the_error_below_the_bar(make_store: StoreFactory) -> None:
+    store = make_store()
+    task_id = store.create("import", "Import", {}, total=10).id
+    store.start(task_id, "daemon-1")
+    store.progress(task_id, done=4)
+    store.finish(task_id, "failed", error="source gone")
+    out = io.StringIO()
+    final = follow(store, task_id, out, tty=True)
+    assert final.status == "failed"
+    bar, error = out.getvalue().rsplit("\r", 1)[-1].splitlines()
+    assert bar.startswith("failed:  40%|") and "| 4/10, 0 failed" in bar
+    assert error == "error: source gone"
 
 
 def test_follow_an_unknown_task(make_store: StoreFactory) -> None:

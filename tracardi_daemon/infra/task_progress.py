@@ -1,10 +1,14 @@
-"""What the CLI shows of a long job: one progress line, and following it to the end."""
+"""What the CLI shows of a long job: one status line, and following it to the end, with a
+tqdm progress bar on a terminal."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from typing import TextIO
+from typing import Protocol, TextIO
+
+from tqdm import tqdm
 
 from tracardi_daemon.errors import InvalidInput
 from tracardi_daemon.infra.tasks import TaskRecord, TaskStore
@@ -12,21 +16,29 @@ from tracardi_daemon.infra.tasks import TaskRecord, TaskStore
 # without a terminal (a log file, a pipe) a line at most this often, plus the last one
 PLAIN_EVERY_S = 5.0
 _ERROR_CHARS = 120
+# the bar counts done + failed, every item the job has dealt with; the status comes
+# first, so that a narrow terminal cuts the ETA rather than the status
+_BAR_WITH_TOTAL = "{desc}: {percentage:3.0f}%|{bar}| {n:,}/{total:,}{postfix}"
+_BAR_OPEN_ENDED = "{desc}: {n:,} processed{postfix}"
 
 
-def render(record: TaskRecord, width: int = 30) -> str:
-    """One line, e.g. ``[#########.....................]  31%  62,000/200,000 done
+def render(record: TaskRecord) -> str:
+    """One plain line for status listings and logs, e.g. ``31%  62,000/200,000 done
     12 failed  8,400/s  ETA 16s  running``; without a known total a count and a rate."""
-    parts = []
     percent = record.percent
     if percent is None or record.total is None:
-        parts.append(f"{record.done:,} done")
+        counted = f"{record.done:,} done"
     else:
-        filled = min(width, int(percent * width / 100))
         # floored, so that 100% means all done
-        parts.append(f"[{'#' * filled}{'.' * (width - filled)}] {int(percent):3d}%")
-        parts.append(f"{record.done:,}/{record.total:,} done")
-    parts.append(f"{record.failed:,} failed")
+        counted = f"{int(percent)}%  {record.done:,}/{record.total:,} done"
+    error = _error(record)
+    return "  ".join([counted, *_details(record), _state(record), *([error] if error else [])])
+
+
+def _details(record: TaskRecord) -> list[str]:
+    """What follows the count, in the status line and the bar alike: failures, and the
+    speed while running or the duration once ended."""
+    parts = [f"{record.failed:,} failed"]
     if not record.terminal:
         if record.rate is not None:
             parts.append(f"{_rate(record.rate)}/s")
@@ -34,13 +46,21 @@ def render(record: TaskRecord, width: int = 30) -> str:
             parts.append(f"ETA {_duration(record.eta_s)}")
     elif record.started_at is not None and record.finished_at is not None:
         parts.append(f"took {_duration(record.finished_at - record.started_at)}")
-    parts.append(record.status)
+    return parts
+
+
+def _state(record: TaskRecord) -> str:
     if record.cancel_requested and not record.terminal:
-        parts.append("(cancel requested)")
-    if record.status == "failed" and record.last_error:
-        error = " ".join(record.last_error.split())
-        parts.append(f"error: {error[:_ERROR_CHARS]}{'...' if len(error) > _ERROR_CHARS else ''}")
-    return "  ".join(parts)
+        return f"{record.status}  (cancel requested)"
+    return record.status
+
+
+def _error(record: TaskRecord) -> str | None:
+    """The error of a failed task, on one line and cut short."""
+    if record.status != "failed" or not record.last_error:
+        return None
+    error = " ".join(record.last_error.split())
+    return f"error: {error[:_ERROR_CHARS]}{'...' if len(error) > _ERROR_CHARS else ''}"
 
 
 def _rate(per_s: float) -> str:
@@ -56,6 +76,76 @@ def _duration(seconds: float) -> str:
     return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
 
 
+class _Display(Protocol):
+    def show(self, record: TaskRecord, *, last: bool) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _PlainLines:
+    """Without a terminal: a rendered line at most every PLAIN_EVERY_S, and the last."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._written_at: float | None = None
+
+    def show(self, record: TaskRecord, *, last: bool) -> None:
+        now = time.monotonic()
+        if last or self._written_at is None or now - self._written_at >= PLAIN_EVERY_S:
+            self._out.write(render(record) + "\n")
+            self._out.flush()
+            self._written_at = now
+
+    def close(self) -> None:
+        pass
+
+
+class _ProgressBar:
+    """On a terminal: a tqdm bar redrawn from each record. The rate and ETA are the
+    task's own (smoothed by the store), not tqdm's, which only sees this follower. A
+    failed task's error goes on a line of its own, where it does not squeeze the bar."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._bar: tqdm | None = None
+        self._error: str | None = None
+
+    def show(self, record: TaskRecord, *, last: bool) -> None:
+        total = record.total or None  # a total of 0 has nothing to draw
+        bar_format = _BAR_OPEN_ENDED if total is None else _BAR_WITH_TOTAL
+        processed = record.done + record.failed
+        postfix = ", ".join(_details(record))
+        self._error = _error(record)
+        if self._bar is None:
+            # made at the first record, so that its first drawing is already the job's
+            self._bar = tqdm(
+                total=total,
+                initial=processed,
+                bar_format=bar_format,
+                desc=_state(record),
+                postfix=postfix,
+                file=self._out,
+                dynamic_ncols=True,
+                leave=True,
+            )
+            return
+        # the total may become known later, and the count is set, not added to
+        bar = self._bar
+        bar.total, bar.bar_format, bar.n = total, bar_format, processed
+        bar.set_description_str(_state(record), refresh=False)
+        bar.set_postfix_str(postfix, refresh=False)
+        bar.refresh()
+
+    def close(self) -> None:
+        if self._bar is None:
+            return
+        # draws the last state once more and ends the line
+        self._bar.close()
+        if self._error:
+            self._out.write(self._error + "\n")
+            self._out.flush()
+
+
 def follow(
     store: TaskStore,
     task_id: str,
@@ -66,26 +156,18 @@ def follow(
     tty: bool | None = None,
 ) -> TaskRecord:
     """Show the task until it is terminal (or ``stop`` is set) and return its last
-    record. On a terminal one line is rewritten in place; elsewhere a line is written
-    at most every PLAIN_EVERY_S seconds, and always the last one."""
+    record. On a terminal a tqdm bar; elsewhere a line at most every PLAIN_EVERY_S
+    seconds, and always the last one."""
     stop = stop or threading.Event()
     in_place = out.isatty() if tty is None else tty
-    shown_width = 0
-    written_at: float | None = None
-    while True:
-        record = store.get(task_id)
-        if record is None:
-            raise InvalidInput(f"task {task_id!r} not found (unknown, or expired)")
-        last = record.terminal or stop.is_set()
-        line = render(record)
-        if in_place:
-            # padded, so that a shorter line fully covers the one before
-            out.write("\r" + line.ljust(shown_width) + ("\n" if last else ""))
-            shown_width = len(line)
-        elif last or written_at is None or time.monotonic() - written_at >= PLAIN_EVERY_S:
-            out.write(line + "\n")
-            written_at = time.monotonic()
-        out.flush()
-        if last:
-            return record
-        stop.wait(interval_s)
+    display: _Display = _ProgressBar(out) if in_place else _PlainLines(out)
+    with contextlib.closing(display):
+        while True:
+            record = store.get(task_id)
+            if record is None:
+                raise InvalidInput(f"task {task_id!r} not found (unknown, or expired)")
+            last = record.terminal or stop.is_set()
+            display.show(record, last=last)
+            if last:
+                return record
+            stop.wait(interval_s)
