@@ -1,0 +1,377 @@
+"""Declarative document transforms a migration step applies to every copied document
+(move, copy, set, delete, convert over dotted paths), and the known Tracardi painless
+scripts they replace.
+
+A transform is written as one flat table with ``op``::
+
+    {op = "move", from = "data.contact.email", to = "data.contact.email.main"}
+    {op = "copy", from = "a", to = "b"}
+    {op = "set", path = "data.anonymous", value = false, default = true}
+    {op = "delete", path = "mapping"}
+    {op = "convert", path = "metadata.time.insert", to = "date"}
+"""
+
+from __future__ import annotations
+
+import copy as copying
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, NoReturn
+
+from tracardi_daemon.errors import InvalidInput
+from tracardi_daemon.model.definition_reader import PATH
+
+Document = dict[str, Any]
+CONVERSIONS: tuple[str, ...] = ("string", "integer", "float", "boolean", "date")
+_TRUE = {"true", "yes", "1"}
+_FALSE = {"false", "no", "0"}
+_MISSING = object()
+
+
+class TransformError(InvalidInput):
+    """A document the transform cannot apply to; ``reason`` says why, naming the path."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _parts(path: str) -> list[str]:
+    return path.split(".")
+
+
+def _get(doc: Document, path: str) -> Any:
+    """The value at ``path``, or _MISSING (also when a parent is not an object)."""
+    node: Any = doc
+    for key in _parts(path):
+        if not isinstance(node, dict) or key not in node:
+            return _MISSING
+        node = node[key]
+    return node
+
+
+def _pop(doc: Document, path: str) -> Any:
+    *parents, last = _parts(path)
+    node: Any = doc
+    for key in parents:
+        node = node.get(key) if isinstance(node, dict) else None
+    if not isinstance(node, dict) or last not in node:
+        return _MISSING
+    return node.pop(last)
+
+
+def _put(doc: Document, path: str, value: Any) -> None:
+    """Write ``value`` at ``path``, creating objects where a parent is absent or null."""
+    *parents, last = _parts(path)
+    node = doc
+    for depth, key in enumerate(parents):
+        child = node.get(key)
+        if child is None:
+            child = node[key] = {}
+        elif not isinstance(child, dict):
+            where = ".".join(parents[: depth + 1])
+            raise TransformError(f"{path}: cannot write under {where!r}, which holds "
+                                 f"{type(child).__name__} {child!r}, not an object")
+        node = child
+    node[last] = value
+
+
+@dataclass(frozen=True)
+class Move:
+    """Move the value at ``source`` to ``target``; ``target`` may lie under ``source``
+    (a string becoming an object holding it)."""
+
+    source: str
+    target: str
+
+    def apply(self, doc: Document) -> None:
+        if self.source == self.target:
+            return
+        # taken out before writing: writing first would nest it under itself
+        value = _pop(doc, self.source)
+        if value is not _MISSING:
+            _put(doc, self.target, value)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"op": "move", "from": self.source, "to": self.target}
+
+
+@dataclass(frozen=True)
+class Copy:
+    """Copy the value at ``source`` to ``target``, keeping the source."""
+
+    source: str
+    target: str
+
+    def apply(self, doc: Document) -> None:
+        value = _get(doc, self.source)
+        if value is not _MISSING:
+            _put(doc, self.target, copying.deepcopy(value))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"op": "copy", "from": self.source, "to": self.target}
+
+
+@dataclass(frozen=True)
+class Set:
+    """Write ``value`` at ``path``; with ``default`` only where it is absent or null."""
+
+    path: str
+    value: Any
+    default: bool = False
+
+    def apply(self, doc: Document) -> None:
+        if self.default and _get(doc, self.path) not in (_MISSING, None):
+            return
+        _put(doc, self.path, copying.deepcopy(self.value))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"op": "set", "path": self.path, "value": self.value, "default": self.default}
+
+
+@dataclass(frozen=True)
+class Delete:
+    """Remove ``path`` (and what it holds); absent is fine."""
+
+    path: str
+
+    def apply(self, doc: Document) -> None:
+        _pop(doc, self.path)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"op": "delete", "path": self.path}
+
+
+@dataclass(frozen=True)
+class Convert:
+    """Convert the value at ``path`` to ``to``; absent or null is left alone."""
+
+    path: str
+    to: str
+
+    def apply(self, doc: Document) -> None:
+        value = _get(doc, self.path)
+        if value is _MISSING or value is None:
+            return
+        try:
+            converted = _CONVERTERS[self.to](value)
+        except (ValueError, TypeError, OverflowError, OSError) as exc:
+            raise TransformError(f"{self.path}: cannot convert {value!r} to {self.to}: "
+                                 f"{exc}") from exc
+        _put(doc, self.path, converted)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"op": "convert", "path": self.path, "to": self.to}
+
+
+Transform = Move | Copy | Set | Delete | Convert
+
+
+def _refuse(value: object, what: str) -> NoReturn:
+    raise ValueError(f"a {type(value).__name__} is not {what}")
+
+
+def _to_string(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | int | float):
+        return str(value)
+    _refuse(value, "a scalar")
+
+
+def _to_float(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        _refuse(value, "a number or a numeric string")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError("not a finite number")
+    return number
+
+
+def _to_integer(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
+        return int(value)
+    number = _to_float(value)
+    if not number.is_integer():
+        raise ValueError("has a fractional part")
+    return int(number)
+
+
+def _to_boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower() if isinstance(value, str | int) else None
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError("expected true/false, yes/no or 1/0")
+
+
+def _to_date(value: Any) -> str:
+    """ISO 8601 (naive = UTC) or epoch milliseconds, written as ISO 8601 in UTC."""
+    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+        value = int(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        moment = datetime.fromtimestamp(value / 1000, UTC)
+    elif isinstance(value, str):
+        moment = datetime.fromisoformat(value.strip())
+    else:
+        _refuse(value, "an ISO 8601 string or epoch milliseconds")
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return moment.isoformat()
+
+
+_CONVERTERS = {"string": _to_string, "integer": _to_integer, "float": _to_float,
+               "boolean": _to_boolean, "date": _to_date}
+
+
+def apply_all(doc: Mapping[str, Any], transforms: tuple[Transform, ...]) -> Document:
+    """``transforms`` applied in order to a deep copy of ``doc``; ``doc`` is untouched,
+    also when one raises TransformError."""
+    result: Document = copying.deepcopy(dict(doc))
+    for transform in transforms:
+        transform.apply(result)
+    return result
+
+
+# the keys each op takes besides op
+_KEYS: dict[str, tuple[str, ...]] = {
+    "move": ("from", "to"), "copy": ("from", "to"), "set": ("path", "value", "default"),
+    "delete": ("path",), "convert": ("path", "to"),
+}
+
+
+def _json_value(value: Any) -> bool:
+    if value is None or isinstance(value, str | bool | int):
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list):
+        return all(_json_value(item) for item in value)
+    if isinstance(value, dict):
+        return all(isinstance(key, str) and _json_value(item) for key, item in value.items())
+    return False
+
+
+def _parse_one(raw: object, fail: Callable[[str, str], NoReturn]) -> Transform:
+    if not isinstance(raw, Mapping):
+        fail("", f"must be a table/object such as {{op = \"move\", from = \"a\", to = \"b\"}}, "
+                 f"got {type(raw).__name__}")
+    op = raw.get("op")
+    if op not in _KEYS:
+        fail(".op", f"must be one of {', '.join(_KEYS)}, got {op!r}")
+    for key in sorted(set(raw) - {"op", *_KEYS[op]}):
+        fail(f".{key}", f"is not a field of {op} (it takes {', '.join(_KEYS[op])})")
+
+    def path(key: str) -> str:
+        value = raw.get(key)
+        if not isinstance(value, str) or not PATH.match(value):
+            fail(f".{key}", f"must be a dotted path such as 'data.contact.email', got {value!r}")
+        return value
+
+    if op in ("move", "copy"):
+        return (Move if op == "move" else Copy)(path("from"), path("to"))
+    if op == "delete":
+        return Delete(path("path"))
+    if op == "convert":
+        if raw.get("to") not in CONVERSIONS:
+            fail(".to", f"must be one of {', '.join(CONVERSIONS)}, got {raw.get('to')!r}")
+        return Convert(path("path"), raw["to"])
+    if "value" not in raw or not _json_value(raw["value"]):
+        fail(".value", "is required and must be a JSON value (write a date as a string)")
+    default = raw.get("default", False)
+    if not isinstance(default, bool):
+        fail(".default", "must be true or false")
+    return Set(path("path"), raw["value"], default)
+
+
+def parse_transforms(raw: object, where: str) -> tuple[Transform, ...]:
+    """Transforms from a list of ``{op = ..., ...}`` tables; errors read
+    ``<where>: field 'transforms[2].to' must be a dotted path ...``."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise InvalidInput(f"{where}: field 'transforms' must be a list of tables/objects")
+    result: list[Transform] = []
+    for number, item in enumerate(raw):
+
+        def fail(field: str, problem: str, number: int = number) -> NoReturn:
+            raise InvalidInput(f"{where}: field 'transforms[{number}]{field}' {problem}")
+
+        result.append(_parse_one(item, fail))
+    return tuple(result)
+
+
+# Tracardi's painless scripts (08x_to_082x.json / 08x_to_0820.json, every released
+# revision that runs) and their declarative equivalents, matched on the script text with
+# all whitespace removed: a script that differs in anything else is not recognised.
+_CONTACT_MOVES = (Move("data.contact.email", "data.contact.email.main"),
+                  Move("data.contact.phone", "data.contact.phone.main"))
+_PROFILE_0820 = (*_CONTACT_MOVES, Set("data.anonymous", None),
+                 Move("data.pii.name", "data.pii.display_name"),
+                 Move("data.devices.names", "data.devices.other"))
+_EVENT_EC_DELETES = tuple(Delete(f"data.ec.order.{path}") for path in (
+    "cost.other", "income.revenue", "cost.discount", "cost.tax", "cost.shipping"))
+_BOILERPLATE_START = "Maprow=newHashMap();"
+_BOILERPLATE_END = "ctx._source=[:];ctx._source.putAll(row);"
+_CONTACT_SCRIPT = (
+    'Stringx=null;Stringy=null;if({guard}ctx._source.data.contact!=null){{x=ctx._source.'
+    'data.contact.email?:"";y=ctx._source.data.contact.phone?:"";}}row.putAll(ctx._source);'
+    'if(row.data==null){{row.data=newHashMap();}}if(row.data.contact==null){{row.data.'
+    'contact=newHashMap();}}row.data.contact.email=newHashMap();row.data.contact.phone='
+    'newHashMap();if(x!=null)row.data.contact.email.main=x;if(y!=null)row.data.contact.'
+    'phone.main=y;'
+)
+_PROFILE_TAIL = (
+    'row.data.anonymous=null;if(ctx._source.data.pii.name!=null)row.data.pii.display_name='
+    'ctx._source.data.pii.name;row.data.devices.other=ctx._source.data.devices.names;'
+    'try{row.data.devices.remove("names");}catch(Exceptione){}try{row.data.pii.remove('
+    '"name");}catch(Exceptione){}'
+)
+_EVENT_TAIL = "".join(
+    f'try{{row.data.ec.order.{part}.remove("{key}");}}catch(Exceptione){{}}'
+    for part, key in (("cost", "other"), ("income", "revenue"), ("cost", "discount"),
+                      ("cost", "tax"), ("cost", "shipping")))
+_EVENT_EC_SCRIPT = "row.putAll(ctx._source);" + "".join(
+    f'row.data.ec.order.{part}.remove("{key}");'
+    for part, key in (("cost", "other"), ("income", "revenue"), ("cost", "discount"),
+                      ("cost", "tax"), ("cost", "shipping")))
+_KNOWN_BODIES: dict[str, tuple[str, tuple[Transform, ...]]] = {
+    'row.putAll(ctx._source);row.remove("timestamp");':
+        ("entity: drop timestamp", (Delete("timestamp"),)),
+    'row.putAll(ctx._source);row.remove("mapping");':
+        ("event-reshaping: drop mapping", (Delete("mapping"),)),
+    "row.putAll(ctx._source);row.data.anonymous=null;":
+        ("profile 0.8.2 (early): data.anonymous = null", (Set("data.anonymous", None),)),
+    _CONTACT_SCRIPT.format(guard="ctx._source.data!=null&&") + _PROFILE_TAIL:
+        ("profile 0.8.2: contact, pii.name, devices.names", _PROFILE_0820),
+    _CONTACT_SCRIPT.format(guard="") + _PROFILE_TAIL:
+        ("profile 0.8.2 (unguarded): contact, pii.name, devices.names", _PROFILE_0820),
+    _CONTACT_SCRIPT.format(guard="ctx._source.data!=null&&") + _EVENT_TAIL:
+        ("event 0.8.2: contact, ec.order fields", (*_CONTACT_MOVES, *_EVENT_EC_DELETES)),
+    _CONTACT_SCRIPT.format(guard="") + _EVENT_TAIL:
+        ("event 0.8.2 (unguarded): contact, ec.order fields",
+         (*_CONTACT_MOVES, *_EVENT_EC_DELETES)),
+    _EVENT_EC_SCRIPT: ("event 0.8.2 (early): ec.order fields", _EVENT_EC_DELETES),
+}
+
+
+def known_painless() -> dict[str, tuple[Transform, ...]]:
+    """The recognised scripts by description, for reports and tests."""
+    return dict(_KNOWN_BODIES.values())
+
+
+def translate_painless(script: str) -> tuple[Transform, ...] | None:
+    """The transforms doing what a known Tracardi painless script does, or None."""
+    text = re.sub(r"\s+", "", script)
+    if not (text.startswith(_BOILERPLATE_START) and text.endswith(_BOILERPLATE_END)):
+        return None
+    body = text[len(_BOILERPLATE_START): -len(_BOILERPLATE_END)]
+    known = _KNOWN_BODIES.get(body)
+    return None if known is None else known[1]
