@@ -44,10 +44,9 @@ WORKDIR /
 RUN install -d -o tracardi -g tracardi -m 0750 /run/tracardi-daemon \
     && install -d -m 0755 /etc/tracardi-daemon
 
-# TRACARDI_ROLES defaults to `upgrade`, the role that needs no licence. This version does
-# not implement it yet, so `run` with the default refuses to start (exit 2): until the
-# upgrade role lands, set the roles to run, e.g. `-e TRACARDI_ROLES=scheduler` (with a
-# LICENSE that grants them).
+# TRACARDI_ROLES defaults to `upgrade` (migrations), the role that needs no licence; set
+# the roles to run, e.g. `-e TRACARDI_ROLES=scheduler,mapping` (with a LICENSE that
+# grants them).
 ENV TRACARDI_ROLES=upgrade \
     TRACARDI_HEALTH_SOCKET=/run/tracardi-daemon/health.sock
 

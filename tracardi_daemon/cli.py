@@ -54,6 +54,7 @@ _OPTIONAL_COMMAND_MODULES = (
     "tracardi_daemon.roles.mapping_commands",
     "tracardi_daemon.roles.segmentation_commands",
     "tracardi_daemon.roles.trigger_commands",
+    "tracardi_daemon.roles.migrate_commands",
 )
 
 

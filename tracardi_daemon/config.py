@@ -51,6 +51,7 @@ _ORDERED: tuple[tuple[str, str], ...] = (
     # the leader renews from its steps: a step must be able to fit in the lease
     ("mapping.poll_interval_s", "mapping.lease_s"),
     ("segmentation.poll_interval_s", "segmentation.lease_s"),
+    ("upgrade.poll_interval_s", "upgrade.lease_s"),
 )
 
 # section name -> dataclass, from the Settings fields themselves (one source of truth)

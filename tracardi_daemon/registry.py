@@ -13,6 +13,7 @@ from tracardi_daemon.roles.mapping import mapping_factory
 from tracardi_daemon.roles.scheduler import scheduler_factory
 from tracardi_daemon.roles.segmentation import segmentation_factory
 from tracardi_daemon.roles.trigger import trigger_factory
+from tracardi_daemon.roles.upgrade import upgrade_factory
 from tracardi_daemon.settings import ROLE_NAMES, Settings
 
 
@@ -47,7 +48,8 @@ def default_registry() -> dict[str, RoleSpec]:
     factories: dict[str, RoleFactory] = {"scheduler": scheduler_factory,
                                          "mapping": mapping_factory,
                                          "segmentation": segmentation_factory,
-                                         "trigger": trigger_factory}
+                                         "trigger": trigger_factory,
+                                         "upgrade": upgrade_factory}
     # the dispatch senders deliver what these hand off (workflow live segments too)
     companions = {"scheduler": ("dispatch",), "trigger": ("dispatch",),
                   "segmentation": ("dispatch",)}

@@ -165,6 +165,15 @@ class SegmentationSettings:
 
 
 @dataclass(frozen=True)
+class UpgradeSettings:
+    """The ``upgrade`` role: migrations (and, later, imports) run as queued jobs."""
+
+    batch_size: int = 1000  # documents read and written per batch
+    lease_s: float = 15.0  # each job's lease: a dead daemon's job is taken over after it
+    poll_interval_s: float = 1.0
+
+
+@dataclass(frozen=True)
 class RoleSettings:
     threads: int = 1
 
@@ -187,6 +196,7 @@ class Settings:
     dispatch: DispatchSettings = DispatchSettings()
     mapping: MappingSettings = MappingSettings()
     segmentation: SegmentationSettings = SegmentationSettings()
+    upgrade: UpgradeSettings = UpgradeSettings()
     definitions: DefinitionsSettings = DefinitionsSettings()
     role: dict[str, RoleSettings] = field(default_factory=dict)
     source: str | None = None

@@ -99,8 +99,7 @@ def test_image_metadata(built_image: str) -> None:
     assert config["StopSignal"] in ("SIGTERM", "15")
     assert config["Entrypoint"] == ["tracardi-daemon"]
     assert config["Cmd"] == ["run"]
-    # the documented default; with it alone `run` refuses to start until the upgrade
-    # role is implemented
+    # the documented default: the upgrade role, which needs no licence
     assert "TRACARDI_ROLES=upgrade" in config["Env"]
 
 

@@ -115,10 +115,10 @@ def test_bad_config_exits_2_naming_the_key(daemon: DaemonProcess) -> None:
     assert "'redis.port'" in daemon.output()
 
 
-def test_unimplemented_role_is_refused_with_exit_2(daemon: DaemonProcess) -> None:
-    daemon.start("--roles", "upgrade")  # no TEST_ROLES: the real registry's upgrade
+def test_unknown_role_is_refused_with_exit_2(daemon: DaemonProcess) -> None:
+    daemon.start("--roles", "reporting")  # not one of the five
     assert daemon.wait_exit(10) == 2
-    assert "role 'upgrade' is not implemented" in daemon.output()
+    assert "unknown role 'reporting'" in daemon.output()
 
 
 def test_missing_licence_is_reported_in_health(daemon: DaemonProcess, prefix: str) -> None:

@@ -1,0 +1,367 @@
+"""A migration: a plan's steps copied by the daemon itself — point-in-time scan of each
+source index, declarative transforms in Python, bulk writes under the source ids — as
+one queued job with a task record and a checkpoint per batch.
+
+What it guarantees: documents keep their ids, so a batch replayed after a takeover
+overwrites and never duplicates; progress is documents done over the whole plan's
+count, from the first batch; a target index holding documents this plan did not write
+stops the run naming it; a document a transform cannot handle goes to the ``upgrade``
+dead letters with its step, index, id and reason; aliases move to the new indices only
+when every step succeeded; a finished plan is recorded, and running it again does
+nothing unless forced.
+
+The copy reads each source index in ``id`` order (every Tracardi document carries its
+id), which a new point in time after a takeover can resume exactly; documents without
+an ``id`` field are copied by a last pass over that index, repeated whole on takeover.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+from elasticsearch import BadRequestError, Elasticsearch
+from elasticsearch.helpers import scan as es_scan
+
+from tracardi_daemon.errors import InvalidInput
+from tracardi_daemon.infra.bulk import BulkAction, BulkWriter
+from tracardi_daemon.infra.deadletters import add_dead_letter
+from tracardi_daemon.infra.elastic import elastic_errors
+from tracardi_daemon.infra.lease import Lease
+from tracardi_daemon.infra.queue_base import redis_errors, text
+from tracardi_daemon.infra.redis import RedisClient
+from tracardi_daemon.infra.scan import Hit, Scan, count
+from tracardi_daemon.infra.tasks import TaskRecord, TaskStore
+from tracardi_daemon.model.migration_plan import Plan, Step, resolve_targets
+from tracardi_daemon.model.migration_transforms import TransformError, apply_all
+from tracardi_daemon.model.tracardi_names import Layout
+from tracardi_daemon.settings import Settings
+
+log = logging.getLogger(__name__)
+
+UPGRADE_QUEUE = "upgrade"
+MIGRATION_TASK = "upgrade"  # Tracardi's task type for migrations
+META_KEY = "tracardi_daemon_plan"  # in a target index's mapping _meta
+PAINLESS_MODULES = ("reindex", "lang-painless")
+_PHASES = ("by-id", "without-id")
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One source index of a step and the index it is copied to."""
+
+    step: str
+    source: str
+    target: str
+    documents: int
+
+    def to_list(self) -> list[Any]:
+        return [self.step, self.source, self.target, self.documents]
+
+
+def plan_key(plan: Plan) -> str:
+    """The plan's identity: what "already done" and "written by this plan" refer to."""
+    text_form = json.dumps(plan.to_dict(), sort_keys=True)
+    return hashlib.sha256(text_form.encode()).hexdigest()[:16]
+
+
+def done_key(tenant: str, key: str) -> str:
+    return f"{tenant}:migration:done:{key}"
+
+
+def cluster_modules(elastic: Elasticsearch) -> set[str]:
+    """The modules and plugins every node has (``_nodes/plugins``)."""
+    with elastic_errors("read the cluster's modules"):
+        nodes = elastic.nodes.info(metric="plugins")["nodes"].values()
+    sets = [{m["name"] for m in node.get("modules", []) + node.get("plugins", [])}
+            for node in nodes]
+    return set.intersection(*sets) if sets else set()
+
+
+def painless_refusals(plan: Plan, modules: set[str]) -> list[str]:
+    """Steps the daemon cannot run on this cluster, each with the reason."""
+    missing = [m for m in PAINLESS_MODULES if m not in modules]
+    return [f"step {step.id!r} ({step.index}): its painless script needs the reindex and "
+            f"lang-painless modules, and this cluster lacks {', '.join(missing)}"
+            for step in plan.steps if step.painless is not None and missing]
+
+
+def resolve_work(elastic: Elasticsearch, plan: Plan, target: Layout) -> list[WorkItem]:
+    """Every (step, source index, target index) with the source's document count."""
+    items: list[WorkItem] = []
+    for step in plan.steps:
+        pattern = step.source_pattern(plan.source)
+        with elastic_errors(f"list the indices of step {step.id!r}"):
+            names = sorted(elastic.indices.get(index=pattern, ignore_unavailable=True,
+                                               allow_no_indices=True, features=["settings"]))
+        for source, destination in resolve_targets(step, names, plan.source, target):
+            items.append(WorkItem(step.id, source, destination, count(elastic, source)))
+    return items
+
+
+def foreign_targets(elastic: Elasticsearch, items: list[WorkItem], key: str) -> list[str]:
+    """Target indices that hold documents this plan did not write."""
+    found = []
+    for target in sorted({item.target for item in items}):
+        with elastic_errors(f"inspect {target}"):
+            mapping = elastic.options(ignore_status=404).indices.get_mapping(index=target)
+        if not mapping or "error" in mapping:
+            continue
+        meta = next(iter(mapping.values())).get("mappings", {}).get("_meta", {})
+        if meta.get(META_KEY) != key and count(elastic, target) > 0:
+            found.append(target)
+    return found
+
+
+class MigrationJob:
+    """One migration plan, batch by batch (a TaskJob for the task runner)."""
+
+    def __init__(self, settings: Settings, tasks: TaskStore, record: TaskRecord, *,
+                 lease: Lease, elastic: Elasticsearch, redis: RedisClient,
+                 writer: BulkWriter) -> None:
+        self.id = record.id
+        self.done = False
+        self._settings = settings
+        self._tasks = tasks
+        self._record = record
+        self._lease = lease
+        self._elastic = elastic
+        self._redis = redis
+        self._writer = writer
+        self._plan = Plan.from_dict(record.params["plan"])
+        self._key = str(record.params.get("key") or plan_key(self._plan))
+        self._force = bool(record.params.get("force"))
+        limit = record.params.get("max_failed_docs")
+        self._max_failed = int(limit) if limit is not None else None
+        self._target = self._plan.target_layout(settings.tracardi)
+        checkpoint = record.checkpoint or {}
+        self._work = [WorkItem(*raw) for raw in checkpoint.get("work", [])]
+        self._item = int(checkpoint.get("item", 0))
+        self._phase = int(checkpoint.get("phase", 0))
+        self._position: list[Any] | None = checkpoint.get("position")
+        self._failed = int(checkpoint.get("failed", 0))
+        self._created: set[str] = set()
+        self._sort_fields: dict[str, str | None] = {}
+        self._scan: Scan | None = None
+        self._started = False
+        self._batch = settings.upgrade.batch_size
+        self._without_id: Iterator[dict[str, Any]] | None = None
+
+    def close(self) -> None:
+        if self._scan is not None:
+            self._scan.close()
+            self._scan = None
+        self._without_id = None
+
+    # ------------------------------------------------------------ begin
+
+    def _begin(self) -> bool:
+        fence = self._lease.fenced()
+        if not self._tasks.start(self.id, self._lease.owner, fence=fence):
+            self.done = True
+            return False
+        self._started = True
+        if self._work:  # taken over: the work was resolved and checked before
+            return True
+        refusal = self._refusal()
+        if refusal is not None:
+            self._finish("failed", refusal)
+            return False
+        total = sum(item.documents for item in self._work)
+        self._tasks.progress(self.id, total=total, checkpoint=self._checkpoint_body(),
+                             fence=fence)
+        log.info("migration %s: %d index(es), %d document(s)", self.id, len(self._work),
+                 total)
+        return True
+
+    def _refusal(self) -> str | None:
+        with redis_errors("read the migration record"):
+            done = self._redis.get(done_key(self._settings.tracardi.tenant, self._key))
+        if done is not None and not self._force:
+            return (f"this plan already ran ({text(done)}); run it again with --force")
+        refused = painless_refusals(self._plan, cluster_modules(self._elastic))
+        if refused:
+            return "; ".join(refused)
+        self._work = resolve_work(self._elastic, self._plan, self._target)
+        if not self._work:
+            return "no source index of the plan exists: nothing to migrate"
+        foreign = foreign_targets(self._elastic, self._work, self._key)
+        if foreign:
+            return (f"target index {foreign[0]} already holds documents this plan did not "
+                    "write; delete it or choose another target")
+        return None
+
+    # ------------------------------------------------------------ steps
+
+    def step(self) -> int | None:
+        """One batch; returns the documents it copied (None: no batch ran)."""
+        if not self._started and not self._begin():
+            return None
+        if not self._lease.ensure():
+            self.done = True
+            return None
+        if self._tasks.cancel_requested(self.id):
+            self._finish("cancelled")
+            return None
+        if self._item >= len(self._work):
+            self._switch_aliases()
+            self._record_done()
+            self._finish("finished")
+            return None
+        item = self._work[self._item]
+        self._prepare_target(item.target)
+        hits = self._next_hits(item)
+        if not hits:
+            self.close()
+            self._next_phase()
+            self._save()
+            return 0
+        copied, failed = self._copy(item, hits)
+        if self._phase == 0:
+            self._position = hits[-1].sort
+        self._failed += failed
+        self._save(done=copied, failed=failed)
+        if self._max_failed is not None and self._failed > self._max_failed:
+            self._finish("failed", f"step {item.step!r}: {self._failed} documents failed, "
+                                   f"more than max_failed_docs ({self._max_failed})")
+        return copied
+
+    def _next_hits(self, item: WorkItem) -> list[Hit]:
+        sort_field = self._id_sort_field(item.source)
+        if _PHASES[self._phase] == "by-id":
+            if sort_field is None:
+                return []  # no sortable id: the next phase copies every document
+            if self._scan is None:
+                self._scan = Scan(self._elastic, item.source,
+                                  query={"exists": {"field": sort_field}},
+                                  sort=[{sort_field: "asc"}], batch_size=self._batch,
+                                  after=self._position)
+            return self._scan.next_batch()
+        # documents without an id have no order to resume from: a scroll reads them all,
+        # and a takeover repeats the phase (the same ids: overwritten)
+        if self._without_id is None:
+            query: dict[str, Any] = {"match_all": {}} if sort_field is None else {
+                "bool": {"must_not": {"exists": {"field": sort_field}}}}
+            with elastic_errors(f"scan {item.source}"):
+                self._without_id = iter(es_scan(self._elastic, index=item.source,
+                                                size=self._batch, query={"query": query}))
+        with elastic_errors(f"scan {item.source}"):
+            batch = list(itertools.islice(self._without_id, self._batch))
+        return [Hit(raw["_index"], raw["_id"], raw["_source"], [], None, None)
+                for raw in batch]
+
+    def _id_sort_field(self, index: str) -> str | None:
+        """``id`` where it is a keyword (Tracardi's mappings), ``id.keyword`` where a
+        dynamic mapping made it text; None when neither can be sorted on."""
+        if index not in self._sort_fields:
+            with elastic_errors(f"read the mapping of {index}"):
+                found = self._elastic.indices.get_field_mapping(
+                    index=index, fields="id,id.keyword").body.get(index, {}).get("mappings", {})
+            kinds = {name: next(iter(entry["mapping"].values())).get("type")
+                     for name, entry in found.items()}
+            self._sort_fields[index] = next(
+                (name for name in ("id", "id.keyword") if kinds.get(name) == "keyword"), None)
+        return self._sort_fields[index]
+
+    def _next_phase(self) -> None:
+        self._position = None
+        if self._phase + 1 < len(_PHASES):
+            self._phase += 1
+        else:
+            self._item, self._phase = self._item + 1, 0
+
+    def _copy(self, item: WorkItem, hits: list[Hit]) -> tuple[int, int]:
+        step = self._steps()[item.step]
+        actions: list[BulkAction] = []
+        failures: list[tuple[str, str]] = []
+        for hit in hits:
+            try:
+                document = apply_all(hit.source, step.transforms)
+            except TransformError as exc:
+                failures.append((hit.id, exc.reason))
+                continue
+            actions.append(BulkAction("index", item.target, hit.id, document))
+        for result in self._writer.write(actions):
+            if not result.ok:
+                failures.append((result.action.id, f"not written: {result.error}"))
+        for doc_id, reason in failures:
+            add_dead_letter(self._redis, self._settings.tracardi.tenant, UPGRADE_QUEUE,
+                            payload={"task": self.id, "step": item.step, "index": item.source,
+                                     "target": item.target, "document_id": doc_id},
+                            reason=f"step {item.step!r}, {item.source}, document "
+                                   f"{doc_id!r}: {reason}", attempts=1)
+        return len(hits) - len(failures), len(failures)
+
+    def _steps(self) -> dict[str, Step]:
+        return {step.id: step for step in self._plan.steps}
+
+    def _prepare_target(self, target: str) -> None:
+        """Create the target if missing (its index template, if any, gives the mapping),
+        keep it out of every alias until the end, and mark it as this plan's."""
+        if target in self._created:
+            return
+        with elastic_errors(f"create {target}"):
+            try:
+                self._elastic.indices.create(index=target)
+            except BadRequestError as exc:
+                if exc.error != "resource_already_exists_exception":
+                    raise
+            aliases = self._elastic.indices.get_alias(index=target).body
+            names = list(aliases.get(target, {}).get("aliases", {}))
+            if names:  # a template added it: the switch happens when all succeeded
+                self._elastic.indices.delete_alias(index=target, name=",".join(names))
+            self._elastic.indices.put_mapping(index=target, meta={META_KEY: self._key})
+        self._created.add(target)
+
+    # ------------------------------------------------------------ the end
+
+    def _switch_aliases(self) -> None:
+        steps = self._steps()
+        actions: list[dict[str, Any]] = []
+        for item in self._work:
+            step = steps[item.step]
+            layout = self._target if step.production is None else replace(
+                self._target, production=step.production)
+            alias = layout.alias(step.target_name)
+            if alias != item.target:  # 0.9 names a single index as its alias would be
+                actions.append({"add": {"index": item.target, "alias": alias}})
+        if actions:
+            with elastic_errors("switch aliases to the migrated indices"):
+                self._elastic.indices.update_aliases(actions=actions)
+
+    def _record_done(self) -> None:
+        record = json.dumps({"task": self.id, "finished_at": time.time(),
+                             "documents": sum(item.documents for item in self._work)})
+        with redis_errors("record the finished migration"):
+            self._redis.set(done_key(self._settings.tracardi.tenant, self._key), record)
+
+    def _checkpoint_body(self) -> dict[str, Any]:
+        return {"work": [item.to_list() for item in self._work], "item": self._item,
+                "phase": self._phase, "position": self._position, "failed": self._failed}
+
+    def _save(self, *, done: int = 0, failed: int = 0) -> None:
+        if not self._tasks.progress(self.id, done=done, failed=failed,
+                                    checkpoint=self._checkpoint_body(),
+                                    fence=self._lease.fenced()):
+            self.done = True  # the lease was lost: the new runner goes on from here
+
+    def _finish(self, status: str, error: str | None = None) -> None:
+        self._tasks.finish(self.id, status, error=error, fence=self._lease.fenced())
+        self._lease.release()
+        self.done = True
+        log.log(logging.WARNING if error else logging.INFO, "migration %s %s%s", self.id,
+                status, f": {error}" if error else "")
+
+
+def migration_params(plan: Plan, *, force: bool = False,
+                     max_failed_docs: int | None = None) -> dict[str, Any]:
+    if max_failed_docs is not None and max_failed_docs < 0:
+        raise InvalidInput("--max-failed-docs must be 0 or more")
+    return {"plan": plan.to_dict(), "key": plan_key(plan), "force": force,
+            "max_failed_docs": max_failed_docs}
