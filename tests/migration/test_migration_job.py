@@ -26,6 +26,7 @@ from tracardi_daemon.roles.migration import (
     MIGRATION_TASK,
     UPGRADE_QUEUE,
     migration_params,
+    painless_refusals,
 )
 from tracardi_daemon.roles.upgrade import UpgradeRole
 from tracardi_daemon.settings import Settings, TracardiSettings, UpgradeSettings
@@ -218,3 +219,18 @@ def test_migrate_plan_shows_sources_targets_and_transforms(
     assert '"to": "data.contact.email.main"' in shown
     assert f"{len(MONTHS) + 1} index(es), {len(MONTHS) * PER_MONTH + 1} document(s)" in shown
     assert main(["migrate", "plan", "--from", "07x"], environ=env) == 2
+
+
+def test_a_painless_step_is_never_copied_without_its_script(tmp_path: Path) -> None:
+    """Refused on a cluster without the modules, and on one with them too: this version
+    does not run server-side _reindex, and copying without the script would be wrong."""
+    plan_file = tmp_path / "08x_to_0820.json"
+    plan_file.write_text(json.dumps([{
+        "id": "a1", "copy_index": {"from_index": "tracardi-flow", "to_index": "tracardi-flow",
+                                   "multi": False, "script": "ctx._source.x = 1;"},
+        "worker": "reindex", "asynchronous": False}]))
+    plan = load_plan(plan_file)
+    [without] = painless_refusals(plan, {"transport-netty4"})
+    assert "lacks reindex, lang-painless" in without
+    [with_modules] = painless_refusals(plan, {"reindex", "lang-painless"})
+    assert "does not run yet" in with_modules and "step 'a1'" in with_modules

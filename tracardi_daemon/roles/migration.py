@@ -85,11 +85,17 @@ def cluster_modules(elastic: Elasticsearch) -> set[str]:
 
 
 def painless_refusals(plan: Plan, modules: set[str]) -> list[str]:
-    """Steps the daemon cannot run on this cluster, each with the reason."""
+    """Steps the daemon cannot run on this cluster, each with the reason: a painless
+    script it could not translate needs the reindex and lang-painless modules, and this
+    version does not yet run such steps with server-side _reindex even where the
+    cluster has them (never copied without their script)."""
     missing = [m for m in PAINLESS_MODULES if m not in modules]
-    return [f"step {step.id!r} ({step.index}): its painless script needs the reindex and "
-            f"lang-painless modules, and this cluster lacks {', '.join(missing)}"
-            for step in plan.steps if step.painless is not None and missing]
+    reason = (f"needs the reindex and lang-painless modules, and this cluster lacks "
+              f"{', '.join(missing)}" if missing else
+              "needs server-side _reindex, which this version does not run yet; "
+              "translate the script into transforms in a plan file")
+    return [f"step {step.id!r} ({step.index}): its painless script {reason}"
+            for step in plan.steps if step.painless is not None]
 
 
 def resolve_work(elastic: Elasticsearch, plan: Plan, target: Layout) -> list[WorkItem]:
