@@ -234,10 +234,15 @@ _CONVERTERS = {"string": _to_string, "integer": _to_integer, "float": _to_float,
 def apply_all(doc: Mapping[str, Any], transforms: tuple[Transform, ...]) -> Document:
     """``transforms`` applied in order to a deep copy of ``doc``; ``doc`` is untouched,
     also when one raises TransformError."""
-    result: Document = copying.deepcopy(dict(doc))
+    return apply_in_place(copying.deepcopy(dict(doc)), transforms)
+
+
+def apply_in_place(doc: Document, transforms: tuple[Transform, ...]) -> Document:
+    """``transforms`` applied in order to ``doc`` itself, for a caller that owns it (a
+    scan's hit); after a TransformError it is half changed and must be dropped."""
     for transform in transforms:
-        transform.apply(result)
-    return result
+        transform.apply(doc)
+    return doc
 
 
 # the keys each op takes besides op

@@ -39,7 +39,7 @@ from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.infra.scan import Hit, Scan, count
 from tracardi_daemon.infra.tasks import TaskRecord, TaskStore
 from tracardi_daemon.model.migration_plan import Plan, Step, resolve_targets
-from tracardi_daemon.model.migration_transforms import TransformError, apply_all
+from tracardi_daemon.model.migration_transforms import TransformError, apply_in_place
 from tracardi_daemon.model.tracardi_names import Layout
 from tracardi_daemon.settings import Settings
 
@@ -288,7 +288,8 @@ class MigrationJob:
         failures: list[tuple[str, str]] = []
         for hit in hits:
             try:
-                document = apply_all(hit.source, step.transforms)
+                # the hit is this batch's own: no copy (a third of the transform time)
+                document = apply_in_place(hit.source, step.transforms)
             except TransformError as exc:
                 failures.append((hit.id, exc.reason))
                 continue

@@ -109,7 +109,7 @@ class TaskJobRunner(Generic[Outcome_co]):
         lease = self._lease_for(task_id)
         if not lease.ensure():
             # its previous runner may still live; look again once its lease can lapse
-            self._queue.defer(message, self._settings.mapping.lease_s / 2)
+            self._queue.defer(message, lease.ttl_s / 2)
             return False
         self.message = message
         self._job = self._make_job(record, lease)
