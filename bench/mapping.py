@@ -153,32 +153,32 @@ def _drop(es: Elasticsearch, tenant: str) -> None:
 
 
 class Daemon:
-    """A real ``tracardi-daemon run`` process with a licence for mapping."""
+    """A real ``tracardi-daemon run`` process running ``role``, configured by ``sections``
+    (TOML after ``[daemon]`` and ``[tracardi]``); ``licensed``: with a licence for the
+    role. ``name`` (default: the tenant) names its files, for two daemons of one tenant."""
 
-    def __init__(self, tenant: str, live: bool, batch_size: int, workdir: Path) -> None:
-        private, public = lic.generate_keypair(str(workdir / f"keys-{tenant}"))
-        licence = lic.issue(lic.load_private_key(str(private)), "bench", ("mapping",), 1,
-                            datetime.now(UTC))
-        self.socket = str(workdir / f"{tenant}.sock")
-        config = workdir / f"{tenant}.toml"
+    def __init__(self, tenant: str, workdir: Path, *, role: str, sections: str,
+                 licensed: bool, name: str | None = None) -> None:
+        name = name or tenant
+        self.role = role
+        self.socket = str(workdir / f"{name}.sock")
+        config = workdir / f"{name}.toml"
         config.write_text(f"""
 [daemon]
-roles = ["mapping"]
+roles = ["{role}"]
 health_socket = "{self.socket}"
 pool_processes = 1
 [tracardi]
 tenant = "{tenant}"
-[mapping]
-live = {str(live).lower()}
-live_start = "earliest"
-batch_size = {batch_size}
-[definitions]
-refresh_s = 0.5
-""")
+{sections}""")
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("TRACARDI_", "LICENSE", "API_LICENSE"))}
-        env.update(LICENSE=licence, TRACARDI_LICENSE_PUBLIC_KEY_FILE=str(public))
-        self.log = (workdir / f"{tenant}.log").open("ab")
+        if licensed:
+            private, public = lic.generate_keypair(str(workdir / f"keys-{name}"))
+            licence = lic.issue(lic.load_private_key(str(private)), "bench", (role,), 1,
+                                datetime.now(UTC))
+            env.update(LICENSE=licence, TRACARDI_LICENSE_PUBLIC_KEY_FILE=str(public))
+        self.log = (workdir / f"{name}.log").open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tracardi_daemon.cli", "run", "--config", str(config)],
             env=env, stdout=self.log, stderr=subprocess.STDOUT)
@@ -189,7 +189,11 @@ refresh_s = 0.5
     def _sample_rss(self) -> None:
         status = Path(f"/proc/{self.proc.pid}/status")
         while self._sampling and self.proc.poll() is None:
-            for line in status.read_text().splitlines():
+            try:
+                lines = status.read_text().splitlines()
+            except OSError:
+                return  # it exited between poll() and the read
+            for line in lines:
                 if line.startswith("VmRSS:"):
                     self.peak_rss_mb = max(self.peak_rss_mb, int(line.split()[1]) / 1024)
             time.sleep(0.1)
@@ -203,18 +207,36 @@ refresh_s = 0.5
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                if self.report()["roles"]["mapping"]["state"] == "running":
+                if self.report()["roles"][self.role]["state"] == "running":
                     return
             except (OSError, KeyError, ValueError, HealthUnavailable):
                 pass
             time.sleep(0.1)
         raise RuntimeError("the daemon did not start")
 
-    def stop(self) -> None:
+    def kill(self) -> None:
+        """``kill -9``: no shutdown, nothing handed back."""
         self._sampling = False
-        self.proc.send_signal(signal.SIGTERM)
+        self.proc.kill()
         self.proc.wait(30)
         self.log.close()
+
+    def stop(self) -> None:
+        self._sampling = False
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(30)
+        self.log.close()
+
+
+def _mapping_daemon(tenant: str, live: bool, batch_size: int, workdir: Path) -> Daemon:
+    return Daemon(tenant, workdir, role="mapping", licensed=True, sections=f"""[mapping]
+live = {str(live).lower()}
+live_start = "earliest"
+batch_size = {batch_size}
+[definitions]
+refresh_s = 0.5
+""")
 
 
 # ----------------------------------------------------------------- the paths
@@ -224,7 +246,8 @@ def run_job(es: Elasticsearch, tenant: str, opts: Options, workdir: Path) -> tup
     """The batch job, from submission to finished: (seconds, peak RSS MB)."""
     settings = _settings(tenant)
     definitions = _definitions(es, settings)
-    daemon = Daemon(tenant, live=False, batch_size=opts.batch_size, workdir=workdir)
+    daemon = _mapping_daemon(tenant, live=False, batch_size=opts.batch_size,
+                             workdir=workdir)
     try:
         daemon.wait_running()
         redis = create_redis(settings.redis)
@@ -247,7 +270,8 @@ def run_live(es: Elasticsearch, tenant: str, opts: Options, workdir: Path) -> tu
     """The live tail over the stored events, from the definitions being applied to the
     tail having applied them all: (seconds, peak RSS MB)."""
     settings = _settings(tenant)
-    daemon = Daemon(tenant, live=True, batch_size=opts.batch_size, workdir=workdir)
+    daemon = _mapping_daemon(tenant, live=True, batch_size=opts.batch_size,
+                             workdir=workdir)
     try:
         daemon.wait_running()
         started = time.perf_counter()
