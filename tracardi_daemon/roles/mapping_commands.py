@@ -16,7 +16,7 @@ from tracardi_daemon.errors import BackendError, ExitCode, InvalidInput
 from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.infra.scan import count
-from tracardi_daemon.infra.task_progress import follow, render
+from tracardi_daemon.infra.task_progress import follow
 from tracardi_daemon.infra.tasks import TaskRecord, TaskStore
 from tracardi_daemon.model.definition_commands import load_definitions_file
 from tracardi_daemon.model.definition_store import DefinitionStore
@@ -26,6 +26,7 @@ from tracardi_daemon.redact import mask_json
 from tracardi_daemon.roles.mapping_batch import MAPPING_QUEUE
 from tracardi_daemon.roles.mapping_jobs import TASK_TYPE, JobSpec, submit, validate_spec
 from tracardi_daemon.settings import Settings
+from tracardi_daemon.task_commands import cancel_task, show_tasks
 
 USAGE_ERROR = 2
 
@@ -67,7 +68,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     cancel = actions.add_parser("cancel", help="stop a job after its current batch")
     cancel.add_argument("task")
     add_config_option(cancel)
-    cancel.set_defaults(handler=_cancel)
+    cancel.set_defaults(handler=cancel_task)
 
 
 def _file_definitions(path: str) -> tuple[Definition, ...]:
@@ -125,27 +126,20 @@ def _run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 
 
 def _status(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    if args.json and args.task is not None:
+        return _status_json(args, env)
+    return show_tasks(args, env, task_type=TASK_TYPE, none="no mapping jobs",
+                      final=_show_final)
+
+
+def _status_json(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     def action(redis: RedisClient, elastic: Elasticsearch, settings: Settings) -> int:
-        tasks = TaskStore(redis, elastic, settings)
-        if args.task is None:
-            records = tasks.list(TASK_TYPE)
-            if not records:
-                print("no mapping jobs")
-            for listed in records:
-                print(f"{listed.id}  {listed.name}\n    {render(listed)}")
-            return int(ExitCode.OK)
-        record = tasks.get(args.task)
+        record = TaskStore(redis, elastic, settings).get(args.task)
         if record is None:
             print(f"no task {args.task!r}", file=sys.stderr)
             return int(ExitCode.FAILURE)
-        if args.follow:
-            record = follow(tasks, args.task, sys.stdout)
-        elif args.json:
-            print(json.dumps(mask_json(_plain(record)), indent=2, ensure_ascii=False))
-            return int(ExitCode.OK)
-        else:
-            print(f"{record.id}  {record.name}\n{render(record)}")
-        return _show_final(record) if record.terminal else int(ExitCode.OK)
+        print(json.dumps(mask_json(_plain(record)), indent=2, ensure_ascii=False))
+        return int(ExitCode.OK)
 
     return run_with_backends(args, env, action)
 
@@ -175,14 +169,3 @@ def _show_final(record: TaskRecord) -> int:
 
 def _plain(record: TaskRecord) -> dict[str, object]:
     return asdict(record)
-
-
-def _cancel(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    def action(redis: RedisClient, elastic: Elasticsearch, settings: Settings) -> int:
-        if not TaskStore(redis, elastic, settings).request_cancel(args.task):
-            print(f"no running task {args.task!r}", file=sys.stderr)
-            return int(ExitCode.FAILURE)
-        print(f"cancel requested for {args.task}; it stops after its current batch")
-        return int(ExitCode.OK)
-
-    return run_with_backends(args, env, action)

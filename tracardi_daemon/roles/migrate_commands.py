@@ -17,7 +17,7 @@ from tracardi_daemon.errors import ExitCode, InvalidInput
 from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.queue_base import text
 from tracardi_daemon.infra.redis import RedisClient
-from tracardi_daemon.infra.task_progress import follow, render
+from tracardi_daemon.infra.task_progress import follow
 from tracardi_daemon.infra.tasks import TaskRecord, TaskStore
 from tracardi_daemon.model.migration_plan import Plan, load_plan, shipped_plan, shipped_plans
 from tracardi_daemon.roles.migration import (
@@ -32,6 +32,7 @@ from tracardi_daemon.roles.migration import (
     resolve_work,
 )
 from tracardi_daemon.settings import Settings
+from tracardi_daemon.task_commands import cancel_task, show_tasks
 
 USAGE_ERROR = 2
 
@@ -68,7 +69,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     cancel = actions.add_parser("cancel", help="stop a migration after its current batch")
     cancel.add_argument("task")
     add_config_option(cancel)
-    cancel.set_defaults(handler=_cancel)
+    cancel.set_defaults(handler=cancel_task)
 
 
 def _shipped_sources() -> list[str]:
@@ -184,33 +185,5 @@ def _final(record: TaskRecord) -> int:
 
 
 def _status(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    def action(redis: RedisClient, elastic: Elasticsearch, settings: Settings) -> int:
-        tasks = TaskStore(redis, elastic, settings)
-        if args.task is None:
-            records = tasks.list(MIGRATION_TASK)
-            if not records:
-                print("no migrations")
-            for listed in records:
-                print(f"{listed.id}  {listed.name}\n    {render(listed)}")
-            return int(ExitCode.OK)
-        record = tasks.get(args.task)
-        if record is None:
-            print(f"no task {args.task!r}", file=sys.stderr)
-            return int(ExitCode.FAILURE)
-        if args.follow:
-            return _final(follow(tasks, args.task, sys.stdout))
-        print(f"{record.id}  {record.name}\n{render(record)}")
-        return _final(record) if record.terminal else int(ExitCode.OK)
-
-    return run_with_backends(args, env, action)
-
-
-def _cancel(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    def action(redis: RedisClient, elastic: Elasticsearch, settings: Settings) -> int:
-        if not TaskStore(redis, elastic, settings).request_cancel(args.task):
-            print(f"no running task {args.task!r}", file=sys.stderr)
-            return int(ExitCode.FAILURE)
-        print(f"cancel requested for {args.task}; it stops after its current batch")
-        return int(ExitCode.OK)
-
-    return run_with_backends(args, env, action)
+    return show_tasks(args, env, task_type=MIGRATION_TASK, none="no migrations",
+                      final=_final)
