@@ -56,7 +56,7 @@ class MappingRole:
         tasks = TaskStore(ctx.redis, ctx.elastic, settings)
         event_alias = alias_name(settings.tracardi, "event")
         self._jobs: TaskJobRunner[BatchOutcome] = TaskJobRunner(
-            settings, tasks, self._queue, lease_for=self._lease, consumer=self._owner,
+            tasks, self._queue, lease_for=self._lease, consumer=self._owner,
             make_job=lambda record, lease: MappingJob(
                 settings, tasks, record, lease=lease, applier=self._applier(record.id),
                 alias=event_alias, owner=self._owner))

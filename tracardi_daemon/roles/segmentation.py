@@ -73,7 +73,7 @@ class SegmentationRole:
         profile_alias = alias_name(settings.tracardi, "profile")
         deliveries = delivery_queue(ctx.redis, settings)
         self._passes: TaskJobRunner[ChangeOutcome] = TaskJobRunner(
-            settings, self._tasks, self._pass_queue, lease_for=self._lease,
+            self._tasks, self._pass_queue, lease_for=self._lease,
             consumer=self._owner,
             make_job=lambda record, lease: PassJob(
                 settings, self._tasks, record, lease=lease, changes=self._changes,

@@ -15,7 +15,6 @@ from tracardi_daemon.infra.lease import Lease
 from tracardi_daemon.infra.queue import Message, WorkQueue
 from tracardi_daemon.infra.tasks import TaskRecord, TaskStore
 from tracardi_daemon.redact import mask_text
-from tracardi_daemon.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +39,9 @@ class TaskJob(Protocol[Outcome_co]):
 class TaskJobRunner(Generic[Outcome_co]):
     """Runs one job at a time for one role thread."""
 
-    def __init__(self, settings: Settings, tasks: TaskStore, queue: WorkQueue, *,
+    def __init__(self, tasks: TaskStore, queue: WorkQueue, *,
                  make_job: Callable[[TaskRecord, Lease], TaskJob[Outcome_co]],
                  lease_for: Callable[[str], Lease], consumer: str) -> None:
-        self._settings = settings
         self._tasks = tasks
         self._queue = queue
         self._make_job = make_job

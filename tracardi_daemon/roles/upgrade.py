@@ -63,7 +63,7 @@ class UpgradeRole:
             return _UnknownJob(tasks, record, lease)
 
         self._jobs: TaskJobRunner[int] = TaskJobRunner(
-            settings, tasks, self._queue, make_job=make_job, lease_for=lease_for,
+            tasks, self._queue, make_job=make_job, lease_for=lease_for,
             consumer=self._owner)
         self._ctx = ctx
 
