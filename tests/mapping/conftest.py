@@ -20,7 +20,6 @@ from tracardi_daemon.model.definitions import Definition, definition_type
 from tracardi_daemon.model.indices import fetch, install
 from tracardi_daemon.model.naming import index_name
 from tracardi_daemon.roles.base import RoleContext
-from tracardi_daemon.roles.mapping import MappingRole
 from tracardi_daemon.settings import (
     DefinitionsSettings,
     MappingSettings,
@@ -127,7 +126,7 @@ def world(elastic_client: Elasticsearch, redis_client: RedisClient,
     yield World(elastic_client, redis_client, mapping_settings)
 
 
-def run_until_idle(role: MappingRole, ctx: RoleContext, max_steps: int = 500) -> int:
+def run_until_idle(role: Any, ctx: RoleContext, max_steps: int = 500) -> int:
     """Step until two steps in a row find no work; returns the steps that did work."""
     busy, idle = 0, 0
     for _ in range(max_steps):
@@ -137,7 +136,7 @@ def run_until_idle(role: MappingRole, ctx: RoleContext, max_steps: int = 500) ->
             idle += 1
             if idle >= 2:
                 return busy
-    raise AssertionError(f"the mapping role was still busy after {max_steps} steps")
+    raise AssertionError(f"the role was still busy after {max_steps} steps")
 
 
 def settings_with(settings: Settings, **mapping: Any) -> Settings:

@@ -11,11 +11,11 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from tests.mapping.conftest import World
+from tests.mapping.conftest import run_until_idle as step_until_idle
 from tests.scheduler.conftest import start_role
 from tracardi_daemon.infra.queue import Message, WorkQueue
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.model.indices import install
-from tracardi_daemon.roles.base import RoleContext
 from tracardi_daemon.roles.segment_changes import SEGMENT_CHANGES_QUEUE
 from tracardi_daemon.settings import (
     DefinitionsSettings,
@@ -38,18 +38,6 @@ def segmentation_world(elastic_client: Elasticsearch, redis_client: RedisClient,
         definitions=DefinitionsSettings(refresh_s=0.01))
     install(elastic_client, settings)
     yield World(elastic_client, redis_client, settings)
-
-
-def step_until_idle(role: Any, ctx: RoleContext, max_steps: int = 300) -> int:
-    busy, idle = 0, 0
-    for _ in range(max_steps):
-        if role.step(ctx.clock()):
-            busy, idle = busy + 1, 0
-        else:
-            idle += 1
-            if idle >= 2:
-                return busy
-    raise AssertionError(f"still busy after {max_steps} steps")
 
 
 def changes(world: World) -> list[Message]:

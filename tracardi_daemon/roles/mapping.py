@@ -97,11 +97,8 @@ class MappingRole:
         return outcome
 
     def tend(self) -> None:
-        """Keep the claim on the running job's message while a long batch runs (called
-        from the supervisor's thread; reading the attribute is atomic)."""
-        message = self._jobs.message
-        if message is not None:
-            self._queue.extend(self._owner, [message.id])
+        """Keep the claim on the running job's message while a long batch runs."""
+        self._jobs.keep_claim()
 
     def stop(self) -> None:
         if self._ctx is None:

@@ -169,12 +169,6 @@ class MappingJob:
             self._begin()
         if self.done:
             return None
-        if not self._lease.ensure():
-            self.done = True  # taken over; the new runner goes on
-            return None
-        if self._tasks.cancel_requested(self.id):
-            self._finish("cancelled")
-            return None
         if self._intent is not None:
             refs = [Hit(index, event_id, {}, [], None, None)
                     for index, event_id in self._intent["events"]]

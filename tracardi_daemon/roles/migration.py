@@ -209,12 +209,6 @@ class MigrationJob:
         """One batch; returns the documents it copied (None: no batch ran)."""
         if not self._started and not self._begin():
             return None
-        if not self._lease.ensure():
-            self.done = True
-            return None
-        if self._tasks.cancel_requested(self.id):
-            self._finish("cancelled")
-            return None
         if self._item >= len(self._work):
             self._switch_aliases()
             self._record_done()

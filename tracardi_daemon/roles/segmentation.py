@@ -102,10 +102,8 @@ class SegmentationRole:
         return did
 
     def tend(self) -> None:
-        """Keep the claim on the running pass's message while a long batch runs."""
-        message = self._passes.message
-        if message is not None:
-            self._pass_queue.extend(self._owner, [message.id])
+        """Keep the claim on the running job's message while a long batch runs."""
+        self._passes.keep_claim()
 
     def stop(self) -> None:
         if self._ctx is None:

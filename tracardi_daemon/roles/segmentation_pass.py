@@ -214,12 +214,6 @@ class PassJob:
     def step(self) -> ChangeOutcome | None:
         if not self._started and not self._begin():
             return None
-        if not self._lease.ensure():
-            self.done = True
-            return None
-        if self._tasks.cancel_requested(self.id):
-            self._finish("cancelled")
-            return None
         if self._phase >= len(self._phases):
             self._finish("finished")
             return None

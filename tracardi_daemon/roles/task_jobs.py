@@ -37,7 +37,8 @@ class TaskJob(Protocol[Outcome_co]):
 
 
 class TaskJobRunner(Generic[Outcome_co]):
-    """Runs one job at a time for one role thread."""
+    """Runs one job at a time for one role thread: before each batch it renews the
+    job's lease (a lost one drops the job) and honours a cancel request."""
 
     def __init__(self, tasks: TaskStore, queue: WorkQueue, *,
                  make_job: Callable[[TaskRecord, Lease], TaskJob[Outcome_co]],
@@ -49,13 +50,27 @@ class TaskJobRunner(Generic[Outcome_co]):
         self._consumer = consumer
         self.message: Message | None = None
         self._job: TaskJob[Outcome_co] | None = None
+        self._lease: Lease | None = None
 
     def step(self) -> Outcome_co | None:
         if self._job is None and not self._take():
             return None
-        assert self._job is not None and self.message is not None
-        job, message = self._job, self.message
+        assert self._job is not None and self.message is not None and self._lease is not None
+        job, message, lease = self._job, self.message, self._lease
         self._queue.extend(self._consumer, [message.id])
+        if not lease.ensure():
+            # another runner holds the job now and goes on from its checkpoint
+            log.warning("%s job %s: lease lost; another runner takes it over",
+                        self._queue.name, job.id)
+            self._drop_job()
+            return None
+        if self._tasks.cancel_requested(job.id):
+            self._tasks.finish(job.id, "cancelled", fence=lease.fenced())
+            lease.release()
+            log.info("%s job %s cancelled", self._queue.name, job.id)
+            self._queue.ack([message.id])
+            self._drop_job()
+            return None
         try:
             outcome = job.step()
         except BackendUnavailable:
@@ -83,10 +98,17 @@ class TaskJobRunner(Generic[Outcome_co]):
             self._queue.retry(message, error)
         self._drop_job()
 
+    def keep_claim(self) -> None:
+        """Keep the claim on the running job's message while a long batch runs (called
+        from the supervisor's thread by a role's ``tend``; reading it is atomic)."""
+        message = self.message
+        if message is not None:
+            self._queue.extend(self._consumer, [message.id])
+
     def _drop_job(self) -> None:
         if self._job is not None:
             self._job.close()
-        self._job, self.message = None, None
+        self._job, self.message, self._lease = None, None, None
 
     def close(self) -> None:
         message = self.message
@@ -109,6 +131,6 @@ class TaskJobRunner(Generic[Outcome_co]):
             # its previous runner may still live; look again once its lease can lapse
             self._queue.defer(message, lease.ttl_s / 2)
             return False
-        self.message = message
+        self.message, self._lease = message, lease
         self._job = self._make_job(record, lease)
         return True

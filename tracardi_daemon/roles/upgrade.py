@@ -77,9 +77,7 @@ class UpgradeRole:
 
     def tend(self) -> None:
         """Keep the claim on the running job's message while a long batch runs."""
-        message = self._jobs.message
-        if message is not None:
-            self._queue.extend(self._owner, [message.id])
+        self._jobs.keep_claim()
 
     def stop(self) -> None:
         if self._ctx is None:
