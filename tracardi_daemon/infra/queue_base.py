@@ -23,8 +23,13 @@ _NAME = re.compile(r"[^\s{}]+")
 Fields = Mapping[str, str]
 
 
+def valid_name(value: str) -> bool:
+    """Whether ``value`` can be part of a key: non-empty, without braces or spaces."""
+    return _NAME.fullmatch(value) is not None
+
+
 def check_name(kind: str, value: str) -> str:
-    if not _NAME.fullmatch(value):
+    if not valid_name(value):
         raise InvalidInput(f"{kind} {value!r}: must be non-empty, without braces or spaces")
     return value
 

@@ -13,6 +13,7 @@ from typing import Generic, Protocol, TypeVar
 from tracardi_daemon.errors import BackendUnavailable, DaemonError
 from tracardi_daemon.infra.lease import Lease
 from tracardi_daemon.infra.queue import Message, WorkQueue
+from tracardi_daemon.infra.queue_base import valid_name
 from tracardi_daemon.infra.tasks import TaskRecord, TaskStore
 from tracardi_daemon.redact import mask_text
 
@@ -121,7 +122,11 @@ class TaskJobRunner(Generic[Outcome_co]):
         if not messages:
             return False
         message = messages[0]
-        task_id = str(message.payload.get("task_id", ""))
+        task_id = message.payload.get("task_id")
+        if not isinstance(task_id, str) or not valid_name(task_id):
+            # not a job any producer of ours writes: kept aside, never retried
+            self._queue.dead_letter(message, f"'task_id' must name a task, got {task_id!r}")
+            return False
         record = self._tasks.get(task_id)
         if record is None or record.terminal:
             self._queue.ack([message.id])  # cancelled, finished, or expired meanwhile
