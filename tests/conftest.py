@@ -1,4 +1,5 @@
-"""Shared fixtures: the real Redis and Elasticsearch started by ``scripts/services``.
+"""Shared fixtures: the real Redis and Elasticsearch started by ``scripts/services``
+(MariaDB: ``tests/imports/mysql_fixtures.py``).
 
 Every test gets its own key/index prefix, so tests never see each other's data.
 """
