@@ -55,6 +55,7 @@ _OPTIONAL_COMMAND_MODULES = (
     "tracardi_daemon.roles.segmentation_commands",
     "tracardi_daemon.roles.trigger_commands",
     "tracardi_daemon.roles.migrate_commands",
+    "tracardi_daemon.imports.commands",
 )
 
 

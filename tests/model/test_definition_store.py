@@ -61,7 +61,8 @@ JSON_FILE = {
                       "query": {"range": {"stats.visits": {"gt": 10}}},
                       "segment": {"id": "vip", "name": "VIP"}}],
     "import": [{"id": "csv-1", "name": "Customers", "source": "csv",
-                "config": {"path": "/data/customers.csv", "delimiter": ";"}}],
+                "config": {"path": "/data/customers.csv", "delimiter": ";",
+                           "event_type": "customer", "event_source": "crm"}}],
 }
 
 

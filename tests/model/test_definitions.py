@@ -63,7 +63,9 @@ VALID: dict[str, dict[str, Any]] = {
         "workflow": {"id": "wf", "name": "Welcome flow"},
         "target": {"type": "webhook", "url": "https://example.com/h"},
     },
-    "import": {"id": "i1", "name": "CSV", "source": "csv", "config": {"path": "x.csv"}},
+    "import": {"id": "i1", "name": "CSV", "source": "csv",
+               "config": {"path": "x.csv", "target": "profiles", "key": "email",
+                          "fields": {"email": "data.email"}}},
     "task": {
         "id": "t1",
         "name": "Import",

@@ -23,6 +23,7 @@ from tracardi_daemon.model.definitions import (
     parse_definitions,
 )
 from tracardi_daemon.model.indices import install
+from tracardi_daemon.redact import mask_json
 from tracardi_daemon.settings import Settings
 
 
@@ -125,7 +126,8 @@ def _show(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         if found is None:
             print(f"no {args.kind} {args.id!r}", file=sys.stderr)
             return int(ExitCode.FAILURE)
-        print(json.dumps(found.to_dict(), indent=2, ensure_ascii=False))
+        # credentials (an import's password, a webhook URL's token) are never shown
+        print(json.dumps(mask_json(found.to_dict()), indent=2, ensure_ascii=False))
         return int(ExitCode.OK)
 
     return run_with_elastic(args, env, action)

@@ -75,14 +75,27 @@ class ImportConfig(Definition):
 
     @classmethod
     def _read(cls, reader: Reader) -> Self:
-        return cls(
+        """The daemon's shape (``source``, ``config``), or Tracardi's (``module``, with
+        ``event_type``, ``event_source`` and ``api_url`` beside ``config``); the config
+        is checked as a job would read it."""
+        from tracardi_daemon.imports.spec import from_tracardi, read_spec
+
+        if "source" not in reader.data and "module" in reader.data:
+            reader.ignore("module", "config", "event_type", "event_source", "api_url",
+                          "transitional")
+            source, config = from_tracardi(reader.data)
+        else:
+            source, config = reader.string("source"), reader.table("config")
+        definition = cls(
             id=reader.string("id"),
             name=reader.string("name"),
             description=reader.optional_string("description"),
-            source=reader.string("source"),
-            config=reader.table("config"),
+            source=source,
+            config=config,
             enabled=reader.boolean("enabled", True),
         )
+        read_spec(definition.id, definition.name, definition.source, definition.config)
+        return definition
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,14 @@
 """The ``upgrade`` role (open source, no licence): runs the jobs on the ``upgrade``
-queue — migrations between index versions (``tracardi-daemon migrate run``) — one
-batch per step, through the shared task runner, so a job of a daemon that died is
-taken over and resumed from its checkpoint."""
+queue — migrations between index versions (``tracardi-daemon migrate run``) and imports
+(``tracardi-daemon import run``) — one batch per step, through the shared task runner,
+so a job of a daemon that died is taken over and resumed from its checkpoint."""
 
 from __future__ import annotations
 
 import uuid
 
 from tracardi_daemon.errors import DaemonError
+from tracardi_daemon.imports.job import IMPORT_TASK, ImportJob
 from tracardi_daemon.infra.bulk import BulkWriter
 from tracardi_daemon.infra.lease import Lease
 from tracardi_daemon.infra.tasks import TaskRecord, TaskStore
@@ -60,6 +61,9 @@ class UpgradeRole:
             if record.type == MIGRATION_TASK:
                 return MigrationJob(settings, tasks, record, lease=lease,
                                     elastic=ctx.elastic, redis=ctx.redis, writer=writer)
+            if record.type == IMPORT_TASK:
+                return ImportJob(settings, tasks, record, lease=lease, elastic=ctx.elastic,
+                                 redis=ctx.redis, writer=writer)
             return _UnknownJob(tasks, record, lease)
 
         self._jobs: TaskJobRunner[int] = TaskJobRunner(
