@@ -9,9 +9,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from tests.imports.conftest import ImportWorld
+from tracardi_daemon.imports.job import written_key
 from tracardi_daemon.imports.targets import imported_id
 from tracardi_daemon.infra.queue import WorkQueue
-from tracardi_daemon.model.naming import index_name
+from tracardi_daemon.model.indices import install
+from tracardi_daemon.model.naming import alias_name, index_name
 from tracardi_daemon.model.profiles import PROFILE_CHANGED_QUEUE, cache_key
 from tracardi_daemon.roles.upgrade import UpgradeRole
 
@@ -197,3 +199,30 @@ def test_cancel_stops_after_the_current_batch(world: ImportWorld, tmp_path: Path
     assert world.tasks.request_cancel(record.id)
     ended = world.finish(role, ctx, record.id)
     assert ended.status == "cancelled" and 200 <= ended.done < 1000
+
+
+def test_a_rerun_overwrites_events_in_the_partition_an_earlier_run_wrote(
+        world: ImportWorld, tmp_path: Path) -> None:
+    path = _csv(tmp_path, b"customer,score\nc1,1\nc2,2\n")
+    world.define("moved", "csv", path=path, target="events", event_type="score",
+                 event_source="crm", key="customer")
+    first = world.run("moved")
+    assert world.redis.get(written_key(world.settings.tracardi.tenant, "moved")) == \
+        first.id.encode()
+    # the first run's events, as if written in an older partition
+    old = index_name(world.settings.tracardi, "event", datetime(2023, 2, 1, tzinfo=UTC))
+    install(world.es, world.settings, now=datetime(2023, 2, 1, tzinfo=UTC))
+    for event_id, event in world.documents("event").items():
+        world.es.index(index=old, id=event_id, document=event)
+        world.es.delete(index=_event_index(world), id=event_id)
+    world.es.indices.refresh(index=old)
+    assert world.run("moved").done == 2
+    events = world.documents("event")  # fails on an id stored twice
+    assert len(events) == 2
+    located = world.es.search(index=alias_name(world.settings.tracardi, "event"),
+                              query={"match_all": {}})["hits"]["hits"]
+    assert {hit["_index"] for hit in located} == {old}
+
+
+def _event_index(world: ImportWorld) -> str:
+    return index_name(world.settings.tracardi, "event", datetime.now(UTC))

@@ -29,6 +29,7 @@ from tracardi_daemon.imports.targets import EventsTarget, ProfilesTarget, Target
 from tracardi_daemon.imports.tracker import TrackerTarget
 from tracardi_daemon.infra.bulk import BulkWriter
 from tracardi_daemon.infra.lease import Lease
+from tracardi_daemon.infra.queue_base import check_name, redis_errors, text
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.infra.tasks import TaskRecord, TaskStore
 from tracardi_daemon.model.definition_store import DefinitionStore
@@ -40,6 +41,11 @@ from tracardi_daemon.settings import Settings
 log = logging.getLogger(__name__)
 
 IMPORT_TASK = "import"  # Tracardi's task type for imports
+
+
+def written_key(tenant: str, definition_id: str) -> str:
+    """Set (to the task's id) before the first events of a definition are written."""
+    return f"{check_name('tenant', tenant)}:import:written:{definition_id}"
 
 
 def import_params(definition_id: str, *, dry_run: bool = False,
@@ -108,6 +114,7 @@ class ImportJob:
         checkpoint = record.checkpoint or {}
         self._position: Mapping[str, Any] | None = checkpoint.get("position")
         self._insert_time = checkpoint.get("insert_time") or datetime.now(UTC).isoformat()
+        self._look_up: bool | None = checkpoint.get("look_up")
         self._failed = record.failed
         self._done_rows = record.done
         self._failures = FailureLog(redis, settings.tracardi.tenant, record.id)
@@ -155,14 +162,25 @@ class ImportJob:
 
     def _open_target(self, spec: ImportSpec) -> Target:
         if spec.target == "events":
+            if self._look_up is None:
+                self._look_up = not self._dry_run and not self._first_writer(spec)
             return EventsTarget(spec, self._elastic, self._writer, self._settings,
                                 insert_time=datetime.fromisoformat(self._insert_time),
-                                dry_run=self._dry_run)
+                                dry_run=self._dry_run, look_up_earlier=self._look_up)
         if spec.target == "profiles":
             profiles = ProfileStore(self._elastic, self._redis, self._settings, self._writer)
             return ProfilesTarget(spec, self._elastic, self._writer, profiles, self._settings,
                                   dry_run=self._dry_run)
         return TrackerTarget(spec, dry_run=self._dry_run)
+
+    def _first_writer(self, spec: ImportSpec) -> bool:
+        """Whether this task is the first ever to write events of this definition (then
+        no earlier run's events can exist to be overwritten in place)."""
+        key = written_key(self._settings.tracardi.tenant, spec.id)
+        with redis_errors("mark the import's definition as written"):
+            if self._redis.set(key, self.id, nx=True):
+                return True
+            return text(self._redis.get(key) or b"") == self.id  # a takeover of the first
 
     @contextmanager
     def _source_errors(self, spec: ImportSpec) -> Iterator[None]:
@@ -205,7 +223,8 @@ class ImportJob:
         return len(rows)
 
     def _save(self, *, done: int = 0, failed: int = 0, total: int | None = None) -> bool:
-        checkpoint = {"position": self._position, "insert_time": self._insert_time}
+        checkpoint = {"position": self._position, "insert_time": self._insert_time,
+                      "look_up": self._look_up}
         if not self._tasks.progress(self.id, done=done, failed=failed, total=total,
                                     checkpoint=checkpoint, fence=self._lease.fenced()):
             self.done = True  # the lease was lost: the new runner goes on from here

@@ -4,7 +4,9 @@ writes nothing.
 
 - ``events``: one event per row under a deterministic id (the definition and the row's
   key), written where it already is — a re-run overwrites instead of duplicating — or
-  into the partition of the job's start time.
+  into the partition of the job's start time. The first run of a definition has no
+  earlier events to look for (and a replay of its batches goes to the same partition):
+  it skips the look-up.
 - ``profiles``: the mapped columns merged into the profile the key column names (by id,
   or by the profile field ``match``), created when there is none, through the mapping
   role's write path: own partition, optimistic concurrency, cache entry deleted,
@@ -58,7 +60,7 @@ def row_key(spec: ImportSpec, row: Row) -> str | RowFailure:
     if spec.key is None:
         return row.key
     value = (row.data or {}).get(spec.key)
-    if value is None or isinstance(value, dict | list) or str(value).strip() == "":
+    if value is None or isinstance(value, (dict, list)) or str(value).strip() == "":
         return RowFailure(f"the key column {spec.key!r} is empty", spec.key)
     return str(value)
 
@@ -69,8 +71,10 @@ def _iso(moment: datetime) -> str:
 
 class EventsTarget:
     def __init__(self, spec: ImportSpec, elastic: Elasticsearch, writer: BulkWriter,
-                 settings: Settings, *, insert_time: datetime, dry_run: bool) -> None:
+                 settings: Settings, *, insert_time: datetime, dry_run: bool,
+                 look_up_earlier: bool = True) -> None:
         self._spec = spec
+        self._look_up = look_up_earlier
         self._elastic = elastic
         self._writer = writer
         self._alias = alias_name(settings.tracardi, "event")
@@ -85,7 +89,7 @@ class EventsTarget:
         profile_id: str | None = None
         if self._spec.profile_id is not None:
             value = data.get(self._spec.profile_id)
-            if value is None or isinstance(value, dict | list) or not str(value).strip():
+            if value is None or isinstance(value, (dict, list)) or not str(value).strip():
                 return RowFailure("the profile id column is empty", self._spec.profile_id)
             profile_id = str(value)
         event: dict[str, Any] = {
@@ -121,7 +125,7 @@ class EventsTarget:
                 events[event_id] = (row, event)  # a later row of the same key wins
         if self._dry_run or not events:
             return failed
-        where = self._existing(list(events))
+        where = self._existing(list(events)) if self._look_up else {}
         actions = [BulkAction("index", where.get(event_id, self._index), event_id, event,
                               key=row)
                    for event_id, (row, event) in events.items()]
