@@ -226,3 +226,19 @@ def test_a_rerun_overwrites_events_in_the_partition_an_earlier_run_wrote(
 
 def _event_index(world: ImportWorld) -> str:
     return index_name(world.settings.tracardi, "event", datetime.now(UTC))
+
+
+def test_two_keys_that_name_one_profile_both_land_in_it(
+        world: ImportWorld, tmp_path: Path) -> None:
+    world.es.index(index=_profile_index(world, datetime.now(UTC)), id="p-m", refresh=True,
+                   document={"id": "p-m", "traits": {"emails": ["a@x.io", "b@x.io"]}})
+    path = _csv(tmp_path, b"email,first,town\na@x.io,Ann,\nb@x.io,,Oslo\n")
+    world.define("many", "csv", path=path, target="profiles", key="email",
+                 match="traits.emails",
+                 fields={"first": "data.pii.firstname", "town": "data.contact.address.town"})
+    record = world.run("many")
+    assert (record.done, record.failed) == (2, 0)
+    profiles = world.documents("profile")
+    assert list(profiles) == ["p-m"]
+    assert profiles["p-m"]["data"] == {"pii": {"firstname": "Ann"},
+                                       "contact": {"address": {"town": "Oslo"}}}

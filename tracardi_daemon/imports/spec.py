@@ -8,7 +8,7 @@ Credentials stay in the definition: a job names the definition, never copies it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +21,8 @@ PROFILE_ROOTS = ("data", "traits", "ids", "stats", "segments", "interests", "con
                  "aux", "misc", "trash")
 DEFAULT_BATCH = 1000
 MAX_BATCH = 10_000
+# (config key, problem) -> the error naming the definition and the key
+_Fail = Callable[[str, str], InvalidInput]
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,7 @@ def read_spec(definition_id: str, name: str, source: str,
     return spec
 
 
-def _check_target(spec: ImportSpec, fail: Any) -> None:
+def _check_target(spec: ImportSpec, fail: _Fail) -> None:
     if spec.target in ("events", "tracker"):
         if not spec.event_type:
             raise fail("event_type", f"is required for the {spec.target} target")
@@ -103,7 +105,7 @@ def _check_target(spec: ImportSpec, fail: Any) -> None:
                            f"path {path!r} must start with one of {', '.join(PROFILE_ROOTS)}")
 
 
-def _optional_text(config: Mapping[str, Any], key: str, fail: Any) -> str | None:
+def _optional_text(config: Mapping[str, Any], key: str, fail: _Fail) -> str | None:
     value = config.get(key)
     if value is None:
         return None
@@ -112,7 +114,7 @@ def _optional_text(config: Mapping[str, Any], key: str, fail: Any) -> str | None
     return value
 
 
-def _ref_id(config: Mapping[str, Any], key: str, fail: Any) -> str:
+def _ref_id(config: Mapping[str, Any], key: str, fail: _Fail) -> str:
     """A string id, or Tracardi's ``{id, name}``."""
     value = config.get(key)
     if isinstance(value, Mapping):
@@ -125,14 +127,14 @@ def _ref_id(config: Mapping[str, Any], key: str, fail: Any) -> str:
 
 
 def _integer(config: Mapping[str, Any], key: str, default: int, *, low: int, high: int,
-             fail: Any) -> int:
+             fail: _Fail) -> int:
     value = config.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise fail(key, f"must be a whole number from {low} to {high}, not {value!r}")
     return value
 
 
-def _optional_integer(config: Mapping[str, Any], key: str, fail: Any) -> int | None:
+def _optional_integer(config: Mapping[str, Any], key: str, fail: _Fail) -> int | None:
     value = config.get(key)
     if value is None:
         return None
@@ -141,7 +143,7 @@ def _optional_integer(config: Mapping[str, Any], key: str, fail: Any) -> int | N
     return value
 
 
-def _fields(config: Mapping[str, Any], fail: Any) -> dict[str, str]:
+def _fields(config: Mapping[str, Any], fail: _Fail) -> dict[str, str]:
     value = config.get("fields", {})
     if not isinstance(value, Mapping):
         raise fail("fields", "must be a table of column = \"profile path\"")

@@ -16,7 +16,7 @@ writes nothing.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -38,6 +38,9 @@ _ID_KEY = b"tracardi-daemon import"
 _MAX_CONFLICT_ROUNDS = 5
 
 Failed = list[tuple[Row, RowFailure]]
+# a profile's rows merged into a document, returning the paths written
+_Merge = Callable[[dict[str, Any], list[Row]], set[str]]
+_Change = Callable[[LoadedProfile], Rewrite[set[str]]]
 
 
 class Target(Protocol):
@@ -170,7 +173,9 @@ class ProfilesTarget:
         ids, ambiguous = self._profile_ids(list(by_key))
         for key, reason in ambiguous.items():
             failed += [(row, RowFailure(reason, self._spec.key)) for row in by_key.pop(key)]
-        by_profile = {ids[key]: found for key, found in by_key.items()}
+        by_profile: dict[str, list[Row]] = {}
+        for key, found in by_key.items():  # two keys may name one profile (a list field)
+            by_profile.setdefault(ids[key], []).extend(found)
         # a row that conflicts with the profile fails alone; the profile's other rows land
         row_failures: dict[int, RowFailure] = {}
 
@@ -201,11 +206,14 @@ class ProfilesTarget:
                 merge({"id": profile_id}, profile_rows)
         else:
             failed += self._write(by_profile, change, merge)
+        # a row is failed once: its own conflict, unless its whole profile failed
+        counted = {row.number for row, _ in failed}
         failed += [(row, row_failures[row.number]) for found in by_profile.values()
-                   for row in found if row.number in row_failures]
+                   for row in found if row.number in row_failures and row.number not in counted]
         return failed
 
-    def _write(self, by_profile: dict[str, list[Row]], change: Any, merge: Any) -> Failed:
+    def _write(self, by_profile: dict[str, list[Row]], change: _Change,
+               merge: _Merge) -> Failed:
         failed: Failed = []
         changed: list[dict[str, Any]] = []
         pending = set(by_profile)
@@ -233,7 +241,7 @@ class ProfilesTarget:
         self._profiles.announce_changed(changed, source="import")
         return failed
 
-    def _create(self, new: dict[str, list[Row]], merge: Any,
+    def _create(self, new: dict[str, list[Row]], merge: _Merge,
                 failed: Failed) -> tuple[list[dict[str, Any]], set[str]]:
         """Create the profiles that do not exist; those created meanwhile by someone else
         (409) come back to be merged."""
