@@ -104,7 +104,8 @@ class Result:
     label: str
     rows: int
     seconds: float
-    peak_rss_mb: float | None = None
+    peak_rss_mb: float | None = None  # the daemon's main process
+    peak_tree_rss_mb: float | None = None  # with its process pool (forkserver, workers)
 
 
 def _settings(tenant: str) -> Settings:
@@ -278,7 +279,8 @@ def run_daemon(es: Elasticsearch, redis: RedisClient, tenants: Tenants,
             if (found := es.count(index=alias)["count"]) != expected:
                 raise RuntimeError(f"after the {source} import: {found:,} events, "
                                    f"expected {expected:,}")
-            results.append(Result(label, rows, seconds, daemon.peak_rss_mb))
+            results.append(Result(label, rows, seconds, daemon.peak_rss_mb,
+                                  daemon.peak_tree_rss_mb))
             print(f"{label}: {seconds:.1f}s (task: {final.done:,} done, {final.failed} "
                   f"failed; {found:,} events in all)", flush=True)
         return results
@@ -426,20 +428,23 @@ def report(opts: Options, results: list[Result], checked: str) -> float:
     """Prints the table and the goals; returns the CSV import's share of the floor."""
     rate = [result.rows / result.seconds for result in results]
     print(f"\nimports into events, batch {opts.batch}; rows/s (higher is better)")
-    print(f"{'path':<44}{'rows':>11}{'seconds':>9}{'rows/s':>10}{'vs floor':>10}{'peak RSS':>10}")
+    print(f"{'path':<44}{'rows':>11}{'seconds':>9}{'rows/s':>10}{'vs floor':>10}"
+          f"{'peak RSS main/all':>19}")
     for result, per_s in zip(results, rate, strict=True):
-        rss = f"{result.peak_rss_mb:.0f} MB" if result.peak_rss_mb else "-"
+        rss = (f"{result.peak_rss_mb:.0f}/{result.peak_tree_rss_mb or 0:.0f} MB"
+               if result.peak_rss_mb else "-")
         print(f"{result.label:<44}{result.rows:>11,}{result.seconds:>9.1f}{per_s:>10,.0f}"
-              f"{per_s / rate[0]:>10.2f}{rss:>10}")
+              f"{per_s / rate[0]:>10.2f}{rss:>19}")
     print(f"(b) timed on {opts.post_rows:,} rows (one httpx.Client, keep-alive, to a "
           "ThreadingHTTPServer in this process answering 200) and extrapolated;\n"
-          "the three daemon imports ran one after another in one daemon (peak RSS: its main "
-          "process, up to the end of each import);\nMariaDB and ES 'vs floor': against the "
+          "the three daemon imports ran one after another in one daemon (peak RSS up to the "
+          "end of each import: its main process / the sum with its process pool);\n"
+          "MariaDB and ES 'vs floor': against the "
           f"CSV floor (the same event shape)\n{checked}")
-    share, peak = rate[2] / rate[0], max(r.peak_rss_mb or 0.0 for r in results)
+    share, peak = rate[2] / rate[0], max(r.peak_tree_rss_mb or 0.0 for r in results)
     print(f"goal: CSV import >= {GOAL_SHARE_OF_FLOOR:.0%} of the floor: "
           f"{'met' if share >= GOAL_SHARE_OF_FLOOR else 'NOT met'} ({share:.2f})")
-    print(f"goal: daemon peak RSS < {GOAL_PEAK_RSS_MB:.0f} MB over the whole run: "
+    print(f"goal: daemon peak RSS (with its pool) < {GOAL_PEAK_RSS_MB:.0f} MB over the run: "
           f"{'met' if peak < GOAL_PEAK_RSS_MB else 'NOT met'} ({peak:.0f} MB)")
     return share
 

@@ -183,19 +183,21 @@ tenant = "{tenant}"
             [sys.executable, "-m", "tracardi_daemon.cli", "run", "--config", str(config)],
             env=env, stdout=self.log, stderr=subprocess.STDOUT)
         self.peak_rss_mb = 0.0
+        self.peak_tree_rss_mb = 0.0
         self._sampling = True
         threading.Thread(target=self._sample_rss, daemon=True).start()
 
     def _sample_rss(self) -> None:
-        status = Path(f"/proc/{self.proc.pid}/status")
+        """``peak_rss_mb``: the daemon's main process; ``peak_tree_rss_mb``: the sum over
+        it and every process it started (the process pool's forkserver and workers) —
+        an upper bound, pages they share counted once per process."""
         while self._sampling and self.proc.poll() is None:
-            try:
-                lines = status.read_text().splitlines()
-            except OSError:
+            main = _rss_mb(self.proc.pid)
+            if main is None:
                 return  # it exited between poll() and the read
-            for line in lines:
-                if line.startswith("VmRSS:"):
-                    self.peak_rss_mb = max(self.peak_rss_mb, int(line.split()[1]) / 1024)
+            self.peak_rss_mb = max(self.peak_rss_mb, main)
+            tree = main + sum(_rss_mb(pid) or 0.0 for pid in _descendants(self.proc.pid))
+            self.peak_tree_rss_mb = max(self.peak_tree_rss_mb, tree)
             time.sleep(0.1)
 
     def report(self) -> dict[str, Any]:
@@ -227,6 +229,32 @@ tenant = "{tenant}"
             self.proc.send_signal(signal.SIGTERM)
             self.proc.wait(30)
         self.log.close()
+
+
+def _rss_mb(pid: int) -> float | None:
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return None
+    found = [line for line in lines if line.startswith("VmRSS:")]
+    return int(found[0].split()[1]) / 1024 if found else 0.0
+
+
+def _descendants(root: int) -> list[int]:
+    """Every live process below ``root``, from the parent ids in /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, stack = [], [root]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.append(child)
+            stack.append(child)
+    return found
 
 
 def _mapping_daemon(tenant: str, live: bool, batch_size: int, workdir: Path) -> Daemon:
