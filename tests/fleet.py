@@ -3,9 +3,12 @@ directory, socket, log and a licence for the roles given."""
 
 from __future__ import annotations
 
+import shutil
 import signal
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -47,6 +50,27 @@ class Fleet:
             if process.proc is not None and process.proc.poll() is None:
                 process.proc.send_signal(signal.SIGKILL)
                 process.proc.wait(10)
+
+
+class UnlicensedFleet(Fleet):
+    """Daemons started with no licence anywhere (the upgrade role needs none)."""
+
+    def __init__(self, workdir: Path, prefix: str, *, settings: str = "") -> None:
+        super().__init__(workdir, prefix, (), settings=settings)
+        self.env = {k: v for k, v in self.env.items() if k != "LICENSE"}
+
+
+@contextmanager
+def unlicensed_fleet(prefix: str, settings: str) -> Iterator[UnlicensedFleet]:
+    """A fleet in a temporary directory; every daemon killed and the directory removed
+    at the end."""
+    workdir = Path(tempfile.mkdtemp(prefix="td-fleet-"))
+    started = UnlicensedFleet(workdir, prefix, settings=settings)
+    try:
+        yield started
+    finally:
+        started.kill_all()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str) -> Any:

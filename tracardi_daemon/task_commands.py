@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 
 from elasticsearch import Elasticsearch
 
-from tracardi_daemon.commands_common import run_with_backends
+from tracardi_daemon.commands_common import printable, run_with_backends
 from tracardi_daemon.errors import ExitCode
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.infra.task_progress import follow, render
@@ -18,6 +18,16 @@ from tracardi_daemon.settings import Settings
 
 # what a command prints after a job ended; returns the exit code
 Final = Callable[[TaskRecord], int]
+
+
+def report_end(record: TaskRecord, *, failed_items: str, look_at: str) -> int:
+    """After a job ended: its error, how many ``failed_items`` failed and where to
+    ``look_at`` them; exit code OK only when it finished."""
+    if record.last_error:
+        print(f"error: {printable(record.last_error)}", file=sys.stderr)
+    if record.failed:
+        print(f"{record.failed:,} {failed_items} failed: {look_at}")
+    return int(ExitCode.OK) if record.status == "finished" else int(ExitCode.FAILURE)
 
 
 def show_tasks(args: argparse.Namespace, env: Mapping[str, str], *, task_type: str,

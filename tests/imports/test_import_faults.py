@@ -4,9 +4,7 @@ imported twice; poisoned job messages acknowledged without blocking the queue.""
 
 from __future__ import annotations
 
-import shutil
 import signal
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +15,7 @@ from elasticsearch import Elasticsearch
 from elasticsearch.helpers import scan
 
 from tests.faults.scenarios import private_redis
-from tests.fleet import Fleet, running, wait_for
+from tests.fleet import UnlicensedFleet, running, unlicensed_fleet, wait_for
 from tracardi_daemon.imports.job import IMPORT_TASK, import_params
 from tracardi_daemon.imports.targets import imported_id
 from tracardi_daemon.infra.queue import WorkQueue
@@ -42,20 +40,11 @@ poll_interval_s = 0.05
 """
 
 
-class Unlicensed(Fleet):
-    def __init__(self, workdir: Path, prefix: str) -> None:
-        super().__init__(workdir, prefix, (), settings=SETTINGS)
-        self.env = {k: v for k, v in self.env.items() if k != "LICENSE"}
-
-
 @pytest.fixture
 def fleet(prefix: str, elastic_client: Elasticsearch,
-          redis_client: RedisClient) -> Iterator[Unlicensed]:
-    workdir = Path(tempfile.mkdtemp(prefix="td-import-"))
-    started = Unlicensed(workdir, prefix)
-    yield started
-    started.kill_all()
-    shutil.rmtree(workdir, ignore_errors=True)
+          redis_client: RedisClient) -> Iterator[UnlicensedFleet]:
+    with unlicensed_fleet(prefix, SETTINGS) as started:
+        yield started
 
 
 def _submit(client: RedisClient, es: Elasticsearch, prefix: str,
@@ -96,7 +85,7 @@ def _check(es: Elasticsearch, client: RedisClient, prefix: str, tasks: TaskStore
 
 
 def test_kill_9_mid_import_then_another_daemon_resumes_with_exact_counts(
-        fleet: Unlicensed, elastic_client: Elasticsearch, redis_client: RedisClient,
+        fleet: UnlicensedFleet, elastic_client: Elasticsearch, redis_client: RedisClient,
         prefix: str, tmp_path: Path) -> None:
     tasks, task_id = _submit(redis_client, elastic_client, prefix, tmp_path)
     first = fleet.start(["upgrade"])
@@ -114,7 +103,7 @@ def test_kill_9_mid_import_then_another_daemon_resumes_with_exact_counts(
 
 
 def test_a_redis_restart_mid_import_loses_and_doubles_nothing(
-        fleet: Unlicensed, elastic_client: Elasticsearch, prefix: str, tmp_path: Path) -> None:
+        fleet: UnlicensedFleet, elastic_client: Elasticsearch, prefix: str, tmp_path: Path) -> None:
     with private_redis() as server:
         client = redis.Redis(port=server.port)
         tasks, task_id = _submit(client, elastic_client, prefix, tmp_path)

@@ -4,13 +4,10 @@ and none duplicated (ids compared)."""
 
 from __future__ import annotations
 
-import shutil
 import signal
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +16,7 @@ from elasticsearch import Elasticsearch
 from elasticsearch.helpers import scan
 
 from tests.faults.scenarios import private_redis
-from tests.fleet import Fleet, running, wait_for
+from tests.fleet import UnlicensedFleet, running, unlicensed_fleet, wait_for
 from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.infra.tasks import TaskStore
@@ -42,22 +39,11 @@ poll_interval_s = 0.05
 """
 
 
-class Unlicensed(Fleet):
-    """Daemons started with no licence anywhere."""
-
-    def __init__(self, workdir: Path, prefix: str) -> None:
-        super().__init__(workdir, prefix, (), settings=SETTINGS)
-        self.env = {k: v for k, v in self.env.items() if k != "LICENSE"}
-
-
 @pytest.fixture
 def fleet(prefix: str, elastic_client: Elasticsearch,
-          redis_client: RedisClient) -> Iterator[Unlicensed]:
-    workdir = Path(tempfile.mkdtemp(prefix="td-migration-"))
-    started = Unlicensed(workdir, prefix)
-    yield started
-    started.kill_all()
-    shutil.rmtree(workdir, ignore_errors=True)
+          redis_client: RedisClient) -> Iterator[UnlicensedFleet]:
+    with unlicensed_fleet(prefix, SETTINGS) as started:
+        yield started
 
 
 def _seed(es: Elasticsearch, prefix: str) -> Plan:
@@ -100,7 +86,7 @@ def _check(es: Elasticsearch, prefix: str, tasks: TaskStore, task_id: str) -> No
 
 
 def test_kill_9_mid_step_then_another_daemon_resumes_with_nothing_lost_or_doubled(
-        fleet: Unlicensed, elastic_client: Elasticsearch, redis_client: RedisClient,
+        fleet: UnlicensedFleet, elastic_client: Elasticsearch, redis_client: RedisClient,
         prefix: str) -> None:
     plan = _seed(elastic_client, prefix)
     tasks, task_id = _submit(redis_client, elastic_client, prefix, plan)
@@ -118,7 +104,7 @@ def test_kill_9_mid_step_then_another_daemon_resumes_with_nothing_lost_or_double
 
 
 def test_a_redis_restart_mid_step_loses_and_doubles_nothing(
-        fleet: Unlicensed, elastic_client: Elasticsearch, prefix: str) -> None:
+        fleet: UnlicensedFleet, elastic_client: Elasticsearch, prefix: str) -> None:
     plan = _seed(elastic_client, prefix)
     with private_redis() as server:
         client = redis.Redis(port=server.port)

@@ -21,7 +21,7 @@ from tracardi_daemon.infra.tasks import TaskRecord, TaskStore
 from tracardi_daemon.model.definition_store import DefinitionStore
 from tracardi_daemon.roles.migration import UPGRADE_QUEUE
 from tracardi_daemon.settings import Settings
-from tracardi_daemon.task_commands import cancel_task, show_tasks
+from tracardi_daemon.task_commands import cancel_task, report_end, show_tasks
 
 USAGE_ERROR = 2
 
@@ -81,11 +81,8 @@ def _run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 
 
 def _final(record: TaskRecord) -> int:
-    if record.last_error:
-        print(f"error: {printable(record.last_error)}", file=sys.stderr)
-    if record.failed:
-        print(f"{record.failed:,} row(s) failed: tracardi-daemon import failures {record.id}")
-    return int(ExitCode.OK) if record.status == "finished" else int(ExitCode.FAILURE)
+    return report_end(record, failed_items="row(s)",
+                      look_at=f"tracardi-daemon import failures {record.id}")
 
 
 def _status(args: argparse.Namespace, env: Mapping[str, str]) -> int:

@@ -32,7 +32,7 @@ from tracardi_daemon.roles.migration import (
     resolve_work,
 )
 from tracardi_daemon.settings import Settings
-from tracardi_daemon.task_commands import cancel_task, show_tasks
+from tracardi_daemon.task_commands import cancel_task, report_end, show_tasks
 
 USAGE_ERROR = 2
 
@@ -177,11 +177,8 @@ def _run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 
 
 def _final(record: TaskRecord) -> int:
-    if record.last_error:
-        print(f"error: {printable(record.last_error)}", file=sys.stderr)
-    if record.failed:
-        print(f"{record.failed} document(s) failed: tracardi-daemon dead list {UPGRADE_QUEUE}")
-    return int(ExitCode.OK) if record.status == "finished" else int(ExitCode.FAILURE)
+    return report_end(record, failed_items="document(s)",
+                      look_at=f"tracardi-daemon dead list {UPGRADE_QUEUE}")
 
 
 def _status(args: argparse.Namespace, env: Mapping[str, str]) -> int:
