@@ -36,6 +36,7 @@ from tracardi_daemon.model.definition_store import DefinitionStore
 from tracardi_daemon.model.definitions import ImportConfig
 from tracardi_daemon.model.profiles import ProfileStore
 from tracardi_daemon.redact import mask_text
+from tracardi_daemon.roles.task_jobs import end_job
 from tracardi_daemon.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -232,8 +233,7 @@ class ImportJob:
         return True
 
     def _finish(self, status: str, error: str | None = None) -> None:
-        self._tasks.finish(self.id, status, error=error, fence=self._lease.fenced())
-        self._lease.release()
+        end_job(self._tasks, self._lease, self.id, status, error)
         self.done = True
         log.log(logging.WARNING if error else logging.INFO, "import %s %s: %d done, %d failed%s",
                 self.id, status, self._done_rows, self._failed,

@@ -31,6 +31,7 @@ from tracardi_daemon.model.definitions import (
 )
 from tracardi_daemon.roles.mapping_batch import BatchApplier, BatchOutcome, load_events
 from tracardi_daemon.roles.mapping_rules import MappingRules
+from tracardi_daemon.roles.task_jobs import end_job
 from tracardi_daemon.settings import Settings
 from tracardi_daemon.tql import Condition, TqlError
 
@@ -210,7 +211,6 @@ class MappingJob:
             self.done = True  # the lease was lost: the new runner redoes this batch
 
     def _finish(self, status: str) -> None:
-        self._tasks.finish(self.id, status, fence=self._lease.fenced())
-        self._lease.release()
+        end_job(self._tasks, self._lease, self.id, status)
         self.done = True
         log.info("mapping job %s %s", self.id, status)

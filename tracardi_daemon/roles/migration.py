@@ -41,6 +41,7 @@ from tracardi_daemon.infra.tasks import TaskRecord, TaskStore
 from tracardi_daemon.model.migration_plan import Plan, Step, resolve_targets
 from tracardi_daemon.model.migration_transforms import TransformError, apply_in_place
 from tracardi_daemon.model.tracardi_names import Layout
+from tracardi_daemon.roles.task_jobs import end_job
 from tracardi_daemon.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -353,8 +354,7 @@ class MigrationJob:
             self.done = True  # the lease was lost: the new runner goes on from here
 
     def _finish(self, status: str, error: str | None = None) -> None:
-        self._tasks.finish(self.id, status, error=error, fence=self._lease.fenced())
-        self._lease.release()
+        end_job(self._tasks, self._lease, self.id, status, error)
         self.done = True
         log.log(logging.WARNING if error else logging.INFO, "migration %s %s%s", self.id,
                 status, f": {error}" if error else "")

@@ -36,6 +36,7 @@ from tracardi_daemon.roles.segment_changes import (
     SegmentChanges,
     SegmentRef,
 )
+from tracardi_daemon.roles.task_jobs import end_job
 from tracardi_daemon.settings import Settings
 from tracardi_daemon.tql import Condition, TqlError
 
@@ -300,8 +301,7 @@ class PassJob:
             self.done = True  # the lease was lost: the new runner goes on from here
 
     def _finish(self, status: str) -> None:
-        self._tasks.finish(self.id, status, fence=self._lease.fenced())
-        self._lease.release()
+        end_job(self._tasks, self._lease, self.id, status)
         self.done = True
         log.info("segmentation pass %s (%s) %s", self.id, self._spec.definition, status)
 

@@ -37,6 +37,13 @@ class TaskJob(Protocol[Outcome_co]):
     def close(self) -> None: ...
 
 
+def end_job(tasks: TaskStore, lease: Lease, task_id: str, status: str,
+            error: str | None = None) -> None:
+    """End a job's task (through its lease's fence) and let the lease go."""
+    tasks.finish(task_id, status, error=error, fence=lease.fenced())
+    lease.release()
+
+
 class TaskJobRunner(Generic[Outcome_co]):
     """Runs one job at a time for one role thread: before each batch it renews the
     job's lease (a lost one drops the job) and honours a cancel request."""
@@ -66,8 +73,7 @@ class TaskJobRunner(Generic[Outcome_co]):
             self._drop_job()
             return None
         if self._tasks.cancel_requested(job.id):
-            self._tasks.finish(job.id, "cancelled", fence=lease.fenced())
-            lease.release()
+            end_job(self._tasks, lease, job.id, "cancelled")
             log.info("%s job %s cancelled", self._queue.name, job.id)
             self._queue.ack([message.id])
             self._drop_job()
