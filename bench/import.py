@@ -58,6 +58,7 @@ from tracardi_daemon.model.definitions import ImportConfig
 from tracardi_daemon.model.indices import install
 from tracardi_daemon.model.naming import alias_name, index_name
 from tracardi_daemon.roles.migration import UPGRADE_QUEUE
+from tracardi_daemon.roles.task_jobs import queue_task
 from tracardi_daemon.settings import Settings, TracardiSettings
 
 GOAL_SHARE_OF_FLOOR = 0.8
@@ -266,8 +267,8 @@ def run_daemon(es: Elasticsearch, redis: RedisClient, tenants: Tenants,
                                     ("daemon: remote-style ES", "elasticsearch",
                                      opts.es_documents)):
             started = time.perf_counter()
-            record = tasks.create(IMPORT_TASK, f"bench {source}", import_params(defs[source].id))
-            queue.enqueue({"task_id": record.id})
+            record = queue_task(tasks, queue, IMPORT_TASK, f"bench {source}",
+                                import_params(defs[source].id))
             final = _wait(tasks, record.id, lambda r: r.terminal, daemon,
                           max(600.0, rows / 200))
             seconds = time.perf_counter() - started

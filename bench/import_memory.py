@@ -29,6 +29,7 @@ from tracardi_daemon.model.definition_store import DefinitionStore
 from tracardi_daemon.model.definitions import ImportConfig
 from tracardi_daemon.model.indices import install
 from tracardi_daemon.roles.migration import UPGRADE_QUEUE
+from tracardi_daemon.roles.task_jobs import queue_task
 from tracardi_daemon.settings import Settings, TracardiSettings
 
 GOAL_PEAK_RSS_MB = 150.0
@@ -73,9 +74,9 @@ def main(argv: list[str] | None = None) -> int:
         daemon = Daemon(tenant, workdir, role="upgrade", licensed=False, sections="")
         daemon.wait_running()
         tasks = TaskStore(redis, es, settings)
-        record = tasks.create(IMPORT_TASK, "memory bench", import_params("wide", dry_run=True))
         started = time.perf_counter()
-        WorkQueue(redis, tenant, UPGRADE_QUEUE).enqueue({"task_id": record.id})
+        record = queue_task(tasks, WorkQueue(redis, tenant, UPGRADE_QUEUE), IMPORT_TASK,
+                            "memory bench", import_params("wide", dry_run=True))
         at_quarter: float | None = None
         while True:
             current = tasks.get(record.id)

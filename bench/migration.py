@@ -42,6 +42,7 @@ from tracardi_daemon.model.migration_plan import Plan, Step, resolve_targets
 from tracardi_daemon.model.migration_transforms import apply_all
 from tracardi_daemon.roles.migrate_commands import choose_plan
 from tracardi_daemon.roles.migration import MIGRATION_TASK, UPGRADE_QUEUE, migration_params
+from tracardi_daemon.roles.task_jobs import queue_task
 from tracardi_daemon.settings import Settings, TracardiSettings
 
 GOAL_SHARE_OF_FLOOR = 0.8
@@ -238,8 +239,8 @@ def run_daemon(es: Elasticsearch, redis: RedisClient, plan: Plan, tenants: Tenan
     try:
         first.wait_running()
         started = time.perf_counter()
-        record = tasks.create(MIGRATION_TASK, "bench migration", migration_params(plan))
-        WorkQueue(redis, tenants.daemon, UPGRADE_QUEUE).enqueue({"task_id": record.id})
+        record = queue_task(tasks, WorkQueue(redis, tenants.daemon, UPGRADE_QUEUE),
+                            MIGRATION_TASK, "bench migration", migration_params(plan))
         _wait(tasks, record.id, lambda r: r.done >= KILL_AT * (r.total or opts.documents),
               first, limit_s)
         first.kill()

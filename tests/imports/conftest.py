@@ -22,6 +22,7 @@ from tracardi_daemon.model.definitions import ImportConfig
 from tracardi_daemon.model.indices import install
 from tracardi_daemon.model.naming import alias_name
 from tracardi_daemon.roles.migration import UPGRADE_QUEUE
+from tracardi_daemon.roles.task_jobs import queue_task
 from tracardi_daemon.roles.upgrade import UpgradeRole
 from tracardi_daemon.settings import Settings, TracardiSettings, UpgradeSettings
 
@@ -46,11 +47,10 @@ class ImportWorld:
         return definition
 
     def submit(self, definition_id: str, **options: Any) -> TaskRecord:
-        record = self.tasks.create(IMPORT_TASK, f"test import {definition_id}",
-                                   import_params(definition_id, **options))
-        WorkQueue(self.redis, self.settings.tracardi.tenant, UPGRADE_QUEUE).enqueue(
-            {"task_id": record.id})
-        return record
+        return queue_task(self.tasks, WorkQueue(self.redis, self.settings.tracardi.tenant,
+                                                UPGRADE_QUEUE),
+                          IMPORT_TASK, f"test import {definition_id}",
+                          import_params(definition_id, **options))
 
     def run(self, definition_id: str, **options: Any) -> TaskRecord:
         """Submit an import and step a fresh upgrade role until it ends."""

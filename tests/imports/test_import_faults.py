@@ -26,6 +26,7 @@ from tracardi_daemon.model.definitions import ImportConfig
 from tracardi_daemon.model.indices import install
 from tracardi_daemon.model.naming import alias_name
 from tracardi_daemon.roles.migration import UPGRADE_QUEUE
+from tracardi_daemon.roles.task_jobs import queue_task
 from tracardi_daemon.settings import Settings, TracardiSettings
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e]
@@ -64,8 +65,7 @@ def _submit(client: RedisClient, es: Elasticsearch, prefix: str,
     # poison first: a message naming no task, and one naming a task that does not exist
     queue.enqueue({"task": "wrong field"})
     queue.enqueue({"task_id": "no-such-task"})
-    record = tasks.create(IMPORT_TASK, "fault test", import_params("rows"))
-    queue.enqueue({"task_id": record.id})
+    record = queue_task(tasks, queue, IMPORT_TASK, "fault test", import_params("rows"))
     return tasks, record.id
 
 

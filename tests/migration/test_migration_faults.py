@@ -24,6 +24,7 @@ from tracardi_daemon.model.indices import install
 from tracardi_daemon.model.migration_plan import Plan
 from tracardi_daemon.roles.migrate_commands import choose_plan
 from tracardi_daemon.roles.migration import MIGRATION_TASK, UPGRADE_QUEUE, migration_params
+from tracardi_daemon.roles.task_jobs import queue_task
 from tracardi_daemon.settings import Settings, TracardiSettings
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e]
@@ -70,8 +71,8 @@ def _submit(client: RedisClient, es: Elasticsearch, prefix: str, plan: Plan) -> 
     settings = Settings(tracardi=TracardiSettings(tenant=prefix))
     install(es, settings)  # the task index; a daemon would install it at its start
     tasks = TaskStore(client, es, settings)
-    record = tasks.create(MIGRATION_TASK, "fault test", migration_params(plan))
-    WorkQueue(client, prefix, UPGRADE_QUEUE).enqueue({"task_id": record.id})
+    record = queue_task(tasks, WorkQueue(client, prefix, UPGRADE_QUEUE), MIGRATION_TASK,
+                        "fault test", migration_params(plan))
     return tasks, record.id
 
 

@@ -28,6 +28,7 @@ from tracardi_daemon.roles.migration import (
     migration_params,
     painless_refusals,
 )
+from tracardi_daemon.roles.task_jobs import queue_task
 from tracardi_daemon.roles.upgrade import UpgradeRole
 from tracardi_daemon.settings import Settings, TracardiSettings, UpgradeSettings
 
@@ -78,9 +79,8 @@ def _seed(es: Elasticsearch, prefix: str) -> Plan:
 def _submit(redis: RedisClient, es: Elasticsearch, settings: Settings, plan: Plan,
             **options: Any) -> TaskRecord:
     tasks = TaskStore(redis, es, settings)
-    record = tasks.create(MIGRATION_TASK, "test migration", migration_params(plan, **options))
-    WorkQueue(redis, settings.tracardi.tenant, UPGRADE_QUEUE).enqueue({"task_id": record.id})
-    return record
+    return queue_task(tasks, WorkQueue(redis, settings.tracardi.tenant, UPGRADE_QUEUE),
+                      MIGRATION_TASK, "test migration", migration_params(plan, **options))
 
 
 def _run(role: Any, ctx: Any, tasks: TaskStore, task_id: str,

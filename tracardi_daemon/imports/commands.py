@@ -20,6 +20,7 @@ from tracardi_daemon.infra.task_progress import follow
 from tracardi_daemon.infra.tasks import TaskRecord, TaskStore
 from tracardi_daemon.model.definition_store import DefinitionStore
 from tracardi_daemon.roles.migration import UPGRADE_QUEUE
+from tracardi_daemon.roles.task_jobs import queue_task
 from tracardi_daemon.settings import Settings
 from tracardi_daemon.task_commands import cancel_task, report_end, show_tasks
 
@@ -68,8 +69,8 @@ def _run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             return USAGE_ERROR
         tasks = TaskStore(redis, elastic, settings)
         name = f"{'Dry run of import' if args.dry_run else 'Import'} {spec.name}"
-        record = tasks.create(IMPORT_TASK, name, params)
-        WorkQueue(redis, settings.tracardi.tenant, UPGRADE_QUEUE).enqueue({"task_id": record.id})
+        record = queue_task(tasks, WorkQueue(redis, settings.tracardi.tenant, UPGRADE_QUEUE),
+                            IMPORT_TASK, name, params)
         print(f"queued {'dry run' if args.dry_run else 'import'} {record.id} "
               f"({spec.source} -> {spec.target}); follow it with: tracardi-daemon import "
               f"status {record.id} --follow")

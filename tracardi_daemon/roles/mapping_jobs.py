@@ -31,7 +31,7 @@ from tracardi_daemon.model.definitions import (
 )
 from tracardi_daemon.roles.mapping_batch import BatchApplier, BatchOutcome, load_events
 from tracardi_daemon.roles.mapping_rules import MappingRules
-from tracardi_daemon.roles.task_jobs import end_job
+from tracardi_daemon.roles.task_jobs import end_job, queue_task
 from tracardi_daemon.settings import Settings
 from tracardi_daemon.tql import Condition, TqlError
 
@@ -117,9 +117,7 @@ def submit(tasks: TaskStore, queue: WorkQueue, spec: JobSpec, name: str) -> Task
         spec = JobSpec(spec.definitions, spec.query, spec.where, spec.insert_from,
                        datetime.now(UTC).isoformat(), spec.dry_run)
     validate_spec(spec)
-    record = tasks.create(TASK_TYPE, name, spec.to_params())
-    queue.enqueue({"task_id": record.id})
-    return record
+    return queue_task(tasks, queue, TASK_TYPE, name, spec.to_params())
 
 
 class MappingJob:

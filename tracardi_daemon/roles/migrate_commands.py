@@ -31,6 +31,7 @@ from tracardi_daemon.roles.migration import (
     plan_key,
     resolve_work,
 )
+from tracardi_daemon.roles.task_jobs import queue_task
 from tracardi_daemon.settings import Settings
 from tracardi_daemon.task_commands import cancel_task, report_end, show_tasks
 
@@ -163,10 +164,8 @@ def _run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
                   "(--force runs it again)")
             return int(ExitCode.OK)
         tasks = TaskStore(redis, elastic, settings)
-        record = tasks.create(MIGRATION_TASK, f"Migration from {plan.source.version}",
-                              params)
-        WorkQueue(redis, settings.tracardi.tenant, UPGRADE_QUEUE).enqueue(
-            {"task_id": record.id})
+        record = queue_task(tasks, WorkQueue(redis, settings.tracardi.tenant, UPGRADE_QUEUE),
+                            MIGRATION_TASK, f"Migration from {plan.source.version}", params)
         print(f"queued migration {record.id}; follow it with: tracardi-daemon migrate "
               f"status {record.id} --follow")
         if not args.follow:

@@ -36,7 +36,7 @@ from tracardi_daemon.roles.segment_changes import (
     SegmentChanges,
     SegmentRef,
 )
-from tracardi_daemon.roles.task_jobs import end_job
+from tracardi_daemon.roles.task_jobs import end_job, queue_task
 from tracardi_daemon.settings import Settings
 from tracardi_daemon.tql import Condition, TqlError
 
@@ -173,9 +173,7 @@ def pass_spec(definition: Segment | LiveSegment, segments: Sequence[Segment], *,
 def submit_pass(tasks: TaskStore, queue: WorkQueue, spec: PassSpec, name: str) -> TaskRecord:
     if spec.condition is None and spec.query is None and spec.workflow is None:
         raise InvalidInput(f"{spec.definition}: a pass needs a condition or a query")
-    record = tasks.create(TASK_TYPE, name, asdict(spec))
-    queue.enqueue({"task_id": record.id})
-    return record
+    return queue_task(tasks, queue, TASK_TYPE, name, asdict(spec))
 
 
 class PassJob:

@@ -7,8 +7,8 @@ Mapping jobs and segmentation passes are such jobs."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Generic, Protocol, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, Generic, Protocol, TypeVar
 
 from tracardi_daemon.errors import BackendUnavailable, DaemonError
 from tracardi_daemon.infra.lease import Lease
@@ -35,6 +35,14 @@ class TaskJob(Protocol[Outcome_co]):
     def step(self) -> Outcome_co | None: ...
 
     def close(self) -> None: ...
+
+
+def queue_task(tasks: TaskStore, queue: WorkQueue, task_type: str, name: str,
+               params: Mapping[str, Any]) -> TaskRecord:
+    """A new job: its task record, and the message naming it that a runner takes."""
+    record = tasks.create(task_type, name, params)
+    queue.enqueue({"task_id": record.id})
+    return record
 
 
 def end_job(tasks: TaskStore, lease: Lease, task_id: str, status: str,
