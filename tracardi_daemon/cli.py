@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 
 from tracardi_daemon import __version__, license_commands
 from tracardi_daemon.config import Overrides, load_settings
+from tracardi_daemon.config_env import env_value
 from tracardi_daemon.errors import ConfigError, DaemonError, ExitCode
 from tracardi_daemon.redact import mask_text
 from tracardi_daemon.registry import Registry, default_registry
@@ -135,7 +136,7 @@ def health_socket_path(args: argparse.Namespace, env: Mapping[str, str]) -> str:
     try:
         return load_settings(env, Overrides(config=args.config)).daemon.health_socket
     except ConfigError:
-        return env.get("TRACARDI_HEALTH_SOCKET", DaemonSettings().health_socket)
+        return env_value(env, "TRACARDI_HEALTH_SOCKET") or DaemonSettings().health_socket
 
 
 def _health_command(args: argparse.Namespace, env: Mapping[str, str]) -> int:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from tracardi_daemon.config_env import ENV_OVERRIDES, RawValue, parse_redis_host
+from tracardi_daemon.config_env import ENV_OVERRIDES, RawValue, env_value, parse_redis_host
 from tracardi_daemon.errors import ConfigError
 from tracardi_daemon.redact import MASK, mask_text, mask_url
 from tracardi_daemon.settings import ROLE_ALIASES, ROLE_NAMES, RoleSettings, Settings
@@ -76,15 +76,16 @@ def load_settings(
     environ: Mapping[str, str], overrides: Overrides = Overrides()
 ) -> Settings:
     """Build the effective settings; raises ConfigError naming the bad key and source."""
-    path = overrides.config or environ.get("TRACARDI_CONFIG")
+    path = overrides.config or env_value(environ, "TRACARDI_CONFIG")
     raw: dict[str, dict[str, RawValue]] = {}
     source = None
     if path is not None or Path(DEFAULT_CONFIG_PATH).is_file():
         source = path or DEFAULT_CONFIG_PATH
         raw = read_toml(source)
     for env_name, (section, key) in ENV_OVERRIDES.items():
-        if env_name in environ:
-            raw.setdefault(section, {})[key] = RawValue(environ[env_name], env_name, True)
+        value = env_value(environ, env_name)
+        if value is not None:
+            raw.setdefault(section, {})[key] = RawValue(value, env_name, True)
     _apply_redis_url(raw)
     cli = {("daemon", "roles"): overrides.roles, ("daemon", "health_socket"):
            overrides.health_socket, ("log", "level"): overrides.log_level}

@@ -1,4 +1,5 @@
-"""Environment variable names the daemon honours, and the Redis URL parser.
+"""Environment variable names the daemon honours, how their values are read, and the
+Redis URL parser.
 
 Tracardi's own names are used where Tracardi has one, so an existing installation's
 environment configures the daemon unchanged.
@@ -6,6 +7,7 @@ environment configures the daemon unchanged.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -33,6 +35,22 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "TRACARDI_ROLES": ("daemon", "roles"),
     "TRACARDI_HEALTH_SOCKET": ("daemon", "health_socket"),
 }
+
+
+_QUOTES = ("\"", "'")
+
+
+def env_value(environ: Mapping[str, str], name: str) -> str | None:
+    """The variable's value without one pair of surrounding quotes, None if unset.
+
+    Tracardi's guide writes ``API_LICENSE="..."`` into a file that is either sourced by
+    a shell (which removes the quotes) or given to ``docker run --env-file`` (which keeps
+    them), so both must mean the same. Only a matching pair at both ends is removed, once.
+    """
+    value = environ.get(name)
+    if value is not None and len(value) >= 2 and value[0] == value[-1] and value[0] in _QUOTES:
+        return value[1:-1]
+    return value
 
 
 @dataclass(frozen=True)

@@ -94,6 +94,22 @@ def scheduler_licence(tmp_path: Path) -> ContainerLicence:
 
 
 @pytest.fixture
+def scheduler_environment(scheduler_licence: ContainerLicence, prefix: str, redis_url: str,
+                          elastic_url: str) -> dict[str, str]:
+    """The environment of a daemon in a container running the scheduler role for the
+    test's tenant against the local Redis and Elasticsearch (``--network host``), with
+    ``scheduler_licence``'s public key mounted at ``PUBLIC_KEY_IN_CONTAINER``."""
+    return {
+        "TRACARDI_ROLES": "scheduler",
+        "LICENSE": scheduler_licence.token,
+        "TENANT_NAME": prefix,
+        "REDIS_HOST": redis_url,
+        "ELASTIC_HOST": elastic_url,
+        "TRACARDI_LICENSE_PUBLIC_KEY_FILE": PUBLIC_KEY_IN_CONTAINER,
+    }
+
+
+@pytest.fixture
 def container_name(prefix: str, redis_client: Redis, elastic_client: Elasticsearch,
                    ) -> Iterator[str]:
     """A name for the test's container. The container is removed afterwards, whatever

@@ -7,6 +7,7 @@ import json
 import re
 import time
 import tomllib
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -67,6 +68,15 @@ def wait_healthy(name: str, timeout_s: float) -> None:
                 f"{report.stdout}{report.stderr}\n{logs(name)}")
 
 
+def run_healthy(name: str, image: str, licence: ContainerLicence,
+                *environment_options: str) -> None:
+    """Start the daemon detached, as the README's ``docker run`` line does, with the
+    licence's public key mounted, and wait until it is healthy."""
+    podman("run", "--detach", "--name", name, "--network", "host", *environment_options,
+           "--volume", f"{licence.public_key}:{PUBLIC_KEY_IN_CONTAINER}:ro", image)
+    wait_healthy(name, HEALTHY_WITHIN_S)
+
+
 def stream_entries(client: Redis, key: str, timeout_s: float) -> list[Any]:
     deadline = time.monotonic() + timeout_s
     while True:
@@ -104,22 +114,14 @@ def test_image_metadata(built_image: str) -> None:
 
 
 def test_runs_scheduler_fires_a_job_and_drains_on_stop(
-    built_image: str, scheduler_licence: ContainerLicence, container_name: str,
-    redis_client: Redis, redis_url: str, elastic_url: str, prefix: str,
+    built_image: str, scheduler_licence: ContainerLicence,
+    scheduler_environment: dict[str, str], container_name: str, redis_client: Redis,
+    prefix: str,
 ) -> None:
     name = container_name
-    podman(
-        "run", "--detach", "--name", name, "--network", "host",
-        "--env", "TRACARDI_ROLES=scheduler",
-        "--env", f"LICENSE={scheduler_licence.token}",
-        "--env", f"TENANT_NAME={prefix}",
-        "--env", f"REDIS_HOST={redis_url}",
-        "--env", f"ELASTIC_HOST={elastic_url}",
-        "--volume", f"{scheduler_licence.public_key}:{PUBLIC_KEY_IN_CONTAINER}:ro",
-        "--env", f"TRACARDI_LICENSE_PUBLIC_KEY_FILE={PUBLIC_KEY_IN_CONTAINER}",
-        built_image,
-    )
-    wait_healthy(name, HEALTHY_WITHIN_S)
+    options = [part for key, value in scheduler_environment.items()
+               for part in ("--env", f"{key}={value}")]
+    run_healthy(name, built_image, scheduler_licence, *options)
 
     check = podman("exec", name, "tracardi-daemon", "check", check=False)
     assert check.returncode == 0, f"{check.stdout}{check.stderr}"
@@ -142,3 +144,26 @@ def test_runs_scheduler_fires_a_job_and_drains_on_stop(
     exit_code = inspect(name, "{{.State.ExitCode}}")
     assert exit_code == "0", f"exit {exit_code} after {stopped_in_s:.1f} s:\n{logs(name)}"
     assert stopped_in_s < STOP_TIMEOUT_S, stopped_in_s
+
+
+def test_env_file_with_quoted_values_as_tracardi_writes_it(
+    built_image: str, scheduler_licence: ContainerLicence,
+    scheduler_environment: dict[str, str], container_name: str, tmp_path: Path,
+) -> None:
+    """``--env-file`` passes the quotes of ``API_LICENSE="..."`` on literally (a shell
+    sourcing the same file would remove them); the daemon must accept them."""
+    environment = dict(scheduler_environment)
+    environment["API_LICENSE"] = environment.pop("LICENSE")  # Tracardi's own name
+    single_quoted = {"TENANT_NAME"}  # '...' is accepted as well as "..."
+    lines = ["# .env-docker, as in Tracardi's install guide", ""]
+    for key, value in environment.items():
+        quote = "'" if key in single_quoted else '"'
+        lines.append(f"{key}={quote}{value}{quote}")
+    env_file = tmp_path / ".env-docker"
+    env_file.write_text("\n".join(lines) + "\n")
+
+    run_healthy(container_name, built_image, scheduler_licence, "--env-file", str(env_file))
+
+    passed = inspect(container_name, "{{range .Config.Env}}{{println .}}{{end}}").splitlines()
+    assert f'API_LICENSE="{scheduler_licence.token}"' in passed, "quotes not passed on"
+    assert f'REDIS_HOST="{environment["REDIS_HOST"]}"' in passed
