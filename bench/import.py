@@ -43,7 +43,7 @@ from elasticsearch import Elasticsearch
 from elasticsearch.helpers import streaming_bulk
 from pymysql.connections import Connection
 
-from bench.mapping import Daemon, _drop
+from bench.mapping import Daemon, _drop, bench_elastic
 from bench.migration import _drop_redis, _wait, settle
 from tracardi_daemon.imports.files import open_file_source
 from tracardi_daemon.imports.job import IMPORT_TASK, import_params
@@ -379,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
                           ("--batch", 1000)):
         parser.add_argument(flag, type=int, default=default)
     opts = Options(**vars(parser.parse_args(argv)))
-    es = Elasticsearch(ELASTIC, request_timeout=120)
+    es = bench_elastic()
     redis = create_redis(Settings().redis)
     tenants = Tenants.fresh()
     workdir = Path(tempfile.mkdtemp(prefix="td-bench-import-"))

@@ -17,9 +17,7 @@ import time
 import uuid
 from pathlib import Path
 
-from elasticsearch import Elasticsearch
-
-from bench.mapping import Daemon, _drop
+from bench.mapping import Daemon, _drop, bench_elastic
 from bench.migration import _drop_redis
 from tracardi_daemon.imports.job import IMPORT_TASK, import_params
 from tracardi_daemon.infra.queue import WorkQueue
@@ -57,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     opts = parser.parse_args(argv)
     tenant = f"benchimpmem{uuid.uuid4().hex[:6]}"
     settings = Settings(tracardi=TracardiSettings(tenant=tenant))
-    es = Elasticsearch(ELASTIC, request_timeout=120)
+    es = bench_elastic()
     redis = create_redis(settings.redis)
     workdir = Path(tempfile.mkdtemp(prefix="td-bench-import-memory-"))
     daemon: Daemon | None = None

@@ -28,7 +28,7 @@ from typing import Any
 from elasticsearch import Elasticsearch
 from elasticsearch.helpers import scan, streaming_bulk
 
-from bench.mapping import _drop
+from bench.mapping import _drop, bench_elastic
 from tracardi_daemon.infra.host_limits import HostLimits
 from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.redis import create_redis
@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--incremental", type=int, default=20_000)
     parser.add_argument("--triggers", type=int, default=5_000)
     args = parser.parse_args(argv)
-    es = Elasticsearch(ELASTIC, request_timeout=120)
+    es = bench_elastic()
     run_id = uuid.uuid4().hex[:6]
     tenants = {name: f"benchseg{name}{run_id}" for name in ("floor", "pass")}
     try:

@@ -6,6 +6,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import orjson
+from elastic_transport import JsonSerializer
 from elasticsearch import ApiError, Elasticsearch, TransportError
 
 from tracardi_daemon.errors import BackendError, BackendUnavailable
@@ -13,8 +15,26 @@ from tracardi_daemon.redact import mask_text, mask_url
 from tracardi_daemon.settings import ElasticSettings
 
 
+class FastJsonSerializer(JsonSerializer):
+    """Request bodies encoded by orjson: encoding the documents of bulk requests was the
+    largest share of a copy job's own CPU time, and orjson does it about twenty times
+    faster. Values orjson refuses (integers beyond 64 bits, keys that are not strings,
+    lone surrogates) fall back to the standard encoder, so what is written is what the
+    standard serializer writes, except that a NaN or infinity becomes null instead of a
+    token Elasticsearch refuses. Responses are decoded by the standard library: orjson
+    reads an integer beyond 64 bits as a float, and is not much faster at building the
+    objects of a response."""
+
+    def json_dumps(self, data: Any) -> bytes:
+        try:
+            return orjson.dumps(data, default=self.default)
+        except TypeError:
+            return super().json_dumps(data)
+
+
 def create_elastic(settings: ElasticSettings) -> Elasticsearch:
     options: dict[str, Any] = {
+        "serializer": FastJsonSerializer(),
         "request_timeout": settings.request_timeout_s,
         "max_retries": settings.max_retries,
         "retry_on_timeout": True,
