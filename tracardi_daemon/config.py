@@ -20,7 +20,13 @@ from urllib.parse import urlsplit
 from tracardi_daemon.config_env import ENV_OVERRIDES, RawValue, env_value, parse_redis_host
 from tracardi_daemon.errors import ConfigError
 from tracardi_daemon.redact import MASK, mask_text, mask_url
-from tracardi_daemon.settings import ROLE_ALIASES, ROLE_NAMES, RoleSettings, Settings
+from tracardi_daemon.settings import (
+    LAYOUTS,
+    ROLE_ALIASES,
+    ROLE_NAMES,
+    RoleSettings,
+    Settings,
+)
 
 if sys.version_info >= (3, 11):  # noqa: UP036 - tomli serves older Pythons
     import tomllib
@@ -321,6 +327,9 @@ def _validate(settings: Settings) -> None:
     if settings.tracardi.partitioning not in ("month", "quarter", "year"):
         raise ConfigError("'tracardi.partitioning' must be \"month\", \"quarter\" or "
                           f"\"year\", got {settings.tracardi.partitioning!r}")
+    if settings.tracardi.layout not in LAYOUTS:
+        raise ConfigError(f"'tracardi.layout' must be one of {', '.join(map(repr, LAYOUTS))}, "
+                          f"got {settings.tracardi.layout!r}")
     if settings.mapping.live_start not in ("now", "earliest"):
         raise ConfigError("'mapping.live_start' must be \"now\" or \"earliest\", "
                           f"got {settings.mapping.live_start!r}")

@@ -25,6 +25,9 @@ class DaemonSettings:
     pool_processes: int = 0  # 0 = one per CPU
 
 
+LAYOUTS: tuple[str, ...] = ("daemon", "tracardi-0.8", "tracardi-0.9")
+
+
 @dataclass(frozen=True)
 class TracardiSettings:
     tenant: str = "tracardi"
@@ -32,6 +35,9 @@ class TracardiSettings:
     production: bool = False
     api_url: str = "http://127.0.0.1:8686"
     partitioning: str = "quarter"  # month, quarter or year, for event/profile/session
+    # whose indices and definitions the daemon works on: its own ("daemon"), or an
+    # existing Tracardi installation's as they are ("tracardi-0.8", "tracardi-0.9")
+    layout: str = "daemon"
 
 
 @dataclass(frozen=True)
@@ -169,6 +175,8 @@ class UpgradeSettings:
     """The ``upgrade`` role: migrations (and, later, imports) run as queued jobs."""
 
     batch_size: int = 1000  # documents read and written per batch
+    # bulk requests of a migration in flight at once, while the next batch is read
+    writes_in_flight: int = 2
     lease_s: float = 15.0  # each job's lease: a dead daemon's job is taken over after it
     poll_interval_s: float = 1.0
 
