@@ -34,7 +34,7 @@ from elasticsearch import Elasticsearch
 from elasticsearch.helpers import scan as es_scan
 from elasticsearch.helpers import streaming_bulk
 
-from bench.mapping import Daemon, _drop
+from bench.mapping import Daemon, _drop, bench_elastic
 from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.redis import RedisClient, create_redis
 from tracardi_daemon.infra.tasks import TaskRecord, TaskStore
@@ -67,13 +67,14 @@ class Tenants:
     target: str  # where the daemon migrates it
     daemon: str  # the daemon's own tenant: its queue, task record and lease
     floor: str
+    plain_floor: str
     naive: str
 
     @classmethod
     def fresh(cls) -> Tenants:
         run_id = uuid.uuid4().hex[:6]
         return cls(run_id, *(f"benchmig{name}{run_id}"
-                             for name in ("src", "dst", "", "floor", "naive")))
+                             for name in ("src", "dst", "", "floor", "plain", "naive")))
 
 
 @dataclass(frozen=True)
@@ -311,7 +312,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=1000)
     args = parser.parse_args(argv)
     opts = Options(args.documents, args.naive_documents, args.batch_size)
-    es = Elasticsearch(ELASTIC, request_timeout=120)
+    es = bench_elastic()
+    # the client as elasticsearch-py builds it, standard-library JSON and all
+    plain = Elasticsearch(ELASTIC, request_timeout=120)
     tenants = Tenants.fresh()
     redis = create_redis(Settings().redis)
     workdir = Path(tempfile.mkdtemp(prefix="td-bench-migration-"))
@@ -325,31 +328,37 @@ def main(argv: list[str] | None = None) -> int:
         floor_s = run_floor(es, plan, tenants.floor, opts.documents)
         print(f"floor: {floor_s:.1f}s", flush=True)
         settle(es, tenants.run_id)
+        plain_floor_s = run_floor(plain, plan, tenants.plain_floor, opts.documents)
+        print(f"floor with the standard JSON encoder: {plain_floor_s:.1f}s", flush=True)
+        settle(es, tenants.run_id)
         daemon = run_daemon(es, redis, plan, tenants, opts, workdir)
         print(f"daemon: {daemon.total_s:.1f}s", flush=True)
         checked = verify(es, plan, opts)
         naive_s = run_naive(es, plan, tenants.naive, opts)
-        return report(opts, floor_s, naive_s, daemon, checked)
+        return report(opts, floor_s, plain_floor_s, naive_s, daemon, checked)
     finally:
         for tenant in (tenants.source, tenants.target, tenants.daemon, tenants.floor,
-                       tenants.naive):
+                       tenants.plain_floor, tenants.naive):
             _drop(es, tenant)
         _drop_redis(redis, tenants.daemon)
         redis.close()
         es.close()
+        plain.close()
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def report(opts: Options, floor_s: float, naive_s: float, daemon: DaemonRun,
-           checked: str) -> int:
+def report(opts: Options, floor_s: float, plain_floor_s: float, naive_s: float,
+           daemon: DaemonRun, checked: str) -> int:
     copying_s = daemon.total_s - daemon.pause_s
     rate = {name: opts.documents / seconds for name, seconds in
-            (("floor", floor_s), ("naive", naive_s), ("copying", copying_s),
+            (("floor", floor_s), ("plain", plain_floor_s), ("naive", naive_s),
+             ("copying", copying_s),
              ("total", daemon.total_s))}
     print(f"\n{opts.documents:,} profiles, {len(MONTHS)} monthly partitions -> 2 quarters, "
           f"shipped plan 08x -> 0820, batch {opts.batch_size}; documents/s (higher is better)")
     print(f"{'path':<50}{'docs/s':>10}{'vs floor':>10}{'vs naive':>10}{'peak RSS':>10}")
     rows = [("(a) floor: streaming_bulk of transformed docs", "floor", None),
+            ("(a') the same, standard JSON encoder", "plain", None),
             ("(b) naive: scroll + index per document", "naive", None),
             ("daemon, while copying (total - takeover pause)", "copying", daemon.peak_rss_mb),
             ("daemon, end to end (kill -9 and takeover incl.)", "total", daemon.peak_rss_mb)]
@@ -357,7 +366,8 @@ def report(opts: Options, floor_s: float, naive_s: float, daemon: DaemonRun,
         print(f"{label:<50}{rate[key]:>10,.0f}{rate[key] / rate['floor']:>10.2f}"
               f"{rate[key] / rate['naive']:>10.1f}{(f'{rss:.0f} MB' if rss else '-'):>10}")
     print(f"(the naive loop was timed on {opts.naive_documents:,} documents and "
-          f"extrapolated; peak RSS: the larger of the two daemon processes)")
+          f"extrapolated; peak RSS: the larger of the two daemon processes; (a) uses the "
+          f"daemon's client, whose JSON encoder is orjson, (a') elasticsearch-py's default)")
     print(f"kill -9 at {daemon.done_at_kill:,} of {opts.documents:,} done: the second daemon "
           f"resumed {daemon.resume_s:.1f}s after its start ({daemon.pause_s:.1f}s after the "
           f"kill); total {daemon.total_s:.1f}s, copying {copying_s:.1f}s")

@@ -25,6 +25,10 @@ logger = logging.getLogger(__name__)
 Op = Literal["index", "create", "update", "delete"]
 _REJECTED = 429
 _CONFLICT = 409
+# what _item_result reads: the response without each item's _id, _version and _shards
+# is a third shorter, and decoding it is a writer's largest cost after encoding
+_ITEM_FIELDS = ",".join(f"items.*.{field}" for field in
+                        ("status", "error", "result", "_index", "_seq_no", "_primary_term"))
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,8 @@ class BulkWriter:
     with 429 are resent with exponential back-off and jitter up to ``max_retries`` times
     (waiting on ``stop``); other item failures come back in the results. Connection
     errors and timeouts raise BackendUnavailable, a refused request BackendError: the
-    caller retries the batch. Not thread-safe.
+    caller retries the batch. Several threads may write at once (the client is
+    thread-safe, and so are the stats).
     """
 
     def __init__(
@@ -107,6 +112,7 @@ class BulkWriter:
         self._refresh = refresh
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
         self._stats = BulkStats(requests=0, items=0, retried_429=0)
+        self._stats_lock = threading.Lock()
 
     @property
     def stats(self) -> BulkStats:
@@ -176,6 +182,7 @@ class BulkWriter:
                     operations=operations,
                     require_alias=False,
                     include_source_on_error=False,
+                    filter_path=_ITEM_FIELDS,
                     **options,
                 )
             except ApiError as exc:
@@ -196,12 +203,13 @@ class BulkWriter:
         return rejected
 
     def _count(self, *, requests: int = 0, items: int = 0, retried_429: int = 0) -> None:
-        stats = self._stats
-        self._stats = BulkStats(
-            requests=stats.requests + requests,
-            items=stats.items + items,
-            retried_429=stats.retried_429 + retried_429,
-        )
+        with self._stats_lock:
+            stats = self._stats
+            self._stats = BulkStats(
+                requests=stats.requests + requests,
+                items=stats.items + items,
+                retried_429=stats.retried_429 + retried_429,
+            )
 
 
 def _lines(action: BulkAction, serializer: Serializer) -> list[bytes]:

@@ -14,6 +14,7 @@ A transform is written as one flat table with ``op``::
 from __future__ import annotations
 
 import copy as copying
+import functools
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -39,39 +40,40 @@ class TransformError(InvalidInput):
         self.reason = reason
 
 
-def _parts(path: str) -> list[str]:
-    return path.split(".")
+@functools.lru_cache(maxsize=1024)
+def _parts(path: str) -> tuple[tuple[str, ...], str]:
+    """``(parents, last)`` of a dotted path, split once per path (a migration applies
+    the same few paths to millions of documents)."""
+    *parents, last = path.split(".")
+    return tuple(parents), last
 
 
 def _get(doc: Document, path: str) -> Any:
     """The value at ``path``, or _MISSING (also when a parent is not an object)."""
+    parents, last = _parts(path)
     node: Any = doc
-    for key in _parts(path):
-        if not isinstance(node, dict) or key not in node:
-            return _MISSING
-        node = node[key]
-    return node
+    for key in parents:
+        node = node.get(key, _MISSING) if type(node) is dict else _MISSING
+    return node.get(last, _MISSING) if type(node) is dict else _MISSING
 
 
 def _pop(doc: Document, path: str) -> Any:
-    *parents, last = _parts(path)
+    parents, last = _parts(path)
     node: Any = doc
     for key in parents:
-        node = node.get(key) if isinstance(node, dict) else None
-    if not isinstance(node, dict) or last not in node:
-        return _MISSING
-    return node.pop(last)
+        node = node.get(key) if type(node) is dict else None
+    return node.pop(last, _MISSING) if type(node) is dict else _MISSING
 
 
 def _put(doc: Document, path: str, value: Any) -> None:
     """Write ``value`` at ``path``, creating objects where a parent is absent or null."""
-    *parents, last = _parts(path)
+    parents, last = _parts(path)
     node = doc
     for depth, key in enumerate(parents):
         child = node.get(key)
         if child is None:
             child = node[key] = {}
-        elif not isinstance(child, dict):
+        elif type(child) is not dict:
             where = ".".join(parents[: depth + 1])
             raise TransformError(f"{path}: cannot write under {where!r}, which holds "
                                  f"{type(child).__name__} {child!r}, not an object")

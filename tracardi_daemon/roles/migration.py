@@ -13,6 +13,8 @@ nothing unless forced.
 The copy reads each source index in ``id`` order (every Tracardi document carries its
 id), which a new point in time after a takeover can resume exactly; documents without
 an ``id`` field are copied by a last pass over that index, repeated whole on takeover.
+While a batch is written, the next one is read and transformed (``infra.pipeline``); a
+batch's checkpoint is saved once its write has returned.
 """
 
 from __future__ import annotations
@@ -30,10 +32,11 @@ from elasticsearch import BadRequestError, Elasticsearch
 from elasticsearch.helpers import scan as es_scan
 
 from tracardi_daemon.errors import InvalidInput
-from tracardi_daemon.infra.bulk import BulkAction, BulkWriter
+from tracardi_daemon.infra.bulk import BulkAction, BulkWriter, ItemResult
 from tracardi_daemon.infra.deadletters import add_dead_letter
 from tracardi_daemon.infra.elastic import elastic_errors
 from tracardi_daemon.infra.lease import Lease
+from tracardi_daemon.infra.pipeline import ReadAhead, WriteBehind
 from tracardi_daemon.infra.queue_base import redis_errors, text
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.infra.scan import Hit, Scan, count
@@ -64,6 +67,17 @@ class WorkItem:
 
     def to_list(self) -> list[Any]:
         return [self.step, self.source, self.target, self.documents]
+
+
+@dataclass(frozen=True)
+class _Written:
+    """A batch whose bulk write has been sent: what to record once it returns."""
+
+    item: WorkItem
+    size: int  # documents read
+    position: list[Any] | None  # the checkpoint after this batch
+    failures: list[tuple[str, str]]  # (document id, reason) found before writing
+    results: list[ItemResult]
 
 
 def plan_key(plan: Plan) -> str:
@@ -156,11 +170,22 @@ class MigrationJob:
         self._created: set[str] = set()
         self._sort_fields: dict[str, str | None] = {}
         self._scan: Scan | None = None
+        self._reader: ReadAhead[Hit] | None = None
+        # batches N-1 and N are written while batch N+1 is read and transformed
+        self._writes: WriteBehind[_Written] = WriteBehind(
+            name=f"write-{self.id}", depth=settings.upgrade.writes_in_flight)
         self._started = False
         self._batch = settings.upgrade.batch_size
         self._without_id: Iterator[dict[str, Any]] | None = None
 
     def close(self) -> None:
+        self._writes.close()  # a write in flight is not recorded: a takeover redoes it
+        self._close_reading()
+
+    def _close_reading(self) -> None:
+        if self._reader is not None:
+            self._reader.close()  # first: it may be reading from the scan
+            self._reader = None
         if self._scan is not None:
             self._scan.close()
             self._scan = None
@@ -219,18 +244,20 @@ class MigrationJob:
         self._prepare_target(item.target)
         hits = self._next_hits(item)
         if not hits:
-            self.close()
-            self._next_phase()
-            self._save()
-            return 0
-        copied, failed = self._copy(item, hits)
-        if self._phase == 0:
-            self._position = hits[-1].sort
-        self._failed += failed
-        self._save(done=copied, failed=failed)
-        if self._max_failed is not None and self._failed > self._max_failed:
-            self._finish("failed", f"step {item.step!r}: {self._failed} documents failed, "
-                                   f"more than max_failed_docs ({self._max_failed})")
+            copied = 0
+            while self._writes.busy and not self.done:
+                copied += self._collect()
+            if not self.done:
+                self._close_reading()
+                self._next_phase()
+                self._save()
+            return copied
+        actions, failures = self._transform(item, hits)
+        copied = self._collect() if self._writes.full else 0
+        if not self.done:
+            position = hits[-1].sort if self._phase == 0 else self._position
+            self._writes.submit(lambda: _Written(item, len(hits), position, failures,
+                                                 self._writer.write(actions)))
         return copied
 
     def _next_hits(self, item: WorkItem) -> list[Hit]:
@@ -238,12 +265,14 @@ class MigrationJob:
         if _PHASES[self._phase] == "by-id":
             if sort_field is None:
                 return []  # no sortable id: the next phase copies every document
-            if self._scan is None:
+            if self._reader is None:
                 self._scan = Scan(self._elastic, item.source,
                                   query={"exists": {"field": sort_field}},
                                   sort=[{sort_field: "asc"}], batch_size=self._batch,
                                   after=self._position)
-            return self._scan.next_batch()
+                # the next batch is read while this one is transformed and written
+                self._reader = ReadAhead(self._scan.next_batch, name=f"read-{self.id}")
+            return self._reader.next()
         # documents without an id have no order to resume from: a scroll reads them all,
         # and a takeover repeats the phase (the same ids: overwritten)
         if self._without_id is None:
@@ -277,7 +306,8 @@ class MigrationJob:
         else:
             self._item, self._phase = self._item + 1, 0
 
-    def _copy(self, item: WorkItem, hits: list[Hit]) -> tuple[int, int]:
+    def _transform(self, item: WorkItem,
+                   hits: list[Hit]) -> tuple[list[BulkAction], list[tuple[str, str]]]:
         step = self._steps()[item.step]
         actions: list[BulkAction] = []
         failures: list[tuple[str, str]] = []
@@ -289,16 +319,31 @@ class MigrationJob:
                 failures.append((hit.id, exc.reason))
                 continue
             actions.append(BulkAction("index", item.target, hit.id, document))
-        for result in self._writer.write(actions):
-            if not result.ok:
-                failures.append((result.action.id, f"not written: {result.error}"))
+        return actions, failures
+
+    def _collect(self) -> int:
+        """Record the batch whose write was in flight: its failed documents in the dead
+        letters, then its counts and checkpoint; returns the documents it copied."""
+        written = self._writes.collect()
+        if written is None:
+            return 0
+        item = written.item
+        failures = written.failures + [(result.action.id, f"not written: {result.error}")
+                                       for result in written.results if not result.ok]
         for doc_id, reason in failures:
             add_dead_letter(self._redis, self._settings.tracardi.tenant, UPGRADE_QUEUE,
                             payload={"task": self.id, "step": item.step, "index": item.source,
                                      "target": item.target, "document_id": doc_id},
                             reason=f"step {item.step!r}, {item.source}, document "
                                    f"{doc_id!r}: {reason}", attempts=1)
-        return len(hits) - len(failures), len(failures)
+        copied = written.size - len(failures)
+        self._position = written.position
+        self._failed += len(failures)
+        self._save(done=copied, failed=len(failures))
+        if self._max_failed is not None and self._failed > self._max_failed:
+            self._finish("failed", f"step {item.step!r}: {self._failed} documents failed, "
+                                   f"more than max_failed_docs ({self._max_failed})")
+        return copied
 
     def _steps(self) -> dict[str, Step]:
         return {step.id: step for step in self._plan.steps}

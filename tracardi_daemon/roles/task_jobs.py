@@ -7,6 +7,7 @@ Mapping jobs and segmentation passes are such jobs."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -18,6 +19,11 @@ from tracardi_daemon.infra.tasks import TaskRecord, TaskStore
 from tracardi_daemon.redact import mask_text
 
 log = logging.getLogger(__name__)
+
+# how often a step renews the job message's claim itself: a batch of a copy job takes
+# milliseconds, and a round trip each would cost it a sixth of its time; the role's
+# tend() renews the claim meanwhile, and the claim lasts queue.visibility_timeout_s
+CLAIM_RENEWAL_S = 0.25
 
 Outcome_co = TypeVar("Outcome_co", covariant=True)  # what a batch reports
 
@@ -67,13 +73,17 @@ class TaskJobRunner(Generic[Outcome_co]):
         self.message: Message | None = None
         self._job: TaskJob[Outcome_co] | None = None
         self._lease: Lease | None = None
+        self._claim_renewed_at: float | None = None
 
     def step(self) -> Outcome_co | None:
         if self._job is None and not self._take():
             return None
         assert self._job is not None and self.message is not None and self._lease is not None
         job, message, lease = self._job, self.message, self._lease
-        self._queue.extend(self._consumer, [message.id])
+        now = time.monotonic()
+        if self._claim_renewed_at is None or now - self._claim_renewed_at >= CLAIM_RENEWAL_S:
+            self._queue.extend(self._consumer, [message.id])
+            self._claim_renewed_at = now
         if not lease.ensure():
             # another runner holds the job now and goes on from its checkpoint
             log.warning("%s job %s: lease lost; another runner takes it over",
@@ -124,6 +134,7 @@ class TaskJobRunner(Generic[Outcome_co]):
         if self._job is not None:
             self._job.close()
         self._job, self.message, self._lease = None, None, None
+        self._claim_renewed_at = None
 
     def close(self) -> None:
         message = self.message
