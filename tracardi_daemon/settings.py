@@ -177,6 +177,10 @@ class UpgradeSettings:
     batch_size: int = 1000  # documents read and written per batch
     # bulk requests of a migration in flight at once, while the next batch is read
     writes_in_flight: int = 2
+    # ranges of ids of one source index a migration reads at the same time
+    scan_slices: int = 2
+    # source indices of asynchronous plan steps a migration copies at the same time
+    concurrent_indices: int = 4
     lease_s: float = 15.0  # each job's lease: a dead daemon's job is taken over after it
     poll_interval_s: float = 1.0
 

@@ -10,40 +10,38 @@ dead letters with its step, index, id and reason; aliases move to the new indice
 when every step succeeded; a finished plan is recorded, and running it again does
 nothing unless forced.
 
-The copy reads each source index in ``id`` order (every Tracardi document carries its
-id), which a new point in time after a takeover can resume exactly; documents without
-an ``id`` field are copied by a last pass over that index, repeated whole on takeover.
-While a batch is written, the next one is read and transformed (``infra.pipeline``); a
-batch's checkpoint is saved once its write has returned.
+How a source index is read — in ``id`` order, in slices resumed each from its own
+position, several indices at once where the plan's steps are asynchronous — is in
+``migration_lanes``. While up to ``upgrade.writes_in_flight`` batches are written, the
+next one is read and transformed (``infra.pipeline``); a batch's checkpoint is saved
+once its write has returned.
 """
 
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import logging
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
 from elasticsearch import BadRequestError, Elasticsearch
-from elasticsearch.helpers import scan as es_scan
 
 from tracardi_daemon.errors import InvalidInput
 from tracardi_daemon.infra.bulk import BulkAction, BulkWriter, ItemResult
 from tracardi_daemon.infra.deadletters import add_dead_letter
 from tracardi_daemon.infra.elastic import elastic_errors
 from tracardi_daemon.infra.lease import Lease
-from tracardi_daemon.infra.pipeline import ReadAhead, WriteBehind
+from tracardi_daemon.infra.pipeline import WriteBehind
 from tracardi_daemon.infra.queue_base import redis_errors, text
 from tracardi_daemon.infra.redis import RedisClient
-from tracardi_daemon.infra.scan import Hit, Scan, count
+from tracardi_daemon.infra.scan import Hit, count
 from tracardi_daemon.infra.tasks import TaskRecord, TaskStore
 from tracardi_daemon.model.migration_plan import Plan, Step, resolve_targets
 from tracardi_daemon.model.migration_transforms import TransformError, apply_in_place
 from tracardi_daemon.model.tracardi_names import Layout
+from tracardi_daemon.roles.migration_lanes import Lane, LaneReader, WorkItem
 from tracardi_daemon.roles.task_jobs import end_job
 from tracardi_daemon.settings import Settings
 
@@ -57,25 +55,13 @@ _PHASES = ("by-id", "without-id")
 
 
 @dataclass(frozen=True)
-class WorkItem:
-    """One source index of a step and the index it is copied to."""
-
-    step: str
-    source: str
-    target: str
-    documents: int
-
-    def to_list(self) -> list[Any]:
-        return [self.step, self.source, self.target, self.documents]
-
-
-@dataclass(frozen=True)
 class _Written:
     """A batch whose bulk write has been sent: what to record once it returns."""
 
-    item: WorkItem
+    lane: Lane
     size: int  # documents read
-    position: list[Any] | None  # the checkpoint after this batch
+    slice: int  # of the by-id scan (0 in the pass over documents without an id)
+    position: list[Any] | None  # the slice's position after this batch
     failures: list[tuple[str, str]]  # (document id, reason) found before writing
     results: list[ItemResult]
 
@@ -163,33 +149,22 @@ class MigrationJob:
         self._target = self._plan.target_layout(settings.tracardi)
         checkpoint = record.checkpoint or {}
         self._work = [WorkItem(*raw) for raw in checkpoint.get("work", [])]
-        self._item = int(checkpoint.get("item", 0))
-        self._phase = int(checkpoint.get("phase", 0))
-        self._position: list[Any] | None = checkpoint.get("position")
+        self._lanes = [Lane.from_dict(raw) for raw in checkpoint.get("lanes", [])]
+        self._next_item = int(checkpoint.get("next_item", 0))  # the first not started
+        self._turn = 0  # the lane whose batch is read next
         self._failed = int(checkpoint.get("failed", 0))
         self._created: set[str] = set()
-        self._sort_fields: dict[str, str | None] = {}
-        self._scan: Scan | None = None
-        self._reader: ReadAhead[Hit] | None = None
+        self._reader = LaneReader(elastic, batch_size=settings.upgrade.batch_size,
+                                  slices=settings.upgrade.scan_slices, name=f"read-{self.id}")
         # batches N-1 and N are written while batch N+1 is read and transformed
         self._writes: WriteBehind[_Written] = WriteBehind(
             name=f"write-{self.id}", depth=settings.upgrade.writes_in_flight)
         self._started = False
-        self._batch = settings.upgrade.batch_size
-        self._without_id: Iterator[dict[str, Any]] | None = None
 
     def close(self) -> None:
         self._writes.close()  # a write in flight is not recorded: a takeover redoes it
-        self._close_reading()
-
-    def _close_reading(self) -> None:
-        if self._reader is not None:
-            self._reader.close()  # first: it may be reading from the scan
-            self._reader = None
-        if self._scan is not None:
-            self._scan.close()
-            self._scan = None
-        self._without_id = None
+        for lane in self._lanes:
+            lane.close()
 
     # ------------------------------------------------------------ begin
 
@@ -235,76 +210,60 @@ class MigrationJob:
         """One batch; returns the documents it copied (None: no batch ran)."""
         if not self._started and not self._begin():
             return None
-        if self._item >= len(self._work):
+        self._admit_lanes()
+        if not self._lanes:
             self._switch_aliases()
             self._record_done()
             self._finish("finished")
             return None
-        item = self._work[self._item]
+        lane = self._next_lane()
+        if lane is None:  # every lane waits for its last writes
+            return self._collect()
+        item = self._work[lane.item]
         self._prepare_target(item.target)
-        hits = self._next_hits(item)
+        slice_number, hits, split = self._reader.next_hits(lane, item)
+        if split:
+            self._save()  # the slices, before anything is written under them
         if not hits:
-            copied = 0
-            while self._writes.busy and not self.done:
-                copied += self._collect()
-            if not self.done:
-                self._close_reading()
-                self._next_phase()
-                self._save()
-            return copied
+            lane.close()
+            lane.draining = True
+            self._end_phase_if_written(lane)
+            self._save()
+            return 0
         actions, failures = self._transform(item, hits)
         copied = self._collect() if self._writes.full else 0
         if not self.done:
-            position = hits[-1].sort if self._phase == 0 else self._position
-            self._writes.submit(lambda: _Written(item, len(hits), position, failures,
-                                                 self._writer.write(actions)))
+            position = hits[-1].sort if lane.phase == 0 else None
+            self._writes.submit(lambda: _Written(lane, len(hits), slice_number, position,
+                                                 failures, self._writer.write(actions)))
+            lane.in_flight += 1
         return copied
 
-    def _next_hits(self, item: WorkItem) -> list[Hit]:
-        sort_field = self._id_sort_field(item.source)
-        if _PHASES[self._phase] == "by-id":
-            if sort_field is None:
-                return []  # no sortable id: the next phase copies every document
-            if self._reader is None:
-                self._scan = Scan(self._elastic, item.source,
-                                  query={"exists": {"field": sort_field}},
-                                  sort=[{sort_field: "asc"}], batch_size=self._batch,
-                                  after=self._position)
-                # the next batch is read while this one is transformed and written
-                self._reader = ReadAhead(self._scan.next_batch, name=f"read-{self.id}")
-            return self._reader.next()
-        # documents without an id have no order to resume from: a scroll reads them all,
-        # and a takeover repeats the phase (the same ids: overwritten)
-        if self._without_id is None:
-            query: dict[str, Any] = {"match_all": {}} if sort_field is None else {
-                "bool": {"must_not": {"exists": {"field": sort_field}}}}
-            with elastic_errors(f"scan {item.source}"):
-                self._without_id = iter(es_scan(self._elastic, index=item.source,
-                                                size=self._batch, query={"query": query}))
-        with elastic_errors(f"scan {item.source}"):
-            batch = list(itertools.islice(self._without_id, self._batch))
-        return [Hit(raw["_index"], raw["_id"], raw["_source"], [], None, None)
-                for raw in batch]
+    def _admit_lanes(self) -> None:
+        """Start the next work items where the plan allows them to run at once."""
+        steps = self._steps()
+        limit = self._settings.upgrade.concurrent_indices
+        while self._next_item < len(self._work) and len(self._lanes) < limit:
+            if self._lanes and not (
+                    steps[self._work[self._next_item].step].asynchronous
+                    and all(steps[self._work[lane.item].step].asynchronous
+                            for lane in self._lanes)):
+                return
+            self._lanes.append(Lane(self._next_item))
+            self._next_item += 1
 
-    def _id_sort_field(self, index: str) -> str | None:
-        """``id`` where it is a keyword (Tracardi's mappings), ``id.keyword`` where a
-        dynamic mapping made it text; None when neither can be sorted on."""
-        if index not in self._sort_fields:
-            with elastic_errors(f"read the mapping of {index}"):
-                found = self._elastic.indices.get_field_mapping(
-                    index=index, fields="id,id.keyword").body.get(index, {}).get("mappings", {})
-            kinds = {name: next(iter(entry["mapping"].values())).get("type")
-                     for name, entry in found.items()}
-            self._sort_fields[index] = next(
-                (name for name in ("id", "id.keyword") if kinds.get(name) == "keyword"), None)
-        return self._sort_fields[index]
+    def _next_lane(self) -> Lane | None:
+        reading = [lane for lane in self._lanes if not lane.draining]
+        if not reading:
+            return None
+        self._turn = (self._turn + 1) % len(reading)
+        return reading[self._turn]
 
-    def _next_phase(self) -> None:
-        self._position = None
-        if self._phase + 1 < len(_PHASES):
-            self._phase += 1
-        else:
-            self._item, self._phase = self._item + 1, 0
+    def _end_phase_if_written(self, lane: Lane) -> None:
+        """A lane read to the end of its phase moves on once the phase's writes are in;
+        after its last phase it leaves."""
+        if lane.draining and lane.in_flight == 0 and not lane.next_phase():
+            self._lanes.remove(lane)
 
     def _transform(self, item: WorkItem,
                    hits: list[Hit]) -> tuple[list[BulkAction], list[tuple[str, str]]]:
@@ -327,7 +286,8 @@ class MigrationJob:
         written = self._writes.collect()
         if written is None:
             return 0
-        item = written.item
+        lane = written.lane
+        item = self._work[lane.item]
         failures = written.failures + [(result.action.id, f"not written: {result.error}")
                                        for result in written.results if not result.ok]
         for doc_id, reason in failures:
@@ -337,7 +297,10 @@ class MigrationJob:
                             reason=f"step {item.step!r}, {item.source}, document "
                                    f"{doc_id!r}: {reason}", attempts=1)
         copied = written.size - len(failures)
-        self._position = written.position
+        lane.in_flight -= 1
+        if lane.phase == 0:
+            lane.positions[written.slice] = written.position
+        self._end_phase_if_written(lane)
         self._failed += len(failures)
         self._save(done=copied, failed=len(failures))
         if self._max_failed is not None and self._failed > self._max_failed:
@@ -389,8 +352,9 @@ class MigrationJob:
             self._redis.set(done_key(self._settings.tracardi.tenant, self._key), record)
 
     def _checkpoint_body(self) -> dict[str, Any]:
-        return {"work": [item.to_list() for item in self._work], "item": self._item,
-                "phase": self._phase, "position": self._position, "failed": self._failed}
+        return {"work": [item.to_list() for item in self._work],
+                "lanes": [lane.to_dict() for lane in self._lanes],
+                "next_item": self._next_item, "failed": self._failed}
 
     def _save(self, *, done: int = 0, failed: int = 0) -> None:
         if not self._tasks.progress(self.id, done=done, failed=failed,
