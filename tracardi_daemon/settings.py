@@ -71,6 +71,19 @@ class RedisSettings:
 
 
 @dataclass(frozen=True)
+class MysqlSettings:
+    """Tracardi 0.9's MySQL database, where layout ``tracardi-0.9`` reads Tracardi's
+    definitions and writes task progress; Tracardi's own variables set it."""
+
+    host: str = "127.0.0.1"
+    port: int = 3306
+    username: str = "root"
+    password: str | None = field(default=None, metadata=SECRET)
+    database: str = "tracardi"
+    connect_timeout_s: float = 5.0
+
+
+@dataclass(frozen=True)
 class LicenseSettings:
     token: str | None = field(default=None, metadata=SECRET)
     file: str | None = None
@@ -198,6 +211,7 @@ class Settings:
     tracardi: TracardiSettings = TracardiSettings()
     elastic: ElasticSettings = ElasticSettings()
     redis: RedisSettings = RedisSettings()
+    mysql: MysqlSettings = MysqlSettings()
     license: LicenseSettings = LicenseSettings()
     startup: StartupSettings = StartupSettings()
     shutdown: ShutdownSettings = ShutdownSettings()
