@@ -1,9 +1,11 @@
-"""``tracardi-daemon indices install|status``: install Tracardi's templates, indices and
-aliases for the configured tenant, or show what exists and what conflicts."""
+"""``tracardi-daemon indices install|status``: install the daemon's templates, indices and
+aliases for the configured tenant, or show what exists and what conflicts. In a Tracardi
+layout install is refused (Tracardi owns the indices) and status only reads them."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Mapping
 
 from elasticsearch import Elasticsearch
@@ -11,6 +13,7 @@ from elasticsearch import Elasticsearch
 from tracardi_daemon.commands_common import add_config_option, run_with_elastic
 from tracardi_daemon.errors import ExitCode
 from tracardi_daemon.model.indices import KindStatus, install, status
+from tracardi_daemon.model.naming import owned_by_tracardi
 from tracardi_daemon.settings import Settings
 
 
@@ -30,6 +33,9 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 def _install(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     def action(client: Elasticsearch, settings: Settings) -> int:
         report = install(client, settings)
+        if report.refused is not None:
+            print(f"refused: {report.refused}", file=sys.stderr)
+            return int(ExitCode.FAILURE)
         for item in report.installed:
             print(f"installed {item}")
         if not report.installed:
@@ -56,6 +62,10 @@ def _status(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         report = status(client, settings)
         for kind in report.kinds:
             print("\n".join(_render_kind(kind)))
+        if owned_by_tracardi(settings.tracardi):
+            print(f"layout {settings.tracardi.layout}: Tracardi owns these indices; "
+                  "the daemon installs nothing")
+            return int(ExitCode.FAILURE if report.missing else ExitCode.OK)
         if report.missing:
             print(f"{len(report.missing)} missing; `tracardi-daemon indices install` adds them")
         if report.conflicts:

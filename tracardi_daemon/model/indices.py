@@ -1,5 +1,6 @@
-"""Installing and inspecting Tracardi's indices without ever changing an existing
-mapping; partition-aware reads and writes of documents."""
+"""Installing and inspecting the daemon's indices without ever changing an existing
+mapping (an existing Tracardi installation's are only inspected: Tracardi owns them);
+partition-aware reads and writes of documents."""
 
 from __future__ import annotations
 
@@ -26,8 +27,11 @@ from tracardi_daemon.model.naming import (
     alias_name,
     base_index_name,
     index_name,
+    owned_by_tracardi,
     partition_patterns,
+    template_name,
 )
+from tracardi_daemon.model.tracardi_names import partition_order
 from tracardi_daemon.settings import Settings, TracardiSettings
 
 log = logging.getLogger(__name__)
@@ -41,6 +45,8 @@ TEMPLATE_PRIORITY = 200
 class InstallReport:
     installed: tuple[str, ...]  # e.g. "index 100.t.tracardi-profile-2024-q1"
     conflicts: tuple[Conflict, ...]
+    # why nothing was installed on purpose: the indices are Tracardi's
+    refused: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -54,7 +60,8 @@ class KindStatus:
     template: str | None  # name of the installed index template, None if none/missing
     indices: tuple[str, ...]  # existing indices of the kind
     aliased: tuple[str, ...]  # those of them in the alias
-    missing: tuple[str, ...]  # what install would create
+    # what install would create; in a Tracardi layout what Tracardi's installation lacks
+    missing: tuple[str, ...]
     conflicts: tuple[Conflict, ...]
 
 
@@ -140,9 +147,35 @@ def _inspect_kind(client: Elasticsearch, tracardi: TracardiSettings, kind: str,
     return status, actions
 
 
+def _inspect_tracardi_kind(client: Elasticsearch, tracardi: TracardiSettings,
+                           kind: str) -> KindStatus:
+    """A data kind of an existing Tracardi installation, read only: its mappings are
+    Tracardi's, not compared with the daemon's."""
+    alias = alias_name(tracardi, kind)
+    template = template_name(tracardi, kind)
+    has_template = bool(client.indices.exists_index_template(name=template))
+    missing = [] if has_template else [f"index template {template} (Tracardi's)"]
+    live = client.indices.get(index=",".join(partition_patterns(tracardi, kind)),
+                              features=["aliases"], ignore_unavailable=True,
+                              allow_no_indices=True).body
+    aliased = tuple(n for n in sorted(live) if alias in live[n].get("aliases", {}))
+    if not aliased:
+        missing.append(f"alias {alias} (Tracardi's)")
+    return KindStatus(kind=kind, alias=alias, template=template if has_template else None,
+                      indices=tuple(sorted(live)), aliased=aliased, missing=tuple(missing),
+                      conflicts=())
+
+
+def _refusal(tracardi: TracardiSettings) -> str:
+    return (f"the indices of layout {tracardi.layout!r} are owned by Tracardi: the daemon "
+            "creates no template, index or alias and changes no mapping there")
+
+
 def _create_index(client: Elasticsearch, tracardi: TracardiSettings, kind: str,
                   name: str) -> bool:
     """Create an index with the kind's mapping and alias; False if it already existed."""
+    if owned_by_tracardi(tracardi):
+        raise InvalidInput(f"create index {name}: {_refusal(tracardi)}")
     try:
         client.indices.create(index=name, mappings=mapping_for(kind),
                               settings=settings_for(kind),
@@ -173,9 +206,13 @@ def _apply(client: Elasticsearch, tracardi: TracardiSettings, action: _Action) -
 
 def status(client: Elasticsearch, settings: Settings,
            now: datetime | None = None) -> StatusReport:
-    """What exists, what install would add, and mapping conflicts; changes nothing."""
+    """What exists, what install would add, and mapping conflicts; changes nothing.
+    In a Tracardi layout: the data kinds' templates, partitions and aliases."""
     moment = now or datetime.now(UTC)
     with elastic_errors("index status"):
+        if owned_by_tracardi(settings.tracardi):
+            return StatusReport(tuple(_inspect_tracardi_kind(client, settings.tracardi, kind)
+                                      for kind in DATA_KINDS))
         return StatusReport(tuple(
             _inspect_kind(client, settings.tracardi, kind, moment)[0] for kind in ALL_KINDS))
 
@@ -183,7 +220,10 @@ def status(client: Elasticsearch, settings: Settings,
 def install(client: Elasticsearch, settings: Settings,
             now: datetime | None = None) -> InstallReport:
     """Install what is missing: templates, then indices (the current partition of data
-    kinds), then aliases. Idempotent; existing mappings are compared, never changed."""
+    kinds), then aliases. Idempotent; existing mappings are compared, never changed.
+    In a Tracardi layout nothing at all: the report says why (``refused``)."""
+    if owned_by_tracardi(settings.tracardi):
+        return InstallReport((), (), refused=_refusal(settings.tracardi))
     moment = now or datetime.now(UTC)
     installed: list[str] = []
     conflicts: list[Conflict] = []
@@ -201,9 +241,15 @@ def ensure_installed(client: Elasticsearch, settings: Settings) -> InstallReport
     """What the daemon calls at start: install, log what was added and every conflict.
 
     Conflicts are logged at ERROR and returned, not raised: the indices still work for
-    what matches, and an operator must decide how to migrate the rest.
+    what matches, and an operator must decide how to migrate the rest. In a Tracardi
+    layout nothing is installed; what Tracardi's installation lacks is logged at ERROR.
     """
     report = install(client, settings)
+    if report.refused is not None:
+        log.info("%s", report.refused)
+        for missing in status(client, settings).missing:
+            log.error("missing in Tracardi's installation: %s", missing)
+        return report
     for item in report.installed:
         log.info("installed %s", item)
     for conflict in report.conflicts:
@@ -236,10 +282,11 @@ Change = Callable[[dict[str, Any] | None], dict[str, Any] | None]
 
 
 def alias_members(client: Elasticsearch, alias: str) -> list[str]:
-    """The concrete indices behind an alias, sorted (oldest partition first); none if
-    the alias does not exist."""
+    """The concrete indices behind an alias, oldest partition first (Tracardi's months
+    are not zero-padded: ordered by time, not as strings); none if the alias does not
+    exist."""
     try:
-        return sorted(client.indices.get_alias(name=alias).body)
+        return sorted(client.indices.get_alias(name=alias).body, key=partition_order)
     except NotFoundError:
         return []
 
@@ -269,7 +316,7 @@ def fetch(client: Elasticsearch, settings: Settings, kind: str,
     if len(found) > 1:
         log.warning("%s %r exists in %d indices (%s); using the newest partition", kind,
                     doc_id, len(found), ", ".join(doc["_index"] for doc in found))
-    newest = max(found, key=lambda doc: str(doc["_index"]))
+    newest = max(found, key=lambda doc: partition_order(str(doc["_index"])))
     location = Location(newest["_index"], newest["_seq_no"], newest["_primary_term"])
     return StoredDocument(location, dict(newest["_source"]))
 
@@ -294,7 +341,8 @@ def _write(client: Elasticsearch, settings: Settings, kind: str, doc_id: str, *,
             written = client.index(index=target, id=doc_id, document=document,
                                    op_type="create")
         except NotFoundError:
-            # auto-creation is off on this cluster: create the partition ourselves
+            # auto-creation is off on this cluster: create the partition ourselves (in a
+            # Tracardi layout refused: its template makes the partition, or nobody does)
             _create_index(client, settings.tracardi, kind, target)
             written = client.index(index=target, id=doc_id, document=document,
                                    op_type="create")

@@ -1,24 +1,40 @@
-"""Tracardi index names: ``[prod-]<db_version>.<tenant>.tracardi-<kind>[-<partition>]``
-and the aliases ``[prod-]<tenant>.tracardi-<kind>`` that every read goes through."""
+"""The names the daemon reads and writes, per ``tracardi.layout``: physical
+``[prod-]<db_version>.<tenant>.tracardi-<kind>[-<partition>]`` and the alias every read
+goes through, ``[prod-]<tenant>.tracardi-<kind>`` (daemon, Tracardi 0.8) or
+``[prod-]<db_version>.<tenant>.tracardi-<kind>`` (Tracardi 0.9). The rules themselves are
+in tracardi_names.py."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 from tracardi_daemon.errors import InvalidInput
+from tracardi_daemon.model.tracardi_names import (
+    ALL_KINDS,
+    DATA_KINDS,
+    DEFINITION_KINDS,
+    LAYOUT_STYLES,
+    PARTITIONINGS,
+    Layout,
+    format_suffix,
+    partition_globs,
+)
 from tracardi_daemon.settings import TracardiSettings
 
-DATA_KINDS: tuple[str, ...] = ("profile", "event", "session")
-DEFINITION_KINDS: tuple[str, ...] = (
-    "segment",
-    "live-segment",
-    "event-to-profile",
-    "event-type",
-    "workflow-trigger",
-    "import",
-    "task",
-)
-ALL_KINDS: tuple[str, ...] = DATA_KINDS + DEFINITION_KINDS
+__all__ = [
+    "ALL_KINDS",
+    "DATA_KINDS",
+    "DEFINITION_KINDS",
+    "alias_name",
+    "base_index_name",
+    "configured_layout",
+    "index_name",
+    "kind_partitioning",
+    "owned_by_tracardi",
+    "partition_patterns",
+    "partition_suffix",
+    "template_name",
+]
 
 
 def _check_kind(kind: str) -> None:
@@ -26,36 +42,64 @@ def _check_kind(kind: str) -> None:
         raise InvalidInput(f"unknown index kind {kind!r}; expected one of {', '.join(ALL_KINDS)}")
 
 
-def _env_prefix(tracardi: TracardiSettings) -> str:
-    return "prod-" if tracardi.production else ""
+def _check_data_kind(kind: str) -> None:
+    if kind not in DATA_KINDS:
+        raise InvalidInput(f"{kind!r} is not a partitioned kind ({', '.join(DATA_KINDS)})")
+
+
+def configured_layout(tracardi: TracardiSettings) -> Layout:
+    """The layout of ``tracardi.layout`` with the configured version, tenant and mode."""
+    return Layout.configured(tracardi)
+
+
+def owned_by_tracardi(tracardi: TracardiSettings) -> bool:
+    """True when the indices are an existing Tracardi installation's: the daemon then
+    never creates templates or indices nor changes a mapping."""
+    return configured_layout(tracardi).style == "tracardi"
 
 
 def alias_name(tracardi: TracardiSettings, kind: str) -> str:
-    """``[prod-]<tenant>.tracardi-<kind>``: what every read goes through."""
+    """What every read goes through: ``[prod-]<tenant>.tracardi-<kind>``, in a Tracardi
+    0.9 layout ``[prod-]<db_version>.<tenant>.tracardi-<kind>``."""
     _check_kind(kind)
-    return f"{_env_prefix(tracardi)}{tracardi.tenant}.tracardi-{kind}"
+    return configured_layout(tracardi).alias(f"tracardi-{kind}")
 
 
 def base_index_name(tracardi: TracardiSettings, kind: str) -> str:
-    """``[prod-]<db_version>.<tenant>.tracardi-<kind>``: a definition index's name, a data
-    kind's template name and the stem of its partitions."""
+    """``[prod-]<db_version>.<tenant>.tracardi-<kind>``: a definition index's name and the
+    stem of a data kind's partitions (in the daemon layout also its template's name)."""
     _check_kind(kind)
-    return f"{_env_prefix(tracardi)}{tracardi.db_version}.{tracardi.tenant}.tracardi-{kind}"
+    return configured_layout(tracardi).index(f"tracardi-{kind}")
 
 
-def partition_suffix(partitioning: str, when: datetime) -> str:
-    """``2024-03`` (month), ``2024-q1`` (quarter) or ``2024`` (year) of ``when`` in UTC.
+def template_name(tracardi: TracardiSettings, kind: str) -> str:
+    """The index template of a data kind: the daemon's ``base_index_name``, Tracardi's
+    ``[prod-]template.<db_version>.<tenant>.tracardi-<kind>``."""
+    _check_data_kind(kind)
+    return configured_layout(tracardi).template(f"tracardi-{kind}")
 
-    A naive datetime is taken as UTC. Months are zero-padded so names sort by time.
+
+def kind_partitioning(tracardi: TracardiSettings, kind: str) -> str:
+    """How new documents of a data kind are partitioned: ``tracardi.partitioning`` in the
+    daemon layout; in a Tracardi layout the version's default for the kind (0.8.1 month,
+    0.8.2 profile/session quarter and event month, 0.9 quarter)."""
+    _check_data_kind(kind)
+    return configured_layout(tracardi).partitioning_of(f"tracardi-{kind}")
+
+
+def partition_suffix(partitioning: str, when: datetime, *, layout: str = "daemon") -> str:
+    """The suffix of the partition holding ``when`` (in UTC; a naive datetime is UTC).
+
+    Daemon layout: ``2024-03`` (month, zero-padded so names sort by time), ``2024-q1``
+    (quarter), ``2024`` (year). Tracardi layouts: ``2024-3``, ``2024-q1``, ``2024-year``.
     """
+    if partitioning not in PARTITIONINGS:
+        raise InvalidInput(f"partitioning must be month, quarter or year, got {partitioning!r}")
+    style = LAYOUT_STYLES.get(layout)
+    if style is None:
+        raise InvalidInput(f"layout must be one of {', '.join(LAYOUT_STYLES)}, got {layout!r}")
     moment = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-    if partitioning == "month":
-        return f"{moment.year:04d}-{moment.month:02d}"
-    if partitioning == "quarter":
-        return f"{moment.year:04d}-q{(moment.month - 1) // 3 + 1}"
-    if partitioning == "year":
-        return f"{moment.year:04d}"
-    raise InvalidInput(f"partitioning must be month, quarter or year, got {partitioning!r}")
+    return format_suffix(style, moment.year, partitioning, month=moment.month)
 
 
 def index_name(tracardi: TracardiSettings, kind: str, when: datetime) -> str:
@@ -64,7 +108,8 @@ def index_name(tracardi: TracardiSettings, kind: str, when: datetime) -> str:
     base = base_index_name(tracardi, kind)
     if kind not in DATA_KINDS:
         return base
-    return f"{base}-{partition_suffix(tracardi.partitioning, when)}"
+    suffix = partition_suffix(kind_partitioning(tracardi, kind), when, layout=tracardi.layout)
+    return f"{base}-{suffix}"
 
 
 def partition_patterns(tracardi: TracardiSettings, kind: str) -> list[str]:
@@ -74,5 +119,4 @@ def partition_patterns(tracardi: TracardiSettings, kind: str) -> list[str]:
     ``event-type`` indices; partitions always continue with the year's first digit,
     other kinds with a letter.
     """
-    base = base_index_name(tracardi, kind)
-    return [f"{base}-{digit}*" for digit in "0123456789"]
+    return partition_globs(base_index_name(tracardi, kind))

@@ -1,5 +1,6 @@
 """How Tracardi (0.8.x, 0.9/1.0) and the daemon name indices, aliases and partitions:
-the layouts a migration copies from and to. Pure functions; nothing here talks to ES."""
+the layouts a migration copies from and to, and the one the daemon is configured to work
+on (``tracardi.layout``). Pure functions; nothing here talks to ES."""
 
 from __future__ import annotations
 
@@ -9,11 +10,29 @@ from dataclasses import dataclass
 from typing import Literal
 
 from tracardi_daemon.errors import InvalidInput
-from tracardi_daemon.model.naming import ALL_KINDS, DATA_KINDS
 from tracardi_daemon.settings import TracardiSettings
+
+# the daemon's kinds of index; naming.py re-exports them
+DATA_KINDS: tuple[str, ...] = ("profile", "event", "session")
+DEFINITION_KINDS: tuple[str, ...] = (
+    "segment",
+    "live-segment",
+    "event-to-profile",
+    "event-type",
+    "workflow-trigger",
+    "import",
+    "task",
+)
+ALL_KINDS: tuple[str, ...] = DATA_KINDS + DEFINITION_KINDS
 
 Style = Literal["tracardi", "daemon"]
 STYLES: tuple[str, ...] = ("tracardi", "daemon")
+# the naming style of each ``tracardi.layout``
+LAYOUT_STYLES: dict[str, Style] = {
+    "daemon": "daemon",
+    "tracardi-0.8": "tracardi",
+    "tracardi-0.9": "tracardi",
+}
 PARTITIONINGS: tuple[str, ...] = ("month", "quarter", "year")
 # a logical name such as "tracardi-profile" or "tracardi-event_to_profile": no dots, so
 # it cannot be mistaken for part of the version.tenant prefix
@@ -26,6 +45,31 @@ _SUFFIX = re.compile(r"^(?P<year>\d{4})(?:-(?:(?P<month>\d{1,2})|q(?P<quarter>[1
                      r"(?P<word>year)))?$")
 # 0.0.x to 0.8.x aliases carry no version; 0.9 added it
 _VERSIONLESS_ALIAS = re.compile(r"^0[0-8]")
+# Tracardi's default partitioning of its data indices (EVENT_PARTITIONING,
+# PROFILE_PARTITIONING, SESSION_PARTITIONING): 0.8.1 and older know months only, 0.8.2
+# made profiles and sessions quarterly, 0.9 everything
+_PARTITIONING_0820 = {"tracardi-profile": "quarter", "tracardi-event": "month",
+                      "tracardi-session": "quarter"}
+_PARTITIONED = tuple(_PARTITIONING_0820)
+
+
+def tracardi_partitioning(version: str, name: str) -> str:
+    """How Tracardi ``version`` partitions the data index ``name`` by default (its
+    ``*_PARTITIONING`` settings can override this): ``08x`` and older by month, ``0820``
+    profile and session by quarter and event by month, ``09x`` and later by quarter."""
+    if name not in _PARTITIONED:
+        raise InvalidInput(f"index {name!r} is not a partitioned data index "
+                           f"({', '.join(_PARTITIONED)})")
+    if not _VERSIONLESS_ALIAS.match(version):
+        return "quarter"
+    return _PARTITIONING_0820[name] if version == "0820" else "month"
+
+
+def partition_globs(base: str) -> list[str]:
+    """Patterns matching every partition of the index ``base`` and nothing else:
+    ``<base>-*`` for ``tracardi-event`` would also match ``tracardi-event-management``;
+    a partition continues with the year's first digit, another index with a letter."""
+    return [f"{base}-{digit}*" for digit in "0123456789"]
 
 
 def tracardi_tenant(version: str) -> str:
@@ -73,10 +117,29 @@ class Layout:
 
     @classmethod
     def from_settings(cls, tracardi: TracardiSettings) -> Layout:
-        """The daemon's configured layout."""
+        """The daemon's own layout for the configured version, tenant and mode (a
+        migration's default target), whatever ``tracardi.layout`` says."""
         return cls(version=tracardi.db_version, tenant=tracardi.tenant,
                    production=tracardi.production, style="daemon",
                    partitioning=tracardi.partitioning)
+
+    @classmethod
+    def configured(cls, tracardi: TracardiSettings) -> Layout:
+        """The layout whose names the daemon reads and writes (``tracardi.layout``): its
+        own, or an existing Tracardi installation's, whose db_version must match."""
+        style = LAYOUT_STYLES.get(tracardi.layout)
+        if style is None:
+            raise InvalidInput(f"'tracardi.layout' must be one of "
+                               f"{', '.join(LAYOUT_STYLES)}, got {tracardi.layout!r}")
+        if style == "daemon":
+            return cls.from_settings(tracardi)
+        versionless = bool(_VERSIONLESS_ALIAS.match(tracardi.db_version))
+        if versionless != (tracardi.layout == "tracardi-0.8"):
+            raise InvalidInput(
+                f"'tracardi.db_version' {tracardi.db_version!r} is not a version of layout "
+                f"{tracardi.layout!r} (0.8.1 is '08x', 0.8.2 '0820', 0.9 '09x')")
+        return cls(version=tracardi.db_version, tenant=tracardi.tenant,
+                   production=tracardi.production, style="tracardi")
 
     @property
     def _env(self) -> str:
@@ -96,8 +159,7 @@ class Layout:
         """An ES multi-target pattern for listing the partitions of ``name``:
         ``tracardi-event-*`` would also match ``tracardi-event-management``, a partition
         continues with the year's first digit. ``partition_regex`` keeps exactly them."""
-        base = self.index(name)
-        return ",".join(f"{base}-{digit}*" for digit in "0123456789")
+        return ",".join(partition_globs(self.index(name)))
 
     def partition_regex(self, name: str) -> re.Pattern[str]:
         """Matches a whole partition name of ``name``; group ``suffix`` is its suffix."""
@@ -111,6 +173,24 @@ class Layout:
         if self.style == "tracardi" and not _VERSIONLESS_ALIAS.match(self.version):
             return self.index(name)
         return f"{self._env}{self.tenant}.{name}"
+
+    def template(self, name: str) -> str:
+        """The index template of a partitioned index: Tracardi's
+        ``[prod-]template.{version}.{tenant}.{name}``, the daemon's is named as the
+        partitions' stem ``[prod-]{version}.{tenant}.{name}``."""
+        if self.style == "daemon":
+            return self.index(name)
+        _check_name(name)
+        return f"{self._env}template.{self.version}.{self.tenant}.{name}"
+
+    def partitioning_of(self, name: str) -> str:
+        """How new documents of the data index ``name`` are partitioned: the daemon's one
+        partitioning, or Tracardi's default for the version and index."""
+        if self.style == "tracardi":
+            return tracardi_partitioning(self.version, name)
+        if self.partitioning is None:
+            raise InvalidInput(f"layout of {self.version}.{self.tenant}: no partitioning")
+        return self.partitioning
 
 
 def _quarter(month: int) -> int:
@@ -162,6 +242,24 @@ def read_partition(suffix: str) -> Partition:
     if match["quarter"] is not None:
         return Partition(year, None, int(match["quarter"]), "quarter")
     return Partition(year, None, None, "year")
+
+
+_NAME_SUFFIX = re.compile(r"-(?P<suffix>\d{4}(?:-(?:\d{1,2}|q[1-4]|year))?)$")
+
+
+def partition_order(index: str) -> tuple[int, int, str]:
+    """Sorts the indices of one alias by time, oldest first, in either style: Tracardi's
+    ``2024-9`` before ``2024-10`` (a plain string sort puts it after), a quarter or year
+    at its first month; an index without a partition suffix first."""
+    match = _NAME_SUFFIX.search(index)
+    if match is None:
+        return (0, 0, index)
+    try:
+        partition = read_partition(match["suffix"])
+    except InvalidInput:  # e.g. a day suffix: not ours to order
+        return (0, 0, index)
+    first_month = partition.month or 3 * ((partition.quarter or 1) - 1) + 1
+    return (partition.year, first_month, index)
 
 
 def parse_partition(suffix: str) -> tuple[int, int | None, str]:
