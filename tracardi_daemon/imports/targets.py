@@ -254,7 +254,8 @@ class ProfilesTarget:
                 "insert": _iso(now), "create": _iso(now), "update": _iso(now)}}}
             fields_of[profile_id] = merge(document, profile_rows)
             if fields_of[profile_id]:
-                actions.append(BulkAction("create", index, profile_id, document))
+                actions.append(BulkAction("create", index, profile_id,
+                                          self._profiles.fit(index, document)))
         created: list[dict[str, Any]] = []
         conflicting: set[str] = set()
         if actions:

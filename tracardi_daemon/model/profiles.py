@@ -20,7 +20,9 @@ from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.queue_base import redis_errors
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.model.indices import Location, alias_members
+from tracardi_daemon.model.mapping_fit import MappingFit
 from tracardi_daemon.model.naming import alias_name
+from tracardi_daemon.model.tracardi_names import partition_order
 from tracardi_daemon.settings import Settings
 
 PROFILE_CHANGED_QUEUE = "profile-changed"
@@ -84,7 +86,8 @@ def load_by_ids(client: Elasticsearch, alias: str,
     loaded: dict[str, LoadedProfile] = {}
     for doc in docs:
         known = loaded.get(doc["_id"])
-        if doc.get("found") and (known is None or doc["_index"] > known.location.index):
+        if doc.get("found") and (known is None or partition_order(doc["_index"])
+                                 > partition_order(known.location.index)):
             loaded[doc["_id"]] = LoadedProfile(
                 doc["_id"], Location(doc["_index"], doc["_seq_no"], doc["_primary_term"]),
                 doc["_source"])
@@ -110,8 +113,13 @@ class ProfileStore:
         self._settings = settings
         self._writer = writer
         self._alias = alias_name(settings.tracardi, "profile")
+        self._fit = MappingFit(elastic)  # no field a Tracardi 0.8.1 profile refuses
         self._changed = WorkQueue(redis, settings.tracardi.tenant, PROFILE_CHANGED_QUEUE,
                                   max_length=PROFILE_CHANGED_MAX_LENGTH)
+
+    def fit(self, index: str, document: Mapping[str, Any]) -> Mapping[str, Any]:
+        """``document`` without the daemon's own extras that ``index`` refuses."""
+        return self._fit.fit(index, document)
 
     def load_many(self, ids: Iterable[str]) -> dict[str, LoadedProfile]:
         """The profiles that exist among ``ids``, read in real time."""
@@ -160,7 +168,7 @@ class ProfileStore:
                 continue
             actions.append(BulkAction(
                 "update" if rewrite.partial else "index", profile.location.index,
-                profile_id, rewrite.document,
+                profile_id, self.fit(profile.location.index, rewrite.document),
                 if_seq_no=profile.location.seq_no,
                 if_primary_term=profile.location.primary_term))
         if before_write is not None:
