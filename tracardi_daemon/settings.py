@@ -42,7 +42,7 @@ class TracardiSettings:
 
 @dataclass(frozen=True)
 class DefinitionsSettings:
-    refresh_s: float = 10.0
+    refresh_s: float = 5.0
 
 
 @dataclass(frozen=True)
