@@ -18,7 +18,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tracardi_daemon.config_env import ENV_OVERRIDES, RawValue, env_value, parse_redis_host
-from tracardi_daemon.errors import ConfigError
+from tracardi_daemon.errors import ConfigError, InvalidInput
+from tracardi_daemon.model.tracardi_names import Layout, tracardi_tenant
 from tracardi_daemon.redact import MASK, mask_text, mask_url
 from tracardi_daemon.settings import (
     LAYOUTS,
@@ -188,7 +189,23 @@ def build_settings(raw: Mapping[str, Mapping[str, RawValue]], source: str | None
             sections[section] = _build_section(SECTIONS[section], section, values)
     settings = Settings(**sections, role=roles, source=source)
     _validate(settings)
-    return settings
+    return _beside_tracardi(settings, "tenant" in raw.get("tracardi", {}))
+
+
+def _beside_tracardi(settings: Settings, tenant_given: bool) -> Settings:
+    """In a Tracardi layout: the db_version must be one of the layout, and a tenant
+    neither configured nor in TENANT_NAME is Tracardi's own default, md5(version)[:5]."""
+    tracardi = settings.tracardi
+    if tracardi.layout == "daemon":
+        return settings
+    try:
+        Layout.configured(tracardi)
+    except InvalidInput as exc:
+        raise ConfigError(str(exc)) from None
+    if tenant_given:
+        return settings
+    return dataclasses.replace(settings, tracardi=dataclasses.replace(
+        tracardi, tenant=tracardi_tenant(tracardi.db_version)))
 
 
 def _build_section(cls: type[Any], section: str, values: Mapping[str, RawValue]) -> Any:
