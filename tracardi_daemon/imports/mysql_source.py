@@ -14,13 +14,13 @@ from typing import Any
 
 import pymysql
 from pymysql.connections import Connection
-from pymysql.constants import ER, FIELD_TYPE
+from pymysql.constants import FIELD_TYPE
 from pymysql.cursors import SSDictCursor
 
-from tracardi_daemon.errors import BackendError, BackendUnavailable, DaemonError, InvalidInput
+from tracardi_daemon.errors import DaemonError, InvalidInput
 from tracardi_daemon.imports.mysql_values import json_ready, restored_after, saved
 from tracardi_daemon.imports.rows import Row, RowFailure, Source, cut_raw
-from tracardi_daemon.redact import MASK
+from tracardi_daemon.infra.mysql_errors import converted
 
 log = logging.getLogger(__name__)
 
@@ -37,15 +37,6 @@ _NET_WRITE_TIMEOUT_S = 3600
 _IDENTIFIER = re.compile(r"[A-Za-z0-9_$]+")
 _SKIP_BATCH = 1000  # rows skipped at a time when a query resumes
 _QUERY_SHOWN = 60  # characters of a query that name it in messages
-# errors the server sends when the connection, not the request, failed (the client's own
-# errors, 2000-2999, are all about the connection)
-_CONNECTION_ERRORS = frozenset({
-    ER.CON_COUNT_ERROR, ER.SERVER_SHUTDOWN, ER.NORMAL_SHUTDOWN, ER.SHUTDOWN_COMPLETE,
-    ER.ABORTING_CONNECTION, ER.NEW_ABORTING_CONNECTION, ER.NET_READ_ERROR,
-    ER.NET_READ_INTERRUPTED, ER.NET_ERROR_ON_WRITE, ER.NET_WRITE_INTERRUPTED,
-    1927,  # MariaDB's ER_CONNECTION_KILLED
-    4031,  # MySQL's ER_CLIENT_INTERACTION_TIMEOUT
-})
 
 
 class MysqlSource:
@@ -214,18 +205,7 @@ class MysqlSource:
             raise
 
     def _converted(self, exc: pymysql.err.Error) -> DaemonError:
-        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
-        text = (str(exc.args[1]) if len(exc.args) > 1 else str(exc)) or type(exc).__name__
-        detail = self._scrubbed(f"{self._what} on {self._address}: {text}"
-                                + (f" ({code})" if code else ""))
-        if isinstance(exc, pymysql.err.InterfaceError) or (
-                code is not None and (2000 <= code < 3000 or code in _CONNECTION_ERRORS)):
-            return BackendUnavailable("mysql", detail)
-        return BackendError("mysql", detail)
-
-    def _scrubbed(self, text: str) -> str:
-        # neither the server nor PyMySQL puts the password in a message; a query might
-        return text.replace(self._password, MASK) if self._password else text
+        return converted(exc, self._what, self._address, self._password)
 
     # ------------------------------------------------------------ the Source protocol
 

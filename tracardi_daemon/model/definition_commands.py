@@ -93,13 +93,16 @@ def _apply(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         return int(ExitCode.FAILURE)
 
     def action(client: Elasticsearch, settings: Settings) -> int:
+        store = DefinitionStore(client, settings)
+        # refused before installing: Tracardi's definitions are not the daemon's to write
+        store.check_writable(definitions)
         # the indices may not exist before the daemon's first start
         report = install(client, settings)
         for item in report.installed:
             print(f"installed {item}")
         for conflict in report.conflicts:
             print(f"warning: mapping conflict: {conflict}", file=sys.stderr)
-        written = DefinitionStore(client, settings).upsert_many(definitions)
+        written = store.upsert_many(definitions)
         print(f"applied {written} definition(s) from {args.file}")
         return int(ExitCode.OK)
 
@@ -109,12 +112,19 @@ def _apply(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 def _list(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     def action(client: Elasticsearch, settings: Settings) -> int:
         store = DefinitionStore(client, settings)
-        rows = [("KIND", "ID", "NAME")]
+        # beside Tracardi, SOURCE tells Tracardi's indices from the daemon's own; in the
+        # daemon's layout every definition is the daemon's and the output stays as it was
+        with_source = settings.tracardi.layout != "daemon"
+        rows = [("KIND", "ID", "SOURCE", "NAME")]
         for kind in [args.kind] if args.kind else list(DEFINITION_TYPES):
-            rows += [(kind, item.id, item.name) for item in store.list(kind)]
-        widths = [max(len(row[column]) for row in rows) for column in range(2)]
-        for kind, ident, name in rows:
-            print(f"{kind:<{widths[0]}}  {ident:<{widths[1]}}  {name}")
+            source = store.source(kind).location
+            rows += [(kind, item.id, source, item.name) for item in store.list(kind)]
+        columns = (0, 1, 2, 3) if with_source else (0, 1, 3)
+        widths = [max(len(row[column]) for row in rows) for column in columns[:-1]]
+        for row in rows:
+            cells = [row[column] for column in columns]
+            padded = [f"{cell:<{width}}" for cell, width in zip(cells, widths, strict=False)]
+            print("  ".join([*padded, cells[-1]]))
         return int(ExitCode.OK)
 
     return run_with_elastic(args, env, action)

@@ -1,12 +1,14 @@
 """Definitions in their Elasticsearch indices (bulk upsert, list, get, delete), and the
-time-based cache the roles read them through."""
+time-based cache the roles read them through. In layouts ``tracardi-0.8`` and
+``tracardi-0.9`` most kinds are read from Tracardi's own indices or MySQL tables and
+cannot be written (``tracardi_definitions``)."""
 
 from __future__ import annotations
 
 import builtins
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Generic, TypeVar, cast, overload
 
 from elasticsearch import Elasticsearch, NotFoundError
@@ -14,7 +16,8 @@ from elasticsearch import Elasticsearch, NotFoundError
 from tracardi_daemon.errors import BackendError, DaemonError, InvalidInput
 from tracardi_daemon.infra.elastic import elastic_errors
 from tracardi_daemon.model.definitions import Definition, definition_type
-from tracardi_daemon.model.naming import alias_name
+from tracardi_daemon.model.mysql_definitions import MysqlTables
+from tracardi_daemon.model.tracardi_definitions import DefinitionSource, definition_source
 from tracardi_daemon.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -28,42 +31,78 @@ def _definition_class(kind: str | type[Definition]) -> type[Definition]:
     return definition_type(kind) if isinstance(kind, str) else kind
 
 
-def _parse_hits(cls: type[Definition], hits: Sequence[dict[str, Any]]) -> list[Definition]:
+def _parse(cls: type[Definition], source: DefinitionSource, document_id: str,
+           document: dict[str, Any]) -> Definition:
+    return cls.from_dict({"id": document_id, **source.adapt(document)})
+
+
+def _parse_all(cls: type[Definition], source: DefinitionSource,
+               documents: Iterable[tuple[str, dict[str, Any]]]) -> list[Definition]:
     parsed = []
-    for hit in hits:
+    for document_id, document in documents:
         try:
-            parsed.append(cls.from_dict({"id": hit["_id"], **hit["_source"]}))
+            parsed.append(_parse(cls, source, document_id, document))
         except InvalidInput as exc:
-            log.warning("skipping invalid stored definition: %s", exc)
+            log.warning("skipping invalid stored definition %r in %s: %s", document_id,
+                        source.location, exc)
     return parsed
 
 
 class DefinitionStore:
-    """Reads and writes definitions through each kind's alias.
+    """Reads and writes definitions through each kind's alias, or its Tracardi 0.9
+    MySQL table.
 
     Writes set ``require_alias``: without installed indices a write fails instead of
-    auto-creating an index with a guessed mapping.
+    auto-creating an index with a guessed mapping. Kinds read from Tracardi's indices
+    or tables refuse writes with InvalidInput: Tracardi owns them.
     """
 
     def __init__(self, client: Elasticsearch, settings: Settings) -> None:
         self._client = client
         self._settings = settings
+        # connects on first use: a store outside layout tracardi-0.9 never does
+        self._tables = MysqlTables(settings.mysql, settings.tracardi.tenant,
+                                   settings.tracardi.production)
 
-    def _alias(self, cls: type[Definition]) -> str:
-        return alias_name(self._settings.tracardi, cls.kind)
+    def source(self, kind: str | type[Definition]) -> DefinitionSource:
+        """Where definitions of ``kind`` are read from in the configured layout."""
+        return definition_source(self._settings, _definition_class(kind).kind)
+
+    def close(self) -> None:
+        """Close the MySQL connection, if one is open (the next use opens another)."""
+        self._tables.close()
+
+    def check_writable(self, definitions: Sequence[Definition]) -> None:
+        """InvalidInput naming Tracardi's index or table if any of them lives there."""
+        for kind in dict.fromkeys(type(definition) for definition in definitions):
+            self.source(kind).refuse_writes()
 
     def upsert_many(self, definitions: Sequence[Definition], *,
                     wait_for_refresh: bool = True) -> int:
-        """Write all definitions in one bulk request, visible to searches on return
-        unless ``wait_for_refresh`` is False (a record written often, such as a task's
-        progress, must not wait up to a second for the next refresh)."""
+        """Write all definitions in one bulk request (and those of a MySQL table in one
+        upsert per table), visible to searches on return unless ``wait_for_refresh`` is
+        False (a record written often, such as a task's progress, must not wait up to a
+        second for the next refresh)."""
         if not definitions:
             return 0
+        self.check_writable(definitions)
         operations: list[dict[str, Any]] = []
+        table_rows: dict[str, list[dict[str, Any]]] = {}
         for definition in definitions:
-            operations.append({"index": {"_index": self._alias(type(definition)),
-                                         "_id": definition.id}})
-            operations.append(definition.to_dict())
+            source = self.source(type(definition))
+            if source.table is not None:
+                table_rows.setdefault(source.table, []).append(
+                    source.export(definition.to_dict()))
+                continue
+            operations.append({"index": {"_index": source.alias, "_id": definition.id}})
+            operations.append(source.export(definition.to_dict()))
+        for table, rows in table_rows.items():
+            self._tables.upsert(table, rows)
+        if operations:
+            self._bulk(operations, wait_for_refresh)
+        return len(definitions)
+
+    def _bulk(self, operations: Sequence[dict[str, Any]], wait_for_refresh: bool) -> None:
         with elastic_errors("write definitions"):
             response = self._client.bulk(
                 operations=operations, refresh="wait_for" if wait_for_refresh else False,
@@ -74,7 +113,6 @@ class DefinitionStore:
         ]
         if failed:
             raise BackendError("elasticsearch", "definitions not written: " + "; ".join(failed))
-        return len(definitions)
 
     @overload
     def list(self, kind: type[D]) -> builtins.list[D]: ...
@@ -87,18 +125,23 @@ class DefinitionStore:
         by hand or by another tool) is skipped with a warning, so it cannot hide the
         others; no index yet means no definitions."""
         cls = _definition_class(kind)
+        source = self.source(cls)
+        if source.table is not None:
+            rows = self._tables.select(source.table, only=source.only)
+            return _parse_all(cls, source, ((str(row["id"]), row) for row in rows))
         found: builtins.list[Definition] = []
         search_after: builtins.list[Any] | None = None
         while True:
             with elastic_errors(f"list {cls.kind} definitions"):
                 try:
                     response = self._client.search(
-                        index=self._alias(cls), size=PAGE_SIZE, sort=[{"id": "asc"}],
-                        search_after=search_after, query={"match_all": {}})
+                        index=source.alias, size=PAGE_SIZE, sort=[{"id": "asc"}],
+                        search_after=search_after, query=source.query())
                 except NotFoundError:
                     return []
             hits = response["hits"]["hits"]
-            found.extend(_parse_hits(cls, hits))
+            found.extend(_parse_all(cls, source,
+                                    ((hit["_id"], hit["_source"]) for hit in hits)))
             if len(hits) < PAGE_SIZE:
                 return found
             search_after = hits[-1]["sort"]
@@ -110,21 +153,33 @@ class DefinitionStore:
     def get(self, kind: str, definition_id: str) -> Definition | None: ...
 
     def get(self, kind: str | type[Definition], definition_id: str) -> Any:
-        """One definition, or None; an invalid stored document raises InvalidInput."""
+        """One definition, or None (also for a document of another kind in a shared
+        index, such as a rule that is no trigger); an invalid stored document raises
+        InvalidInput."""
         cls = _definition_class(kind)
+        source = self.source(cls)
+        if source.table is not None:
+            rows = self._tables.select(source.table, only=source.only, row_id=definition_id)
+            return _parse(cls, source, str(rows[0]["id"]), rows[0]) if rows else None
         with elastic_errors(f"read {cls.kind} {definition_id!r}"):
             try:
-                response = self._client.get(index=self._alias(cls), id=definition_id)
+                response = self._client.get(index=source.alias, id=definition_id)
             except NotFoundError:
                 return None
-        return cls.from_dict({"id": response["_id"], **response["_source"]})
+        if not source.holds(response["_source"]):
+            return None
+        return _parse(cls, source, response["_id"], response["_source"])
 
     def delete(self, kind: str | type[Definition], definition_id: str) -> bool:
         """Delete one definition; False if there was none."""
         cls = _definition_class(kind)
+        source = self.source(cls)
+        source.refuse_writes()
+        if source.table is not None:
+            return self._tables.delete(source.table, definition_id)
         with elastic_errors(f"delete {cls.kind} {definition_id!r}"):
             try:
-                self._client.delete(index=self._alias(cls), id=definition_id,
+                self._client.delete(index=source.alias, id=definition_id,
                                     refresh="wait_for")
             except NotFoundError:
                 return False
