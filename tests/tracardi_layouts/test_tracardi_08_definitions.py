@@ -3,7 +3,6 @@ indices, in the shapes Tracardi stores; never written there; changes seen after 
 
 from __future__ import annotations
 
-import argparse
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,9 +12,9 @@ import pytest
 from elasticsearch import Elasticsearch, helpers
 
 from tests.tracardi_layouts import documents as docs
+from tests.tracardi_layouts.commands import run_cli
 from tests.tracardi_layouts.install import TracardiInstall, install_tracardi_elastic
 from tracardi_daemon.errors import InvalidInput
-from tracardi_daemon.model import definition_commands
 from tracardi_daemon.model.definition_store import DefinitionCache, DefinitionStore
 from tracardi_daemon.model.definitions import (
     EventToProfile,
@@ -181,14 +180,6 @@ def test_writes_are_refused_with_tracardis_index(tracardi: TracardiInstall,
     with pytest.raises(InvalidInput, match=r"tracardi-rule in layout tracardi-0\.8"):
         store.delete(WorkflowTrigger, "rule-welcome")
     assert ids(store.list(WorkflowTrigger)) == ["rule-welcome"]
-
-
-def run_cli(config: Path, *argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="tracardi-daemon")
-    definition_commands.add_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args([*argv, "--config", str(config)])
-    result: int = args.handler(args, {})
-    return result
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ after refresh_s; task records upserted into Tracardi's task table; credentials n
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import uuid
@@ -19,10 +18,10 @@ from elasticsearch import Elasticsearch
 from redis import Redis
 
 from tests.imports.mysql_fixtures import MYSQL_URL, mysql_connection, mysql_database
+from tests.tracardi_layouts.commands import run_cli
 from tests.tracardi_layouts.install import TracardiTables, install_tracardi_mysql
 from tracardi_daemon.errors import BackendError, BackendUnavailable, InvalidInput
 from tracardi_daemon.infra.tasks import TaskStore
-from tracardi_daemon.model import definition_commands
 from tracardi_daemon.model.definition_store import DefinitionCache, DefinitionStore
 from tracardi_daemon.model.definitions import (
     EventToProfile,
@@ -314,14 +313,6 @@ def test_a_jobs_progress_lands_in_tracardis_task_table(
     assert (found[record.id].status, found[record.id].progress) == ("finished", 100.0)
     assert found[failing.id].status == "failed"
     assert found["tracardi-1"].status == "finished"
-
-
-def run_cli(config: Path, *argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="tracardi-daemon")
-    definition_commands.add_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args([*argv, "--config", str(config)])
-    result: int = args.handler(args, {})
-    return result
 
 
 def write_config(path: Path, settings: Settings, elastic_url: str, password: str) -> Path:

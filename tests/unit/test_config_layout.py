@@ -47,5 +47,5 @@ def test_a_db_version_of_another_layout_is_refused_at_load(
 
 
 def test_an_unknown_layout_names_the_key(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="'tracardi.layout' must be one of"):
+    with pytest.raises(ConfigError, match=r"'tracardi\.layout' must be one of"):
         load_settings(_config(tmp_path, '[tracardi]\nlayout = "tracardi-1.0"\n'))
