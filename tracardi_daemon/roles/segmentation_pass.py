@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -36,6 +36,7 @@ from tracardi_daemon.roles.segment_changes import (
     SegmentChanges,
     SegmentRef,
 )
+from tracardi_daemon.roles.segment_fit import answers, field_types
 from tracardi_daemon.roles.task_jobs import end_job, queue_task
 from tracardi_daemon.settings import Settings
 from tracardi_daemon.tql import Condition, TqlError
@@ -65,11 +66,14 @@ class PassSpec:
     workflow: dict[str, str] | None = None
     target: str | None = None  # dispatch target, "kind:address"
     source_id: str | None = None  # a tracker target's Tracardi event source
+    # the condition is evaluated in Python: the profile index's mapping cannot answer
+    # its compiled query (see segment_fit)
+    python: bool = False
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> PassSpec:
         values: dict[str, Any] = {key: params.get(key) for key in cls.__dataclass_fields__}
-        return cls(**values)
+        return cls(**{**values, "python": bool(values["python"])})
 
     def clock(self) -> datetime:
         return datetime.fromisoformat(self.clock_at)
@@ -82,6 +86,8 @@ class PassSpec:
                     else dict(self.query))
         if self.condition is None:
             return {"match_all": {}}  # a workflow for every profile
+        if self.python:
+            return None
         try:
             return Condition(self.condition, condition_schema()).to_elastic(
                 clock=self.clock, source="profile")
@@ -94,6 +100,10 @@ class PassSpec:
             return "elasticsearch", "a Lucene query, run as it is"
         if self.condition is None:
             return "elasticsearch", "every profile is a candidate"
+        if self.python:
+            return "python", "the profile index's mapping cannot answer the compiled query " \
+                             "(a range over a flattened field, a term on analysed text): " \
+                             "every profile is scanned and the condition evaluated in Python"
         try:
             Condition(self.condition, condition_schema()).to_elastic(clock=self.clock)
         except TqlError as exc:
@@ -176,6 +186,20 @@ def submit_pass(tasks: TaskStore, queue: WorkQueue, spec: PassSpec, name: str) -
     return queue_task(tasks, queue, TASK_TYPE, name, asdict(spec))
 
 
+def _fitted(spec: PassSpec, checkpoint: Mapping[str, Any], elastic: Any,
+            alias: str) -> PassSpec:
+    """``spec`` on the Python path if the profile index cannot answer its compiled query;
+    a pass already under way keeps the path it started on."""
+    if "python" in checkpoint:
+        return replace(spec, python=bool(checkpoint["python"]))
+    compiled = spec.compiled() if spec.query is None else None
+    if compiled is None or answers(compiled, field_types(elastic, alias)):
+        return spec
+    log.info("segmentation pass of %s: %s's mapping cannot answer its query; the "
+             "condition is evaluated in Python", spec.definition, alias)
+    return replace(spec, python=True)
+
+
 class PassJob:
     """One pass, batch by batch (a TaskJob for the task runner)."""
 
@@ -192,8 +216,8 @@ class PassJob:
         self._elastic = elastic
         self._alias = alias
         self._deliveries = deliveries
-        self._spec = PassSpec.from_params(record.params)
         checkpoint = record.checkpoint or {}
+        self._spec = _fitted(PassSpec.from_params(record.params), checkpoint, elastic, alias)
         self._phase = int(checkpoint.get("phase", 0))
         self._position: list[Any] | None = checkpoint.get("position")
         self._samples: list[dict[str, Any]] = list(checkpoint.get("samples", []))
@@ -291,7 +315,9 @@ class PassJob:
         return ChangeOutcome(profiles=len(hits), written=sum(added))
 
     def _checkpoint(self, *, done: int = 0, failed: int = 0, error: str | None = None) -> None:
-        checkpoint: dict[str, Any] = {"phase": self._phase, "position": self._position}
+        # the path chosen stays with the pass: a runner taking it over reads the same phases
+        checkpoint: dict[str, Any] = {"phase": self._phase, "position": self._position,
+                                      "python": self._spec.python}
         if self._samples:
             checkpoint["samples"] = self._samples
         if not self._tasks.progress(self.id, done=done, failed=failed, checkpoint=checkpoint,

@@ -79,12 +79,13 @@ def _required(payload: dict[str, Any], field: str) -> str:
 
 def matches(trigger: WorkflowTrigger, change: SegmentChange) -> bool:
     """An enabled trigger of the change's type on the change's segment, named by its
-    definition id or by its machine name."""
+    definition id or by its machine name (a Tracardi rule's ``segment.id`` is the
+    machine name, its ``segment.name`` a label)."""
     if not trigger.enabled or trigger.type != TRIGGER_TYPE_OF_CHANGE[change.change]:
         return False
     if change.segment_id is not None and trigger.segment.id == change.segment_id:
         return True
-    return machine_name(trigger.segment.name) == change.segment
+    return change.segment in (trigger.segment.id, machine_name(trigger.segment.name))
 
 
 def delivery_key(trigger: WorkflowTrigger, change: SegmentChange) -> str:
