@@ -51,7 +51,6 @@ UPGRADE_QUEUE = "upgrade"
 MIGRATION_TASK = "upgrade"  # Tracardi's task type for migrations
 META_KEY = "tracardi_daemon_plan"  # in a target index's mapping _meta
 PAINLESS_MODULES = ("reindex", "lang-painless")
-_PHASES = ("by-id", "without-id")
 
 
 @dataclass(frozen=True)
