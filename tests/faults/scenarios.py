@@ -240,8 +240,10 @@ def redis_restart(fleet: Fleet, server: PrivateRedis, outage_s: float = 3.0) -> 
                 continue
             result.health_200_while_down += status == 200
         time.sleep(0.1)
-    server.start()
+    # from the moment the server is launched: the daemon may reconnect and deliver before
+    # start() has seen the server answer (it polls), and such a delivery counts
     back_ms = time.time() * 1000
+    server.start()
     client = redis.Redis(port=server.port)
     wait_until(lambda: client.xlen(f"{fleet.tenant}:outage") >= 30, 10)
     arrivals = stream_arrivals(client, f"{fleet.tenant}:outage")
