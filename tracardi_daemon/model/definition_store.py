@@ -16,7 +16,9 @@ from elasticsearch import Elasticsearch, NotFoundError
 from tracardi_daemon.errors import BackendError, DaemonError, InvalidInput
 from tracardi_daemon.infra.elastic import elastic_errors
 from tracardi_daemon.model.definitions import Definition, definition_type
+from tracardi_daemon.model.indices import ensure_own_index
 from tracardi_daemon.model.mysql_definitions import MysqlTables
+from tracardi_daemon.model.naming import own_index_beside_tracardi
 from tracardi_daemon.model.tracardi_definitions import DefinitionSource, definition_source
 from tracardi_daemon.settings import Settings
 
@@ -53,8 +55,9 @@ class DefinitionStore:
     MySQL table.
 
     Writes set ``require_alias``: without installed indices a write fails instead of
-    auto-creating an index with a guessed mapping. Kinds read from Tracardi's indices
-    or tables refuse writes with InvalidInput: Tracardi owns them.
+    auto-creating an index with a guessed mapping (beside Tracardi 0.9 the daemon's own
+    segment indices are created, with their mapping, before the first write). Kinds read
+    from Tracardi's indices or tables refuse writes with InvalidInput: Tracardi owns them.
     """
 
     def __init__(self, client: Elasticsearch, settings: Settings) -> None:
@@ -63,6 +66,7 @@ class DefinitionStore:
         # connects on first use: a store outside layout tracardi-0.9 never does
         self._tables = MysqlTables(settings.mysql, settings.tracardi.tenant,
                                    settings.tracardi.production)
+        self._own_indices: set[str] = set()  # own indices known to exist
 
     def source(self, kind: str | type[Definition]) -> DefinitionSource:
         """Where definitions of ``kind`` are read from in the configured layout."""
@@ -94,6 +98,7 @@ class DefinitionStore:
                 table_rows.setdefault(source.table, []).append(
                     source.export(definition.to_dict()))
                 continue
+            self._ensure_own_index(definition.kind)
             operations.append({"index": {"_index": source.alias, "_id": definition.id}})
             operations.append(source.export(definition.to_dict()))
         for table, rows in table_rows.items():
@@ -101,6 +106,15 @@ class DefinitionStore:
         if operations:
             self._bulk(operations, wait_for_refresh)
         return len(definitions)
+
+    def _ensure_own_index(self, kind: str) -> None:
+        """Beside Tracardi 0.9 the first write of segments creates the daemon's own index
+        (install creates nothing in a Tracardi layout); checked once per store."""
+        if kind in self._own_indices or not own_index_beside_tracardi(
+                self._settings.tracardi, kind):
+            return
+        ensure_own_index(self._client, self._settings, kind)
+        self._own_indices.add(kind)
 
     def _bulk(self, operations: Sequence[dict[str, Any]], wait_for_refresh: bool) -> None:
         with elastic_errors("write definitions"):

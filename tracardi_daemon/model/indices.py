@@ -27,6 +27,7 @@ from tracardi_daemon.model.naming import (
     alias_name,
     base_index_name,
     index_name,
+    own_index_beside_tracardi,
     owned_by_tracardi,
     partition_patterns,
     template_name,
@@ -174,7 +175,7 @@ def _refusal(tracardi: TracardiSettings) -> str:
 def _create_index(client: Elasticsearch, tracardi: TracardiSettings, kind: str,
                   name: str) -> bool:
     """Create an index with the kind's mapping and alias; False if it already existed."""
-    if owned_by_tracardi(tracardi):
+    if owned_by_tracardi(tracardi) and not own_index_beside_tracardi(tracardi, kind):
         raise InvalidInput(f"create index {name}: {_refusal(tracardi)}")
     try:
         client.indices.create(index=name, mappings=mapping_for(kind),
@@ -185,6 +186,23 @@ def _create_index(client: Elasticsearch, tracardi: TracardiSettings, kind: str,
             return False
         raise
     return True
+
+
+def ensure_own_index(client: Elasticsearch, settings: Settings, kind: str) -> bool:
+    """Create the daemon's own index of ``kind`` beside Tracardi 0.9 (segments, named
+    apart from Tracardi's) if its alias is missing; True if created. Called before the
+    first write: install creates nothing in a Tracardi layout."""
+    tracardi = settings.tracardi
+    if not own_index_beside_tracardi(tracardi, kind):
+        raise InvalidInput(f"{kind!r} has no index of the daemon's own in layout "
+                           f"{tracardi.layout!r}")
+    with elastic_errors(f"create the {kind} index"):
+        if client.indices.exists_alias(name=alias_name(tracardi, kind)):
+            return False
+        created = _create_index(client, tracardi, kind, base_index_name(tracardi, kind))
+    if created:
+        log.info("created the daemon's own %s index %s", kind, base_index_name(tracardi, kind))
+    return created
 
 
 def _apply(client: Elasticsearch, tracardi: TracardiSettings, action: _Action) -> bool:

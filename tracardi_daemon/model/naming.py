@@ -1,8 +1,11 @@
 """The names the daemon reads and writes, per ``tracardi.layout``: physical
 ``[prod-]<db_version>.<tenant>.tracardi-<kind>[-<partition>]`` and the alias every read
 goes through, ``[prod-]<tenant>.tracardi-<kind>`` (daemon, Tracardi 0.8) or
-``[prod-]<db_version>.<tenant>.tracardi-<kind>`` (Tracardi 0.9). The rules themselves are
-in tracardi_names.py."""
+``[prod-]<db_version>.<tenant>.tracardi-<kind>`` (Tracardi 0.9). Beside Tracardi 0.9 the
+daemon keeps segments and live segments in an index of its own,
+``[prod-]<db_version>.<tenant>.daemon-<kind>`` with alias ``[prod-]<tenant>.daemon-<kind>``:
+no name of Tracardi's starts with ``daemon-``. The rules themselves are in
+tracardi_names.py."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from tracardi_daemon.model.tracardi_names import (
     DATA_KINDS,
     DEFINITION_KINDS,
     LAYOUT_STYLES,
+    OWN_KINDS_BESIDE_09,
     PARTITIONINGS,
     Layout,
     format_suffix,
@@ -30,6 +34,7 @@ __all__ = [
     "configured_layout",
     "index_name",
     "kind_partitioning",
+    "own_index_beside_tracardi",
     "owned_by_tracardi",
     "partition_patterns",
     "partition_suffix",
@@ -58,18 +63,37 @@ def owned_by_tracardi(tracardi: TracardiSettings) -> bool:
     return configured_layout(tracardi).style == "tracardi"
 
 
+def own_index_beside_tracardi(tracardi: TracardiSettings, kind: str) -> bool:
+    """True for a kind the daemon keeps in an index of its own although the layout is
+    Tracardi's (segments beside Tracardi 0.9): created on first write, never by install."""
+    _check_kind(kind)
+    return tracardi.layout == "tracardi-0.9" and kind in OWN_KINDS_BESIDE_09
+
+
+def _named(tracardi: TracardiSettings, kind: str) -> tuple[Layout, str]:
+    """The layout and logical name of ``kind``'s index: Tracardi 0.9 names its aliases as
+    its indices, so an own index there takes the daemon's style and a name of its own."""
+    layout = configured_layout(tracardi)  # checks the db_version against the layout
+    if own_index_beside_tracardi(tracardi, kind):
+        return Layout.from_settings(tracardi), f"daemon-{kind}"
+    return layout, f"tracardi-{kind}"
+
+
 def alias_name(tracardi: TracardiSettings, kind: str) -> str:
     """What every read goes through: ``[prod-]<tenant>.tracardi-<kind>``, in a Tracardi
-    0.9 layout ``[prod-]<db_version>.<tenant>.tracardi-<kind>``."""
+    0.9 layout ``[prod-]<db_version>.<tenant>.tracardi-<kind>`` (the daemon's own
+    segment indices there: ``[prod-]<tenant>.daemon-<kind>``)."""
     _check_kind(kind)
-    return configured_layout(tracardi).alias(f"tracardi-{kind}")
+    layout, name = _named(tracardi, kind)
+    return layout.alias(name)
 
 
 def base_index_name(tracardi: TracardiSettings, kind: str) -> str:
     """``[prod-]<db_version>.<tenant>.tracardi-<kind>``: a definition index's name and the
     stem of a data kind's partitions (in the daemon layout also its template's name)."""
     _check_kind(kind)
-    return configured_layout(tracardi).index(f"tracardi-{kind}")
+    layout, name = _named(tracardi, kind)
+    return layout.index(name)
 
 
 def template_name(tracardi: TracardiSettings, kind: str) -> str:

@@ -7,7 +7,8 @@ Task records are the exception: beside Tracardi the daemon writes its jobs' prog
 into Tracardi's ``tracardi-task`` index or ``task`` table, in the shape Tracardi's GUI
 reads (``id, name, task_id, type, status, progress, params, timestamp``), so that an
 import or a migration shows there. Segments and live segments have no 0.9 table in
-Tracardi's open source: in ``tracardi-0.9`` they stay in the daemon's own indices."""
+Tracardi's open source: in ``tracardi-0.9`` they stay in the daemon's own indices, named
+apart from Tracardi's (naming.py) and created on the first write."""
 
 from __future__ import annotations
 

@@ -24,6 +24,9 @@ DEFINITION_KINDS: tuple[str, ...] = (
     "task",
 )
 ALL_KINDS: tuple[str, ...] = DATA_KINDS + DEFINITION_KINDS
+# what the daemon keeps in indices of its own beside Tracardi 0.9: Tracardi 0.9's open
+# source keeps segments nowhere the daemon could read them (no MySQL table since 0.9.0-dev)
+OWN_KINDS_BESIDE_09: tuple[str, ...] = ("segment", "live-segment")
 
 Style = Literal["tracardi", "daemon"]
 STYLES: tuple[str, ...] = ("tracardi", "daemon")

@@ -1,0 +1,379 @@
+"""Layout tracardi-0.9, end to end: definitions Tracardi 0.9 keeps in MySQL (mapping,
+event type, segment-add trigger) and segments in the daemon's own store drive the mapping,
+segmentation and trigger roles against a real installation's strict 0.9 mappings; a
+profile in an older quarter is changed where it lives; a row changed in MySQL is applied
+within ``definitions.refresh_s``; job and pass progress lands in Tracardi's ``task`` table;
+and nothing any role writes is refused by a strict mapping."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import pymysql
+import pytest
+from elasticsearch import Elasticsearch, helpers
+
+from tests.imports.mysql_fixtures import MYSQL_URL, mysql_database
+from tests.receivers import ScriptedServer, http_server
+from tests.scheduler.conftest import RoleStarter, start_role
+from tests.tracardi_layouts import DEFAULT_PARTITIONING, partition_suffix
+from tests.tracardi_layouts import documents as docs
+from tests.tracardi_layouts.install import (
+    DEFAULT_PARTITION_MONTH,
+    TracardiInstall,
+    TracardiTables,
+    install_tracardi_elastic,
+    install_tracardi_mysql,
+)
+from tests.tracardi_layouts.test_tracardi_09_definitions import (
+    event_type_row,
+    insert,
+    mapping_row,
+    trigger_row,
+)
+from tracardi_daemon.infra.deadletters import DeadLetters
+from tracardi_daemon.infra.delivery import DISPATCH_QUEUE
+from tracardi_daemon.infra.queue import WorkQueue
+from tracardi_daemon.infra.tasks import TaskStore
+from tracardi_daemon.model.definition_store import DefinitionStore
+from tracardi_daemon.model.definitions import EventToProfile
+from tracardi_daemon.model.naming import alias_name, base_index_name
+from tracardi_daemon.model.profiles import PROFILE_CHANGED_QUEUE
+from tracardi_daemon.model.segment_definitions import LiveSegment, Segment
+from tracardi_daemon.roles.dispatch import DispatchRole
+from tracardi_daemon.roles.mapping import MappingRole
+from tracardi_daemon.roles.mapping_batch import MAPPING_QUEUE
+from tracardi_daemon.roles.mapping_jobs import JobSpec, submit
+from tracardi_daemon.roles.segment_changes import SEGMENT_CHANGES_QUEUE
+from tracardi_daemon.roles.segmentation import SegmentationRole
+from tracardi_daemon.roles.trigger import TriggerRole
+from tracardi_daemon.settings import (
+    DefinitionsSettings,
+    DispatchSettings,
+    MappingSettings,
+    MysqlSettings,
+    QueueSettings,
+    SegmentationSettings,
+    Settings,
+    TracardiSettings,
+)
+
+__all__ = ["http_server", "mysql_database", "start_role"]
+
+VERSION = "09x"
+REFRESH_S = 0.5
+PROFILE_ID = "p-older"
+SEGMENT = "Gold customers"
+MACHINE_NAME = "gold-customers"
+SOURCE_ID = "segment-events"
+ROLES = (MappingRole, SegmentationRole, TriggerRole, DispatchRole)
+QUEUES = (MAPPING_QUEUE, PROFILE_CHANGED_QUEUE, SEGMENT_CHANGES_QUEUE, DISPATCH_QUEUE)
+
+
+@pytest.fixture
+def tracardi(elastic_client: Elasticsearch, prefix: str) -> Iterator[TracardiInstall]:
+    """An installation with two quarterly profile partitions, the older one first, and
+    the event partition of now (where Tracardi puts a new event)."""
+    now = datetime.now(UTC)
+    profile, event = (DEFAULT_PARTITIONING[VERSION][kind] for kind in ("profile", "event"))
+    install = install_tracardi_elastic(elastic_client, VERSION, prefix, partitions={
+        "profile": [partition_suffix(profile, *DEFAULT_PARTITION_MONTH),
+                    partition_suffix(profile, now.year, now.month)],
+        "event": [partition_suffix(event, now.year, now.month)]})
+    yield install
+    install.drop()
+
+
+@pytest.fixture
+def tables(mysql_database: dict[str, Any]) -> Iterator[TracardiTables]:
+    installed = install_tracardi_mysql(MYSQL_URL, mysql_database["database"])
+    yield installed
+    installed.drop()
+
+
+@pytest.fixture
+def settings(tracardi: TracardiInstall, tables: TracardiTables,
+             http_server: ScriptedServer) -> Settings:
+    address = tables.address
+    return Settings(
+        # a Tracardi rule's workflow start goes to the tracker of the configured API
+        tracardi=TracardiSettings(tenant=tracardi.tenant, db_version=VERSION,
+                                  layout="tracardi-0.9", api_url=http_server.url),
+        mysql=MysqlSettings(host=address["host"], port=address["port"],
+                            username=address["user"], password=address["password"],
+                            database=address["database"]),
+        mapping=MappingSettings(live=True, live_start="earliest", batch_size=50,
+                                poll_interval_s=0.01, recheck_every_s=0.01, lease_s=5.0),
+        segmentation=SegmentationSettings(batch_size=50, poll_interval_s=0.01, lease_s=5.0),
+        queue=QueueSettings(visibility_timeout_s=1.0, poll_interval_s=0.05, batch_size=10,
+                            retry_backoff_initial_s=0.05, retry_backoff_max_s=0.1),
+        dispatch=DispatchSettings(max_attempts=2, retry_backoff_initial_s=0.05,
+                                  retry_backoff_max_s=0.1, connect_timeout_s=0.5,
+                                  read_timeout_s=2.0, total_timeout_s=3.0),
+        definitions=DefinitionsSettings(refresh_s=REFRESH_S))
+
+
+@pytest.fixture
+def store(elastic_client: Elasticsearch, settings: Settings) -> Iterator[DefinitionStore]:
+    definitions = DefinitionStore(elastic_client, settings)
+    yield definitions
+    definitions.close()
+
+
+def put(install: TracardiInstall, name: str, *documents: dict[str, Any],
+        index: str | None = None) -> None:
+    """Index documents as Tracardi does (into ``index``, by default its write index),
+    visible on return (refreshed now: Tracardi's event index refreshes every 10 s)."""
+    target = index or install.indices[name].write_index
+    helpers.bulk(install.elastic, ({"_index": target, "_id": document["id"],
+                                    "_source": document} for document in documents),
+                 refresh=True)
+
+
+def put_mapping(tables: TracardiTables, tenant: str, plan_path: str = "traits.plan") -> None:
+    """The mapping row as Tracardi's GUI saves it (again, under its id, when edited)."""
+    insert(tables, "event_to_profile_mapping", tenant, mapping_row("etp-purchase", "purchase", [
+        ("properties.plan", 0, plan_path),
+        ("properties.email", 0, "data.contact.email.main"),
+        ("properties.name", 1, "data.pii.firstname"),  # the profile has one: kept
+        ("properties.tags", 2, "traits.tags")]))
+
+
+def segment(condition: str = 'profile@traits.plan == "gold"') -> Segment:
+    return Segment.from_dict(docs.segment_document(SEGMENT, condition,
+                                                   event_types=("purchase",)))
+
+
+def install_definitions(tables: TracardiTables, store: DefinitionStore, tenant: str) -> None:
+    put_mapping(tables, tenant)
+    insert(tables, "event_mapping", tenant,
+           event_type_row("purchase", {"properties.plan": "plan"}))
+    insert(tables, "workflow_trigger", tenant, {
+        **trigger_row("rule-gold", source_id=SOURCE_ID), "name": f"On {SEGMENT}",
+        "segment_id": MACHINE_NAME, "segment_name": SEGMENT, "flow_id": "wf-gold",
+        "flow_name": "Gold welcome"})
+    # no segment table in Tracardi 0.9: the daemon's own store, as `definitions apply` does
+    store.upsert_many([segment()])
+
+
+def add_event(install: TracardiInstall, event_id: str, **properties: Any) -> str:
+    """A purchase of the profile, in the event partition of now; returns that index."""
+    index = install.indices["event"].write_index
+    put(install, "event", docs.event_document(
+        VERSION, event_id, profile_id=PROFILE_ID, session_id="s-1",
+        event_type="purchase", properties=properties, when=datetime.now(UTC)), index=index)
+    return index
+
+
+class Roles:
+    """The four roles of the chain, stepped in turn on the test's thread."""
+
+    def __init__(self, start: RoleStarter, settings: Settings) -> None:
+        self.started = [start(kind, settings) for kind in ROLES]
+
+    def run_until(self, predicate: Callable[[], bool], timeout_s: float = 10.0) -> float:
+        """Step until ``predicate`` holds; returns the seconds it took."""
+        began = time.monotonic()
+        while not predicate():
+            assert time.monotonic() - began < timeout_s, "condition not met in time"
+            for role, ctx in self.started:
+                role.step(ctx.clock())
+        return time.monotonic() - began
+
+    def failed(self) -> dict[str, int]:
+        return {ctx.name: ctx.counters.failed for _, ctx in self.started
+                if ctx.counters.failed}
+
+
+@pytest.fixture
+def roles(start_role: RoleStarter, settings: Settings) -> Roles:
+    return Roles(start_role, settings)
+
+
+def stored(install: TracardiInstall, index: str, document_id: str) -> dict[str, Any]:
+    source: dict[str, Any] = install.elastic.get(index=index, id=document_id)["_source"]
+    return source
+
+
+def assert_accepted_as_it_is(install: TracardiInstall, index: str, document_id: str) -> None:
+    """Index the stored document again, verbatim: a strict mapping refuses (400,
+    strict_dynamic_mapping_exception) any field it does not declare."""
+    install.elastic.index(index=index, id=document_id,
+                          document=stored(install, index, document_id), refresh=True)
+
+
+def assert_nothing_failed(settings: Settings, roles: Roles, receiver: ScriptedServer) -> None:
+    redis, tenant = roles.started[0][1].redis, settings.tracardi.tenant
+    dead = {queue: [letter.reason for letter in DeadLetters(redis, tenant, queue).oldest(10)]
+            for queue in QUEUES}
+    assert dead == {queue: [] for queue in QUEUES}
+    assert roles.failed() == {}
+    with receiver.lock:
+        assert all(post.path == "/track" for post in receiver.received)
+
+
+def posts(receiver: ScriptedServer) -> list[Any]:
+    with receiver.lock:
+        return [post.json() for post in receiver.received]
+
+
+def task_rows(tables: TracardiTables) -> dict[str, dict[str, Any]]:
+    with tables.connect() as connection, connection.cursor(pymysql.cursors.DictCursor) as cursor:
+        cursor.execute("SELECT * FROM task")
+        return {row["id"]: row for row in cursor.fetchall()}
+
+
+def test_the_daemons_own_segment_index_is_apart_from_tracardis(
+        tracardi: TracardiInstall, settings: Settings, store: DefinitionStore) -> None:
+    """Install creates nothing beside Tracardi 0.9: the first write of a segment creates
+    the daemon's own index, whose names no name of Tracardi's can take."""
+    tenant = tracardi.tenant
+    alias = alias_name(settings.tracardi, "segment")
+    assert (alias, base_index_name(settings.tracardi, "segment")) == (
+        f"{tenant}.daemon-segment", f"{VERSION}.{tenant}.daemon-segment")
+    assert not tracardi.elastic.indices.exists_alias(name=alias)
+    assert store.list(Segment) == []  # nothing yet, no index yet
+
+    store.upsert_many([segment()])
+    store.upsert_many([segment('profile@traits.plan == "silver"')])  # the index exists now
+    [saved] = store.list(Segment)
+    assert (saved.machine_name, saved.condition) == (
+        MACHINE_NAME, 'profile@traits.plan == "silver"')
+    assert list(tracardi.elastic.indices.get_alias(name=alias).body) == [
+        f"{VERSION}.{tenant}.daemon-segment"]
+    assert not tracardi.elastic.indices.exists(index=f"{VERSION}.{tenant}.tracardi-segment")
+
+
+def test_tracardis_definitions_drive_mapping_segmentation_and_trigger(
+        tracardi: TracardiInstall, tables: TracardiTables, store: DefinitionStore,
+        settings: Settings, roles: Roles, http_server: ScriptedServer) -> None:
+    older, current = tracardi.indices["profile"].indices
+    install_definitions(tables, store, tracardi.tenant)
+    put(tracardi, "profile", docs.profile_document(VERSION, PROFILE_ID, traits={"tags": ["a"]}),
+        index=older)
+    event_index = add_event(tracardi, "ev-1", plan="gold", email="gold@example.com",
+                            name="Bob", tags=["b"])
+
+    roles.run_until(lambda: len(posts(http_server)) == 1)
+
+    # mapped and segmented in place, in the older quarter
+    profile = stored(tracardi, older, PROFILE_ID)
+    assert profile["traits"] == {"tags": ["a", "b"], "plan": "gold"}
+    assert profile["data"]["contact"]["email"]["main"] == "gold@example.com"
+    assert profile["data"]["pii"]["firstname"] == "Ada"
+    assert profile["segments"] == [MACHINE_NAME]
+    assert profile["metadata"]["time"]["segmentation"]
+    assert set(profile["metadata"]["fields"]) >= {"traits.plan", "traits.tags"}
+    assert not tracardi.elastic.exists(index=current, id=PROFILE_ID)
+    # the event type's index schema wrote the event's traits
+    assert stored(tracardi, event_index, "ev-1")["traits"] == {"plan": "gold"}
+
+    # the trigger row's workflow start went to Tracardi's tracker, from the row's source
+    [body] = posts(http_server)
+    assert body["source"] == {"id": SOURCE_ID}
+    assert body["profile"] == {"id": PROFILE_ID}
+    [event] = body["events"]
+    assert event["type"] == "segment-added"
+    assert event["properties"]["workflow"] == {"id": "wf-gold", "name": "Gold welcome"}
+    assert event["properties"]["segment"]["machine_name"] == MACHINE_NAME
+    assert event["properties"]["trigger"] == {"id": "rule-gold"}
+
+    assert_nothing_failed(settings, roles, http_server)
+    assert_accepted_as_it_is(tracardi, older, PROFILE_ID)
+    assert_accepted_as_it_is(tracardi, event_index, "ev-1")
+
+
+def test_a_row_changed_in_mysql_applies_within_refresh(
+        tracardi: TracardiInstall, tables: TracardiTables, store: DefinitionStore,
+        settings: Settings, roles: Roles, http_server: ScriptedServer) -> None:
+    older = tracardi.indices["profile"].indices[0]
+    install_definitions(tables, store, tracardi.tenant)
+    put(tracardi, "profile", docs.profile_document(VERSION, PROFILE_ID), index=older)
+    add_event(tracardi, "ev-1", plan="gold")
+    roles.run_until(lambda: len(posts(http_server)) == 1)
+
+    # Tracardi's GUI saves the mapping row again; the segment is changed in the daemon
+    put_mapping(tables, tracardi.tenant, "traits.tier")
+    store.upsert_many([segment('profile@traits.tier == "gold"')])
+    changed_at = time.monotonic()
+    roles.run_until(lambda: time.monotonic() - changed_at > REFRESH_S)  # the roles step on
+    add_event(tracardi, "ev-2", plan="silver")
+    roles.run_until(lambda: stored(tracardi, older, PROFILE_ID)["traits"].get("tier")
+                    == "silver")
+    # mapped to the new path; the changed condition no longer holds: the segment left
+    assert stored(tracardi, older, PROFILE_ID)["traits"]["plan"] == "gold"
+    roles.run_until(lambda: stored(tracardi, older, PROFILE_ID)["segments"] == [])
+
+    # and holds again for the next purchase: the profile re-enters, the rule fires again
+    add_event(tracardi, "ev-3", plan="gold")
+    roles.run_until(lambda: len(posts(http_server)) == 2)
+    assert stored(tracardi, older, PROFILE_ID)["segments"] == [MACHINE_NAME]
+    assert_nothing_failed(settings, roles, http_server)
+    assert_accepted_as_it_is(tracardi, older, PROFILE_ID)
+
+
+def live_segment(live_id: str, condition: str, segment_id: str) -> LiveSegment:
+    return LiveSegment.from_dict({"id": live_id, "name": f"Live {live_id}",
+                                  "type": "condition", "condition": condition,
+                                  "segment": {"id": segment_id, "name": segment_id}})
+
+
+def test_a_mapping_job_and_a_live_segment_pass_report_to_tracardis_task_table(
+        tracardi: TracardiInstall, tables: TracardiTables, store: DefinitionStore,
+        settings: Settings, start_role: RoleStarter, http_server: ScriptedServer) -> None:
+    """The batch paths: a mapping job and passes of the daemon's live segments, each
+    with its row in Tracardi's task table; profiles in both quarters. ``stats`` is
+    flattened and new trait strings analysed text in Tracardi's mapping: those
+    conditions go to Python."""
+    older, current = tracardi.indices["profile"].indices
+    install_definitions(tables, store, tracardi.tenant)
+    store.upsert_many([live_segment("ls-returning", "profile@stats.visits > 3", "returning"),
+                       live_segment("ls-top", 'profile@traits.level == "Top Tier"', "top-tier")])
+    put(tracardi, "profile", *[{**docs.profile_document(VERSION, profile_id),
+                                "stats": {"visits": visits, "views": 1, "counters": {}}}
+                               for profile_id, visits in ((PROFILE_ID, 5), ("p-few", 1))],
+        docs.profile_document(VERSION, "p-top", traits={"level": "Top Tier"}), index=older)
+    put(tracardi, "profile", {**docs.profile_document(VERSION, "p-current"),
+                              "stats": {"visits": 7, "views": 1, "counters": {}}},
+        index=current)
+    event_index = add_event(tracardi, "ev-1", plan="gold", tags=["b"])
+    batch_only = replace(settings, mapping=replace(settings.mapping, live=False))
+    roles = Roles(start_role, batch_only)
+    redis, tenant = roles.started[0][1].redis, settings.tracardi.tenant
+    tasks = TaskStore(redis, tracardi.elastic, settings)
+    definition = store.get(EventToProfile, "etp-purchase")
+    assert definition is not None
+    job = submit(tasks, WorkQueue(redis, tenant, MAPPING_QUEUE), JobSpec((definition,)),
+                 "Purchases to profiles")
+    segmentation = roles.started[1][0]
+    pass_ids = [segmentation.queue_pass(f"live-segment:{key}") for key in ("ls-returning",
+                                                                          "ls-top")]
+    assert None not in pass_ids
+
+    def finished(task_id: str) -> bool:
+        record = tasks.get(task_id)
+        return record is not None and record.status == "finished"
+
+    roles.run_until(lambda: all(finished(task_id) for task_id in [job.id, *pass_ids]))
+    roles.run_until(lambda: len(posts(http_server)) == 1)  # gold: the trigger fired
+
+    assert stored(tracardi, older, PROFILE_ID)["traits"] == {"plan": "gold", "tags": ["b"]}
+    assert sorted(stored(tracardi, older, PROFILE_ID)["segments"]) == [
+        MACHINE_NAME, "returning"]
+    assert stored(tracardi, older, "p-few")["segments"] == []
+    assert stored(tracardi, older, "p-top")["segments"] == ["top-tier"]
+    assert stored(tracardi, current, "p-current")["segments"] == ["returning"]
+    assert not tracardi.elastic.exists(index=current, id=PROFILE_ID)
+    rows = task_rows(tables)
+    for task_id in (job.id, *pass_ids):
+        row = rows[task_id]
+        assert (row["status"], row["progress"], row["tenant"], row["production"]) == (
+            "done", 100.0, tenant, 0)
+    assert_nothing_failed(settings, roles, http_server)
+    for index, document_id in ((older, PROFILE_ID), (older, "p-few"), (older, "p-top"),
+                               (current, "p-current"), (event_index, "ev-1")):
+        assert_accepted_as_it_is(tracardi, index, document_id)
