@@ -344,6 +344,12 @@ def _validate(settings: Settings) -> None:
     if settings.tracardi.partitioning not in ("month", "quarter", "year"):
         raise ConfigError("'tracardi.partitioning' must be \"month\", \"quarter\" or "
                           f"\"year\", got {settings.tracardi.partitioning!r}")
+    for kind in ("profile", "event", "session"):
+        value = getattr(settings.tracardi, f"{kind}_partitioning")
+        if value is not None and value not in ("month", "quarter", "year"):
+            raise ConfigError(f"'tracardi.{kind}_partitioning' must be \"month\", "
+                              f"\"quarter\" or \"year\" (the partitions the daemon reads and "
+                              f"writes), got {value!r}")
     if settings.tracardi.layout not in LAYOUTS:
         raise ConfigError(f"'tracardi.layout' must be one of {', '.join(map(repr, LAYOUTS))}, "
                           f"got {settings.tracardi.layout!r}")

@@ -38,6 +38,11 @@ class TracardiSettings:
     # whose indices and definitions the daemon works on: its own ("daemon"), or an
     # existing Tracardi installation's as they are ("tracardi-0.8", "tracardi-0.9")
     layout: str = "daemon"
+    # beside Tracardi: its PROFILE_/EVENT_/SESSION_PARTITIONING, when the installation
+    # changed the version's default (None: the default)
+    profile_partitioning: str | None = None
+    event_partitioning: str | None = None
+    session_partitioning: str | None = None
 
 
 @dataclass(frozen=True)

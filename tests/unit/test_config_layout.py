@@ -3,12 +3,14 @@ defaults as Tracardi's does when neither the file nor TENANT_NAME sets it."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from tracardi_daemon.config import load_settings
 from tracardi_daemon.errors import ConfigError
+from tracardi_daemon.model.naming import index_name
 
 
 def _config(tmp_path: Path, body: str) -> dict[str, str]:
@@ -49,3 +51,18 @@ def test_a_db_version_of_another_layout_is_refused_at_load(
 def test_an_unknown_layout_names_the_key(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"'tracardi\.layout' must be one of"):
         load_settings(_config(tmp_path, '[tracardi]\nlayout = "tracardi-1.0"\n'))
+
+
+def test_tracardis_own_partitioning_variables_choose_the_partitions(tmp_path: Path) -> None:
+    env = _config(tmp_path, '[tracardi]\nlayout = "tracardi-0.8"\ndb_version = "0820"\n'
+                            'tenant = "acme"\n')
+    when = datetime(2024, 3, 5, tzinfo=UTC)
+    default = load_settings(env).tracardi
+    assert index_name(default, "profile", when) == "0820.acme.tracardi-profile-2024-q1"
+    changed = load_settings({**env, "PROFILE_PARTITIONING": "month",
+                             "EVENT_PARTITIONING": '"year"'}).tracardi
+    assert index_name(changed, "profile", when) == "0820.acme.tracardi-profile-2024-3"
+    assert index_name(changed, "event", when) == "0820.acme.tracardi-event-2024-year"
+    assert index_name(changed, "session", when) == "0820.acme.tracardi-session-2024-q1"
+    with pytest.raises(ConfigError, match=r"'tracardi\.event_partitioning' must be"):
+        load_settings({**env, "EVENT_PARTITIONING": "day"})

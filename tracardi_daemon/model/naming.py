@@ -105,10 +105,15 @@ def template_name(tracardi: TracardiSettings, kind: str) -> str:
 
 def kind_partitioning(tracardi: TracardiSettings, kind: str) -> str:
     """How new documents of a data kind are partitioned: ``tracardi.partitioning`` in the
-    daemon layout; in a Tracardi layout the version's default for the kind (0.8.1 month,
+    daemon layout; in a Tracardi layout ``tracardi.<kind>_partitioning`` (Tracardi's
+    ``*_PARTITIONING``) if set, else the version's default for the kind (0.8.1 month,
     0.8.2 profile/session quarter and event month, 0.9 quarter)."""
     _check_data_kind(kind)
-    return configured_layout(tracardi).partitioning_of(f"tracardi-{kind}")
+    layout = configured_layout(tracardi)
+    chosen = getattr(tracardi, f"{kind}_partitioning")
+    if layout.style == "tracardi" and chosen is not None:
+        return str(chosen)  # the installation's own *_PARTITIONING
+    return layout.partitioning_of(f"tracardi-{kind}")
 
 
 def partition_suffix(partitioning: str, when: datetime, *, layout: str = "daemon") -> str:
