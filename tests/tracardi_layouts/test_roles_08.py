@@ -7,37 +7,40 @@ writes is refused by a strict mapping (each written document is indexed again as
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from elasticsearch import Elasticsearch, helpers
+from elasticsearch import Elasticsearch
 
 from tests.receivers import ScriptedServer, http_server
 from tests.scheduler.conftest import RoleStarter, start_role
 from tests.tracardi_layouts import DEFAULT_PARTITIONING, partition_suffix
 from tests.tracardi_layouts import documents as docs
+from tests.tracardi_layouts.chain import (
+    PROFILE_ID,
+    Roles,
+    add_event,
+    assert_accepted_as_it_is,
+    assert_nothing_failed,
+    posts,
+    put,
+    roles,
+    stored,
+)
 from tests.tracardi_layouts.install import (
     DEFAULT_PARTITION_MONTH,
     TracardiInstall,
     install_tracardi_elastic,
 )
-from tracardi_daemon.infra.deadletters import DeadLetters
-from tracardi_daemon.infra.delivery import DISPATCH_QUEUE
 from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.tasks import TaskStore
 from tracardi_daemon.model.definition_store import DefinitionStore
 from tracardi_daemon.model.definitions import EventToProfile
-from tracardi_daemon.model.profiles import PROFILE_CHANGED_QUEUE
-from tracardi_daemon.roles.dispatch import DispatchRole
-from tracardi_daemon.roles.mapping import MappingRole
 from tracardi_daemon.roles.mapping_batch import MAPPING_QUEUE
 from tracardi_daemon.roles.mapping_jobs import JobSpec, submit
-from tracardi_daemon.roles.segment_changes import SEGMENT_CHANGES_QUEUE
-from tracardi_daemon.roles.segmentation import SegmentationRole
-from tracardi_daemon.roles.trigger import TriggerRole
 from tracardi_daemon.settings import (
     DefinitionsSettings,
     DispatchSettings,
@@ -48,16 +51,13 @@ from tracardi_daemon.settings import (
     TracardiSettings,
 )
 
-__all__ = ["http_server", "start_role"]
+__all__ = ["http_server", "roles", "start_role"]
 
 VERSIONS = ("08x", "0820")
 REFRESH_S = 0.5
-PROFILE_ID = "p-older"
 SEGMENT = "Gold customers"
 MACHINE_NAME = "gold-customers"
 SOURCE_ID = "segment-events"
-ROLES = (MappingRole, SegmentationRole, TriggerRole, DispatchRole)
-QUEUES = (MAPPING_QUEUE, PROFILE_CHANGED_QUEUE, SEGMENT_CHANGES_QUEUE, DISPATCH_QUEUE)
 
 
 def _email_path(version: str) -> str:
@@ -98,16 +98,6 @@ def settings(tracardi: TracardiInstall, http_server: ScriptedServer) -> Settings
         definitions=DefinitionsSettings(refresh_s=REFRESH_S))
 
 
-def put(install: TracardiInstall, name: str, *documents: dict[str, Any],
-        index: str | None = None) -> None:
-    """Index documents as Tracardi does (into ``index``, by default its write index),
-    visible on return (refreshed now: Tracardi's event index refreshes every 10 s)."""
-    target = index or install.indices[name].write_index
-    helpers.bulk(install.elastic, ({"_index": target, "_id": document["id"],
-                                    "_source": document} for document in documents),
-                 refresh=True)
-
-
 def mapping_document(version: str, plan_path: str = "traits.plan") -> dict[str, Any]:
     return docs.event_to_profile_document("etp-purchase", "purchase", [
         ("properties.plan", 0, plan_path),
@@ -137,67 +127,6 @@ def labelled_rule(install: TracardiInstall) -> dict[str, Any]:
         flow_id="wf-labelled", flow_name="Labelled", version=install.version)
     rule["source"] = {"id": SOURCE_ID, "name": "Segment events"}
     return rule
-
-
-def add_event(install: TracardiInstall, event_id: str, **properties: Any) -> str:
-    """A purchase of the profile, in the event partition of now; returns that index."""
-    index = install.indices["event"].write_index
-    put(install, "event", docs.event_document(
-        install.version, event_id, profile_id=PROFILE_ID, session_id="s-1",
-        event_type="purchase", properties=properties, when=datetime.now(UTC)), index=index)
-    return index
-
-
-class Roles:
-    """The four roles of the chain, stepped in turn on the test's thread."""
-
-    def __init__(self, start: RoleStarter, settings: Settings) -> None:
-        self.started = [start(kind, settings) for kind in ROLES]
-
-    def run_until(self, predicate: Callable[[], bool], timeout_s: float = 10.0) -> float:
-        """Step until ``predicate`` holds; returns the seconds it took."""
-        began = time.monotonic()
-        while not predicate():
-            assert time.monotonic() - began < timeout_s, "condition not met in time"
-            for role, ctx in self.started:
-                role.step(ctx.clock())
-        return time.monotonic() - began
-
-    def failed(self) -> dict[str, int]:
-        return {ctx.name: ctx.counters.failed for _, ctx in self.started
-                if ctx.counters.failed}
-
-
-@pytest.fixture
-def roles(start_role: RoleStarter, settings: Settings) -> Roles:
-    return Roles(start_role, settings)
-
-
-def stored(install: TracardiInstall, index: str, document_id: str) -> dict[str, Any]:
-    source: dict[str, Any] = install.elastic.get(index=index, id=document_id)["_source"]
-    return source
-
-
-def assert_accepted_as_it_is(install: TracardiInstall, index: str, document_id: str) -> None:
-    """Index the stored document again, verbatim: a strict mapping refuses (400,
-    strict_dynamic_mapping_exception) any field it does not declare."""
-    install.elastic.index(index=index, id=document_id,
-                          document=stored(install, index, document_id), refresh=True)
-
-
-def assert_nothing_failed(settings: Settings, roles: Roles, receiver: ScriptedServer) -> None:
-    redis, tenant = roles.started[0][1].redis, settings.tracardi.tenant
-    dead = {queue: [letter.reason for letter in DeadLetters(redis, tenant, queue).oldest(10)]
-            for queue in QUEUES}
-    assert dead == {queue: [] for queue in QUEUES}
-    assert roles.failed() == {}
-    with receiver.lock:
-        assert all(post.path == "/track" for post in receiver.received)
-
-
-def posts(receiver: ScriptedServer) -> list[Any]:
-    with receiver.lock:
-        return [post.json() for post in receiver.received]
 
 
 def test_tracardis_definitions_drive_mapping_segmentation_and_trigger(
