@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,16 +18,22 @@ from tests.tracardi_layouts import documents as docs
 from tests.tracardi_layouts.install import TracardiInstall
 from tracardi_daemon.infra.deadletters import DeadLetters
 from tracardi_daemon.infra.dispatch import DISPATCH_QUEUE
+from tracardi_daemon.infra.queue import WorkQueue
+from tracardi_daemon.infra.tasks import TaskStore
+from tracardi_daemon.model.definition_store import DefinitionStore
+from tracardi_daemon.model.definitions import EventToProfile
 from tracardi_daemon.model.profiles import PROFILE_CHANGED_QUEUE
 from tracardi_daemon.roles.dispatch import DispatchRole
 from tracardi_daemon.roles.mapping import MappingRole
 from tracardi_daemon.roles.mapping_batch import MAPPING_QUEUE
+from tracardi_daemon.roles.mapping_jobs import JobSpec, submit
 from tracardi_daemon.roles.segment_changes import SEGMENT_CHANGES_QUEUE
 from tracardi_daemon.roles.segmentation import SegmentationRole
 from tracardi_daemon.roles.trigger import TriggerRole
 from tracardi_daemon.settings import Settings
 
 PROFILE_ID = "p-older"
+MACHINE_NAME = "gold-customers"  # the segment the chain's purchase puts the profile in
 ROLES = (MappingRole, SegmentationRole, TriggerRole, DispatchRole)
 QUEUES = (MAPPING_QUEUE, PROFILE_CHANGED_QUEUE, SEGMENT_CHANGES_QUEUE, DISPATCH_QUEUE)
 
@@ -100,3 +107,62 @@ def assert_nothing_failed(settings: Settings, roles: Roles, receiver: ScriptedSe
 def posts(receiver: ScriptedServer) -> list[Any]:
     with receiver.lock:
         return [post.json() for post in receiver.received]
+
+
+def put_batch_profiles(install: TracardiInstall, older: str, current: str) -> None:
+    """Profiles for the batch paths: three in the older partition, one in the current."""
+    version = install.version
+    put(install, "profile", *[{**docs.profile_document(version, profile_id),
+                               "stats": {"visits": visits, "views": 1, "counters": {}}}
+                              for profile_id, visits in ((PROFILE_ID, 5), ("p-few", 1))],
+        docs.profile_document(version, "p-top", traits={"level": "Top Tier"}), index=older)
+    put(install, "profile", {**docs.profile_document(version, "p-current"),
+                             "stats": {"visits": 7, "views": 1, "counters": {}}},
+        index=current)
+
+
+def run_batch_paths(start: RoleStarter, settings: Settings, install: TracardiInstall,
+                    receiver: ScriptedServer) -> tuple[Roles, list[str]]:
+    """A mapping job of ``etp-purchase`` and passes of the live segments ``ls-returning``
+    and ``ls-top``, with the live mapping off, run until each task is finished and the
+    rule fired; the roles and the task ids."""
+    roles = Roles(start, replace(settings, mapping=replace(settings.mapping, live=False)))
+    redis, tenant = roles.started[0][1].redis, settings.tracardi.tenant
+    tasks = TaskStore(redis, install.elastic, settings)
+    store = DefinitionStore(install.elastic, settings)
+    try:
+        definition = store.get(EventToProfile, "etp-purchase")
+    finally:
+        store.close()
+    assert definition is not None
+    job = submit(tasks, WorkQueue(redis, tenant, MAPPING_QUEUE), JobSpec((definition,)),
+                 "Purchases to profiles")
+    segmentation = roles.started[1][0]
+    passes = [segmentation.queue_pass(f"live-segment:{key}") for key in ("ls-returning",
+                                                                        "ls-top")]
+    assert None not in passes
+
+    def finished(task_id: str) -> bool:
+        record = tasks.get(task_id)
+        return record is not None and record.status == "finished"
+
+    task_ids = [job.id, *passes]
+    roles.run_until(lambda: all(finished(task_id) for task_id in task_ids))
+    roles.run_until(lambda: len(posts(receiver)) == 1)  # gold: the rule fired
+    return roles, task_ids
+
+
+def assert_batch_results(install: TracardiInstall, older: str, current: str,
+                         event_index: str) -> None:
+    """What the batch paths wrote, each profile in its own partition and accepted by the
+    strict mapping as it is."""
+    assert stored(install, older, PROFILE_ID)["traits"] == {"plan": "gold", "tags": ["b"]}
+    assert sorted(stored(install, older, PROFILE_ID)["segments"]) == [
+        MACHINE_NAME, "returning"]
+    assert stored(install, older, "p-few")["segments"] == []
+    assert stored(install, older, "p-top")["segments"] == ["top-tier"]
+    assert stored(install, current, "p-current")["segments"] == ["returning"]
+    assert not install.elastic.exists(index=current, id=PROFILE_ID)
+    for index, document_id in ((older, PROFILE_ID), (older, "p-few"), (older, "p-top"),
+                               (current, "p-current"), (event_index, "ev-1")):
+        assert_accepted_as_it_is(install, index, document_id)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,14 +19,18 @@ from tests.scheduler.conftest import RoleStarter, start_role
 from tests.tracardi_layouts import DEFAULT_PARTITIONING, partition_suffix
 from tests.tracardi_layouts import documents as docs
 from tests.tracardi_layouts.chain import (
+    MACHINE_NAME,
     PROFILE_ID,
     Roles,
     add_event,
     assert_accepted_as_it_is,
+    assert_batch_results,
     assert_nothing_failed,
     posts,
     put,
+    put_batch_profiles,
     roles,
+    run_batch_paths,
     stored,
 )
 from tests.tracardi_layouts.install import (
@@ -35,12 +38,6 @@ from tests.tracardi_layouts.install import (
     TracardiInstall,
     install_tracardi_elastic,
 )
-from tracardi_daemon.infra.queue import WorkQueue
-from tracardi_daemon.infra.tasks import TaskStore
-from tracardi_daemon.model.definition_store import DefinitionStore
-from tracardi_daemon.model.definitions import EventToProfile
-from tracardi_daemon.roles.mapping_batch import MAPPING_QUEUE
-from tracardi_daemon.roles.mapping_jobs import JobSpec, submit
 from tracardi_daemon.settings import (
     DefinitionsSettings,
     DispatchSettings,
@@ -56,7 +53,6 @@ __all__ = ["http_server", "roles", "start_role"]
 VERSIONS = ("08x", "0820")
 REFRESH_S = 0.5
 SEGMENT = "Gold customers"
-MACHINE_NAME = "gold-customers"
 SOURCE_ID = "segment-events"
 
 
@@ -229,49 +225,13 @@ def test_a_mapping_job_and_a_live_segment_pass_write_what_the_mappings_accept(
         docs.live_segment_document(
         "ls-top", workflow_id="wf-none", workflow_name="None",
         condition='profile@traits.level == "Top Tier"', segment="top-tier", version=version))
-    put(tracardi, "profile", *[{**docs.profile_document(version, profile_id),
-                                "stats": {"visits": visits, "views": 1, "counters": {}}}
-                               for profile_id, visits in ((PROFILE_ID, 5), ("p-few", 1))],
-        {**docs.profile_document(version, "p-top", traits={"level": "Top Tier"})},
-        index=older)
-    put(tracardi, "profile", {**docs.profile_document(version, "p-current"),
-                              "stats": {"visits": 7, "views": 1, "counters": {}}},
-        index=current)
+    put_batch_profiles(tracardi, older, current)
     event_index = add_event(tracardi, "ev-1", plan="gold", tags=["b"])
-    batch_only = replace(settings, mapping=replace(settings.mapping, live=False))
-    roles = Roles(start_role, batch_only)
-    redis, tenant = roles.started[0][1].redis, settings.tracardi.tenant
-    tasks = TaskStore(redis, tracardi.elastic, settings)
-    definition = DefinitionStore(tracardi.elastic, settings).get(EventToProfile,
-                                                                 "etp-purchase")
-    assert definition is not None
-    job = submit(tasks, WorkQueue(redis, tenant, MAPPING_QUEUE), JobSpec((definition,)),
-                 "Purchases to profiles")
-    segmentation = roles.started[1][0]
-    pass_ids = [segmentation.queue_pass(f"live-segment:{key}") for key in ("ls-returning",
-                                                                          "ls-top")]
-    assert None not in pass_ids
-
-    def finished(task_id: str) -> bool:
-        record = tasks.get(task_id)
-        return record is not None and record.status == "finished"
-
-    roles.run_until(lambda: all(finished(task_id) for task_id in [job.id, *pass_ids]))
-    roles.run_until(lambda: len(posts(http_server)) == 1)  # gold: the rule fired
-
-    assert stored(tracardi, older, PROFILE_ID)["traits"] == {"plan": "gold", "tags": ["b"]}
-    assert sorted(stored(tracardi, older, PROFILE_ID)["segments"]) == [
-        MACHINE_NAME, "returning"]
-    assert stored(tracardi, older, "p-few")["segments"] == []
-    assert stored(tracardi, older, "p-top")["segments"] == ["top-tier"]
-    assert stored(tracardi, current, "p-current")["segments"] == ["returning"]
-    assert not tracardi.elastic.exists(index=current, id=PROFILE_ID)
+    roles, task_ids = run_batch_paths(start_role, settings, tracardi, http_server)
+    assert_batch_results(tracardi, older, current, event_index)
     task_index = tracardi.indices["task"].write_index
     tracardi.elastic.indices.refresh(index=task_index)
-    for task_id in (job.id, *pass_ids):
+    for task_id in task_ids:
         assert stored(tracardi, task_index, task_id)["status"] == "done"
         assert_accepted_as_it_is(tracardi, task_index, task_id)
     assert_nothing_failed(settings, roles, http_server)
-    for index, document_id in ((older, PROFILE_ID), (older, "p-few"), (older, "p-top"),
-                               (current, "p-current"), (event_index, "ev-1")):
-        assert_accepted_as_it_is(tracardi, index, document_id)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -21,14 +20,18 @@ from tests.scheduler.conftest import RoleStarter, start_role
 from tests.tracardi_layouts import DEFAULT_PARTITIONING, partition_suffix
 from tests.tracardi_layouts import documents as docs
 from tests.tracardi_layouts.chain import (
+    MACHINE_NAME,
     PROFILE_ID,
     Roles,
     add_event,
     assert_accepted_as_it_is,
+    assert_batch_results,
     assert_nothing_failed,
     posts,
     put,
+    put_batch_profiles,
     roles,
+    run_batch_paths,
     stored,
 )
 from tests.tracardi_layouts.install import (
@@ -45,14 +48,9 @@ from tests.tracardi_layouts.test_tracardi_09_definitions import (
     task_rows,
     trigger_row,
 )
-from tracardi_daemon.infra.queue import WorkQueue
-from tracardi_daemon.infra.tasks import TaskStore
 from tracardi_daemon.model.definition_store import DefinitionStore
-from tracardi_daemon.model.definitions import EventToProfile
 from tracardi_daemon.model.naming import alias_name, base_index_name
 from tracardi_daemon.model.segment_definitions import LiveSegment, Segment
-from tracardi_daemon.roles.mapping_batch import MAPPING_QUEUE
-from tracardi_daemon.roles.mapping_jobs import JobSpec, submit
 from tracardi_daemon.settings import (
     DefinitionsSettings,
     DispatchSettings,
@@ -69,7 +67,6 @@ __all__ = ["http_server", "mysql_database", "roles", "start_role", "tables"]
 VERSION = "09x"
 REFRESH_S = 0.5
 SEGMENT = "Gold customers"
-MACHINE_NAME = "gold-customers"
 SOURCE_ID = "segment-events"
 
 
@@ -248,47 +245,13 @@ def test_a_mapping_job_and_a_live_segment_pass_report_to_tracardis_task_table(
     install_definitions(tables, store, tracardi.tenant)
     store.upsert_many([live_segment("ls-returning", "profile@stats.visits > 3", "returning"),
                        live_segment("ls-top", 'profile@traits.level == "Top Tier"', "top-tier")])
-    put(tracardi, "profile", *[{**docs.profile_document(VERSION, profile_id),
-                                "stats": {"visits": visits, "views": 1, "counters": {}}}
-                               for profile_id, visits in ((PROFILE_ID, 5), ("p-few", 1))],
-        docs.profile_document(VERSION, "p-top", traits={"level": "Top Tier"}), index=older)
-    put(tracardi, "profile", {**docs.profile_document(VERSION, "p-current"),
-                              "stats": {"visits": 7, "views": 1, "counters": {}}},
-        index=current)
+    put_batch_profiles(tracardi, older, current)
     event_index = add_event(tracardi, "ev-1", plan="gold", tags=["b"])
-    batch_only = replace(settings, mapping=replace(settings.mapping, live=False))
-    roles = Roles(start_role, batch_only)
-    redis, tenant = roles.started[0][1].redis, settings.tracardi.tenant
-    tasks = TaskStore(redis, tracardi.elastic, settings)
-    definition = store.get(EventToProfile, "etp-purchase")
-    assert definition is not None
-    job = submit(tasks, WorkQueue(redis, tenant, MAPPING_QUEUE), JobSpec((definition,)),
-                 "Purchases to profiles")
-    segmentation = roles.started[1][0]
-    pass_ids = [segmentation.queue_pass(f"live-segment:{key}") for key in ("ls-returning",
-                                                                          "ls-top")]
-    assert None not in pass_ids
-
-    def finished(task_id: str) -> bool:
-        record = tasks.get(task_id)
-        return record is not None and record.status == "finished"
-
-    roles.run_until(lambda: all(finished(task_id) for task_id in [job.id, *pass_ids]))
-    roles.run_until(lambda: len(posts(http_server)) == 1)  # gold: the trigger fired
-
-    assert stored(tracardi, older, PROFILE_ID)["traits"] == {"plan": "gold", "tags": ["b"]}
-    assert sorted(stored(tracardi, older, PROFILE_ID)["segments"]) == [
-        MACHINE_NAME, "returning"]
-    assert stored(tracardi, older, "p-few")["segments"] == []
-    assert stored(tracardi, older, "p-top")["segments"] == ["top-tier"]
-    assert stored(tracardi, current, "p-current")["segments"] == ["returning"]
-    assert not tracardi.elastic.exists(index=current, id=PROFILE_ID)
+    roles, task_ids = run_batch_paths(start_role, settings, tracardi, http_server)
+    assert_batch_results(tracardi, older, current, event_index)
     rows = task_rows(tables)
-    for task_id in (job.id, *pass_ids):
+    for task_id in task_ids:
         row = rows[task_id]
         assert (row["status"], row["progress"], row["tenant"], row["production"]) == (
-            "done", 100.0, tenant, 0)
+            "done", 100.0, settings.tracardi.tenant, 0)
     assert_nothing_failed(settings, roles, http_server)
-    for index, document_id in ((older, PROFILE_ID), (older, "p-few"), (older, "p-top"),
-                               (current, "p-current"), (event_index, "ev-1")):
-        assert_accepted_as_it_is(tracardi, index, document_id)
