@@ -148,8 +148,8 @@ class MigrationJob:
         self._target = self._plan.target_layout(settings.tracardi)
         checkpoint = record.checkpoint or {}
         self._work = [WorkItem(*raw) for raw in checkpoint.get("work", [])]
-        self._lanes = [Lane.from_dict(raw) for raw in checkpoint.get("lanes", [])]
-        self._next_item = int(checkpoint.get("next_item", 0))  # the first not started
+        # the lanes being copied, and the first work item not started
+        self._lanes, self._next_item = Lane.from_checkpoint(checkpoint, len(self._work))
         self._turn = 0  # the lane whose batch is read next
         self._failed = int(checkpoint.get("failed", 0))
         self._created: set[str] = set()

@@ -65,6 +65,20 @@ class Lane:
         return cls(int(raw["item"]), int(raw.get("phase", 0)), raw.get("bounds"),
                    list(raw.get("positions") or [None]))
 
+    @classmethod
+    def from_checkpoint(cls, checkpoint: dict[str, Any], items: int) -> tuple[list[Lane], int]:
+        """The lanes of a checkpoint and the first work item not started. A checkpoint of
+        the version before lanes (``item``, ``phase``, ``position``) becomes one lane of
+        one slice at that position, so a takeover across the upgrade goes on from it."""
+        if "lanes" in checkpoint or "item" not in checkpoint:
+            return ([cls.from_dict(raw) for raw in checkpoint.get("lanes", [])],
+                    int(checkpoint.get("next_item", 0)))
+        item, phase = int(checkpoint["item"]), int(checkpoint.get("phase", 0))
+        if item >= items:
+            return [], item
+        bounds: list[str] | None = [] if phase == 0 else None
+        return [cls(item, phase, bounds, [checkpoint.get("position")])], item + 1
+
     def close(self) -> None:
         if self.scan is not None:
             self.scan.close()
