@@ -13,37 +13,54 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from elasticsearch import Elasticsearch
 
 from tracardi_daemon.infra.elastic import elastic_errors
 
-__all__ = ["DAEMON_EXTRAS", "MappingFit", "refused_paths"]
+__all__ = ["DAEMON_EXTRAS", "MappingFit", "Reach", "reach", "refused_paths"]
 
 DAEMON_EXTRAS: tuple[str, ...] = ("metadata.fields", "metadata.time.create")
 
 
+@dataclass(frozen=True)
+class Reach:
+    """How far a dotted path goes into an index's mapping."""
+
+    node: Mapping[str, Any] | None  # the path's own mapping; None where it stops short
+    within: str | None  # "flattened" or "disabled": it lies inside such a field
+    dynamic: str  # the dynamic setting (inherited from the parents) where it stopped
+
+
+def reach(mapping: Mapping[str, Any], path: str) -> Reach:
+    """Follow ``path`` through ``properties`` from ``mapping`` (an index's ``mappings``
+    body) until it ends, leaves the mapped names, or enters a ``flattened`` field or a
+    disabled object (whose insides are not mapped)."""
+    node: Mapping[str, Any] = mapping
+    dynamic = str(mapping.get("dynamic", "true")).lower()
+    for name in path.split("."):
+        if node.get("type") == "flattened":
+            return Reach(None, "flattened", dynamic)
+        if node.get("enabled") is False:
+            return Reach(None, "disabled", dynamic)
+        dynamic = str(node.get("dynamic", dynamic)).lower()
+        child = node.get("properties", {}).get(name)
+        if child is None:
+            return Reach(None, None, dynamic)
+        node = child
+    return Reach(node, None, dynamic)
+
+
 def refused_paths(mapping: Mapping[str, Any], paths: tuple[str, ...]) -> frozenset[str]:
-    """Those of ``paths`` a document may not carry under ``mapping`` (an index's
-    ``mappings`` body): a name missing from an object whose dynamic setting, inherited
-    from its parents, is ``strict``. Under a ``flattened`` field or a disabled object
-    anything goes."""
-    refused = set()
-    for path in paths:
-        node: Mapping[str, Any] = mapping
-        dynamic = str(mapping.get("dynamic", "true")).lower()
-        for name in path.split("."):
-            if node.get("type") == "flattened" or node.get("enabled") is False:
-                break
-            dynamic = str(node.get("dynamic", dynamic)).lower()
-            child = node.get("properties", {}).get(name)
-            if child is None:
-                if dynamic == "strict":
-                    refused.add(path)
-                break
-            node = child
-    return frozenset(refused)
+    """Those of ``paths`` a document may not carry under ``mapping``: a name missing from
+    an object whose dynamic setting, inherited from its parents, is ``strict``. Under a
+    ``flattened`` field or a disabled object anything goes."""
+    found = {path: reach(mapping, path) for path in paths}
+    return frozenset(path for path, where in found.items()
+                     if where.node is None and where.within is None
+                     and where.dynamic == "strict")
 
 
 class MappingFit:

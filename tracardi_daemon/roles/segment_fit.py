@@ -16,6 +16,7 @@ from typing import Any
 from elasticsearch import Elasticsearch
 
 from tracardi_daemon.infra.elastic import elastic_errors
+from tracardi_daemon.model.mapping_fit import reach
 
 __all__ = ["FieldTypes", "answers", "field_types"]
 
@@ -34,7 +35,7 @@ class FieldTypes:
         self._mappings = list(mappings)
 
     def of(self, path: str) -> frozenset[str]:
-        found = (_type_at(mapping, path.split(".")) for mapping in self._mappings)
+        found = (_type_at(mapping, path) for mapping in self._mappings)
         return frozenset(kind for kind in found if kind is not None)
 
 
@@ -46,16 +47,11 @@ def field_types(elastic: Elasticsearch, alias: str) -> FieldTypes:
     return FieldTypes(index.get("mappings", {}) for index in body.values())
 
 
-def _type_at(mapping: Mapping[str, Any], names: list[str]) -> str | None:
-    node: Mapping[str, Any] = mapping
-    for name in names:
-        if node.get("type") == "flattened":
-            return "flattened"
-        child = node.get("properties", {}).get(name)
-        if child is None:
-            return None
-        node = child
-    return str(node.get("type", "object"))
+def _type_at(mapping: Mapping[str, Any], path: str) -> str | None:
+    where = reach(mapping, path)
+    if where.within == "flattened":
+        return "flattened"
+    return None if where.node is None else str(where.node.get("type", "object"))
 
 
 def answers(query: Mapping[str, Any], types: FieldTypes) -> bool:
