@@ -23,14 +23,11 @@ from typing import Any
 
 from tracardi_daemon.errors import InvalidInput
 from tracardi_daemon.model import mysql_definitions as rows
-from tracardi_daemon.model.naming import alias_name
-from tracardi_daemon.model.tracardi_names import Layout
+from tracardi_daemon.model.naming import alias_name, configured_layout
 from tracardi_daemon.settings import Settings
 
 TRACARDI_08 = "tracardi-0.8"
 TRACARDI_09 = "tracardi-0.9"
-# every 0.8.x alias is versionless ([prod-]<tenant>.<name>): any 0.8 db_version names them
-_ALIAS_VERSION = "08x"
 TRACARDI_08_INDICES: dict[str, str] = {
     "segment": "tracardi-segment",
     "live-segment": "tracardi-live-segment",
@@ -107,14 +104,13 @@ def definition_source(settings: Settings, kind: str) -> DefinitionSource:
                                 database=settings.mysql.database)
     if tracardi.layout != TRACARDI_08:
         return DefinitionSource(alias_name(tracardi, kind))
-    layout = Layout(version=_ALIAS_VERSION, tenant=tracardi.tenant,
-                    production=tracardi.production, style="tracardi")
-    if kind == "task":
-        return DefinitionSource(alias=layout.alias("tracardi-task"), adapt=_task_from_tracardi,
+    if kind == "task":  # the same alias name as the daemon's, in Tracardi's shape
+        return DefinitionSource(alias=alias_name(tracardi, kind), adapt=_task_from_tracardi,
                                 export=_task_to_tracardi)
     if kind not in TRACARDI_08_INDICES:
         return DefinitionSource(alias_name(tracardi, kind))
-    return DefinitionSource(alias=layout.alias(TRACARDI_08_INDICES[kind]), read_only=True,
+    alias = configured_layout(tracardi).alias(TRACARDI_08_INDICES[kind])
+    return DefinitionSource(alias=alias, read_only=True,
                             only=_TRACARDI_TYPES.get(kind),
                             adapt=_ADAPTERS.get(kind, _unchanged))
 
