@@ -50,8 +50,8 @@ def run_with_elastic(args: argparse.Namespace, env: Mapping[str, str],
     """Run ``command`` with an Elasticsearch client built from the settings."""
     from tracardi_daemon.infra.elastic import create_elastic
 
-    return _run_with_client(args, env, lambda settings: create_elastic(settings.elastic),
-                            command)
+    return _run_with_client(
+        args, env, lambda settings: create_elastic(settings.elastic, patient=True), command)
 
 
 def printable(text: str) -> str:
@@ -95,7 +95,7 @@ def run_with_backends(args: argparse.Namespace, env: Mapping[str, str],
     from tracardi_daemon.infra.elastic import create_elastic
 
     def with_redis(redis: RedisClient, settings: Settings) -> int:
-        elastic = create_elastic(settings.elastic)
+        elastic = create_elastic(settings.elastic, patient=True)
         try:
             return command(redis, elastic, settings)
         finally:

@@ -1,6 +1,10 @@
 """The bulk writer: index/create/update/delete actions sent through the bulk API in
 bounded requests, with per-item results in the caller's order, optimistic concurrency
-passed through, and back-off on 429 rejections (only the rejected items are resent)."""
+passed through, and back-off on items the cluster cannot take now (429, and 503 while
+shards recover): only those are resent. A 503 still refused then raises
+BackendUnavailable, so that no caller counts a document of a recovering shard as failed;
+a 429 still refused comes back as the item's result (one document larger than the
+node's indexing-pressure limit is refused so for ever, and must not block its batch)."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from typing import Any, Literal, cast
 from elastic_transport import Serializer
 from elasticsearch import ApiError, Elasticsearch
 
+from tracardi_daemon.errors import BackendUnavailable
 from tracardi_daemon.infra.elastic import elastic_errors
 from tracardi_daemon.infra.queue_base import backoff_s
 from tracardi_daemon.redact import mask_text
@@ -24,6 +29,9 @@ logger = logging.getLogger(__name__)
 
 Op = Literal["index", "create", "update", "delete"]
 _REJECTED = 429
+# item statuses that say "not now": resent with back-off, never a failed document
+_UNAVAILABLE = 503
+_RETRY_LATER = frozenset({_REJECTED, _UNAVAILABLE})
 _CONFLICT = 409
 # what _item_result reads: the response without each item's _id, _version and _shards
 # is a third shorter, and decoding it is a writer's largest cost after encoding
@@ -78,10 +86,12 @@ class BulkStats:
 class BulkWriter:
     """Writes actions with the bulk API. A request holds at most ``max_actions`` actions
     and ``max_bytes`` of JSON lines (a single larger action goes alone). Items rejected
-    with 429 are resent with exponential back-off and jitter up to ``max_retries`` times
-    (waiting on ``stop``); other item failures come back in the results. Connection
-    errors and timeouts raise BackendUnavailable, a refused request BackendError: the
-    caller retries the batch. Several threads may write at once (the client is
+    with 429 or 503 are resent with exponential back-off and jitter up to ``max_retries``
+    times (waiting on ``stop``); a 503 left then raises BackendUnavailable (what was
+    written stays written; the caller redoes the batch, which its idempotent writes
+    allow), a 429 left comes back in the results as other item failures do. Connection
+    errors, timeouts, 429 and 5xx answers to the whole request raise BackendUnavailable,
+    a refused request BackendError. Several threads may write at once (the client is
     thread-safe, and so are the stats).
     """
 
@@ -131,22 +141,36 @@ class BulkWriter:
                 for chunk in self._chunks(pending, lines)
                 for position in self._send(chunk, actions, lines, results)
             ]
-            if not rejected or attempt >= self._max_retries:
+            if not rejected:
+                break
+            if attempt >= self._max_retries:
+                self._raise_if_unavailable(rejected, results, "after retries")
                 break
             attempt += 1
             delay_s = backoff_s(attempt, *self._backoff, self._rng)
             logger.info(
-                "%d bulk items rejected with 429; retry %d of %d in %.2f s",
+                "%d bulk items refused for now (429/503); retry %d of %d in %.2f s",
                 len(rejected),
                 attempt,
                 self._max_retries,
                 delay_s,
             )
             if self._stop.wait(delay_s):
-                break  # stopping: the rejected items come back as failed
+                self._raise_if_unavailable(rejected, results, "when stopping")
+                break  # stopping: the items refused with 429 come back as failed
             self._count(retried_429=len(rejected))
             pending = rejected
         return [result for result in results if result is not None]
+
+    @staticmethod
+    def _raise_if_unavailable(rejected: list[int], results: list[ItemResult | None],
+                              when: str) -> None:
+        unavailable = [results[p] for p in rejected
+                       if (result := results[p]) is not None and result.status == _UNAVAILABLE]
+        if unavailable:
+            raise BackendUnavailable(
+                "elasticsearch", f"bulk: {len(unavailable)} items refused with 503 {when}: "
+                                 f"{unavailable[0].error if unavailable[0] else ''}")
 
     def _chunks(self, pending: list[int], lines: list[list[bytes]]) -> Iterator[list[int]]:
         chunk: list[int] = []
@@ -168,8 +192,8 @@ class BulkWriter:
         lines: list[list[bytes]],
         results: list[ItemResult | None],
     ) -> list[int]:
-        """Send one request; fill in ``results`` and return the positions rejected with
-        429."""
+        """Send one request; fill in ``results`` and return the positions refused for
+        now (429, 503)."""
         # pre-encoded lines: the client's NDJSON serializer forwards bytes as they are
         operations = cast(
             Sequence[Mapping[str, Any]], [line for position in chunk for line in lines[position]]
@@ -186,19 +210,19 @@ class BulkWriter:
                     **options,
                 )
             except ApiError as exc:
-                if exc.meta.status != _REJECTED:
+                if exc.meta.status not in _RETRY_LATER:
                     raise
                 error = _error_text(
                     exc.body.get("error") if isinstance(exc.body, dict) else None
                 ) or mask_text(str(exc))
                 for position in chunk:
-                    results[position] = _failed(actions[position], _REJECTED, error)
+                    results[position] = _failed(actions[position], exc.meta.status, error)
                 return chunk
         rejected = []
         for position, item in zip(chunk, response["items"], strict=True):
             result = _item_result(actions[position], item)
             results[position] = result
-            if result.status == _REJECTED:
+            if result.status in _RETRY_LATER:
                 rejected.append(position)
         return rejected
 

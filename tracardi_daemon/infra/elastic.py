@@ -1,18 +1,41 @@
-"""The Elasticsearch client built from settings, and a reachability probe."""
+"""The Elasticsearch client built from settings, a reachability probe, and the one
+conversion of the client's exceptions into the daemon's: a cluster that cannot answer
+now (no connection, a timeout, a 429 or a 5xx such as unallocated shards after a
+restart) is *unavailable*, and is waited for; a refusal of the request itself is an
+*error*. Per-document errors of a multi-get are errors too, never "not found"."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+import random
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import orjson
-from elastic_transport import JsonSerializer
+from elastic_transport import JsonSerializer, Transport, TransportApiResponse
 from elasticsearch import ApiError, Elasticsearch, TransportError
 
 from tracardi_daemon.errors import BackendError, BackendUnavailable
+from tracardi_daemon.infra.queue_base import backoff_s
 from tracardi_daemon.redact import mask_text, mask_url
 from tracardi_daemon.settings import ElasticSettings
+
+# answers that say "not now" rather than "not this request": too many requests, and the
+# 5xx a cluster gives while it starts or recovers (search_phase_execution_exception with
+# every shard unallocated, no master, a proxy in front of a node that is down)
+UNAVAILABLE_STATUSES = frozenset({429, 502, 503, 504})
+# per-document error types of a multi-get that mean "cannot read it now"
+_UNREADABLE_NOW = frozenset({
+    "no_shard_available_action_exception", "unavailable_shards_exception",
+    "shard_not_found_exception", "node_not_connected_exception",
+    "node_disconnected_exception", "cluster_block_exception",
+})
+_INDEX_MISSING = "index_not_found_exception"
+_JITTER = random.Random()  # noqa: S311 - jitter, not secrets
+
+log = logging.getLogger(__name__)
 
 
 class FastJsonSerializer(JsonSerializer):
@@ -32,7 +55,33 @@ class FastJsonSerializer(JsonSerializer):
             return super().json_dumps(data)
 
 
-def create_elastic(settings: ElasticSettings) -> Elasticsearch:
+class PatientTransport(Transport):
+    """A transport that waits and tries again when the cluster answers 429 or a 5xx
+    of UNAVAILABLE_STATUSES, with exponential back-off and jitter: for the commands,
+    whose one request has no batch loop around it to retry (``definitions apply``
+    against a node whose write queue is full). The roles use the plain transport: their
+    loops retry a whole batch after BackendUnavailable."""
+
+    attempts = 8
+    backoff_initial_s = 0.25
+    backoff_max_s = 8.0
+
+    def perform_request(self, method: str, target: str,
+                        **kwargs: Any) -> TransportApiResponse:
+        for attempt in range(1, self.attempts + 1):
+            response = super().perform_request(method, target, **kwargs)
+            if response.meta.status not in UNAVAILABLE_STATUSES or attempt == self.attempts:
+                return response
+            delay_s = backoff_s(attempt, self.backoff_initial_s, self.backoff_max_s, _JITTER)
+            log.info("%s %s: Elasticsearch answered %d; trying again in %.2f s "
+                     "(attempt %d of %d)", method, target.split("?", maxsplit=1)[0],
+                     response.meta.status, delay_s, attempt, self.attempts)
+            time.sleep(delay_s)
+        raise AssertionError("unreachable")  # the loop returns on its last attempt
+
+
+def create_elastic(settings: ElasticSettings, *, patient: bool = False) -> Elasticsearch:
+    """The client of the daemon (``patient``: of a command, see PatientTransport)."""
     options: dict[str, Any] = {
         "serializer": FastJsonSerializer(),
         "request_timeout": settings.request_timeout_s,
@@ -48,6 +97,8 @@ def create_elastic(settings: ElasticSettings) -> Elasticsearch:
         options["basic_auth"] = (settings.username, settings.password or "")
     if not settings.verify_certs:
         options["ssl_show_warn"] = False
+    if patient:
+        options["transport_class"] = PatientTransport
     return Elasticsearch(list(settings.hosts), **options)
 
 
@@ -65,6 +116,9 @@ def probe_elastic(client: Elasticsearch, settings: ElasticSettings) -> None:
             raise BackendUnavailable(
                 "elasticsearch", f"{describe(settings)}: authentication failed ({exc.meta.status})"
             ) from exc
+        if exc.meta.status in UNAVAILABLE_STATUSES:
+            raise BackendUnavailable("elasticsearch", f"{describe(settings)}: {_text(exc)}") \
+                from exc
         raise BackendError("elasticsearch", f"{describe(settings)}: {_text(exc)}") from exc
     except TransportError as exc:
         raise BackendUnavailable("elasticsearch", f"{describe(settings)}: {_text(exc)}") from exc
@@ -79,6 +133,8 @@ def elastic_errors(action: str) -> Iterator[None]:
     try:
         yield
     except ApiError as exc:
+        if exc.meta.status in UNAVAILABLE_STATUSES:
+            raise BackendUnavailable("elasticsearch", f"{action}: {_text(exc)}") from exc
         raise BackendError("elasticsearch", f"{action}: {_text(exc)}") from exc
     except TransportError as exc:  # includes ConnectionError and timeouts
         raise BackendUnavailable("elasticsearch", f"{action}: {_text(exc)}") from exc
@@ -88,3 +144,33 @@ def _text(exc: Exception) -> str:
     """The client's exception as text, masked: it may quote a node URL with its user
     info or a request header."""
     return mask_text(str(exc))
+
+
+def mget_documents(client: Elasticsearch, refs: Sequence[Mapping[str, str]],
+                   action: str) -> list[dict[str, Any]]:
+    """The multi-get answer for ``refs`` (``{"_index", "_id"}`` each), in their order.
+
+    A document the cluster could not read (a shard recovering after a restart, a closed
+    index) raises: BackendUnavailable when it is a "not now", BackendError otherwise.
+    Only ``found: false`` or an index that does not exist means the document is absent
+    (``found`` is then False), so a caller never takes an unreadable document for a
+    missing one and skips or recreates it."""
+    if not refs:
+        return []
+    with elastic_errors(action):
+        docs: list[dict[str, Any]] = client.mget(docs=list(refs))["docs"]
+    for doc in docs:
+        error = doc.get("error")
+        if error is None:
+            continue
+        kind = error.get("type") if isinstance(error, Mapping) else None
+        if kind == _INDEX_MISSING:
+            doc["found"] = False
+            continue
+        detail = f"{action}: {doc.get('_index')}/{doc.get('_id')}: {kind}: " \
+                 f"{mask_text(str(error.get('reason') if isinstance(error, Mapping) else error))}"
+        if kind in _UNREADABLE_NOW:
+            raise BackendUnavailable("elasticsearch", detail)
+        raise BackendError("elasticsearch", detail)
+    return docs
+

@@ -19,7 +19,7 @@ from elasticsearch import (
 )
 
 from tracardi_daemon.errors import BackendError, InvalidInput
-from tracardi_daemon.infra.elastic import elastic_errors
+from tracardi_daemon.infra.elastic import elastic_errors, mget_documents
 from tracardi_daemon.model.mappings import Conflict, mapping_conflicts, mapping_for, settings_for
 from tracardi_daemon.model.naming import (
     ALL_KINDS,
@@ -319,16 +319,11 @@ def fetch(client: Elasticsearch, settings: Settings, kind: str,
     alias = alias_name(settings.tracardi, kind)
     with elastic_errors(f"read {kind} {doc_id!r}"):
         members = alias_members(client, alias)
-        if not members:
-            return None
-        docs = client.mget(docs=[{"_index": name, "_id": doc_id} for name in members])
-    # an unreadable partition (closed, red) must not look like "not found": the caller
-    # would create a second copy of the document in the current partition
-    failed = [doc for doc in docs["docs"] if "error" in doc]
-    if failed:
-        raise BackendError("elasticsearch", f"read {kind} {doc_id!r}: {failed[0]['_index']}: "
-                           f"{failed[0]['error'].get('reason')}")
-    found = [doc for doc in docs["docs"] if doc.get("found")]
+    # an unreadable partition (closed, red) raises rather than look like "not found":
+    # the caller would create a second copy of the document in the current partition
+    docs = mget_documents(client, [{"_index": name, "_id": doc_id} for name in members],
+                          f"read {kind} {doc_id!r}")
+    found = [doc for doc in docs if doc.get("found")]
     if not found:
         return None
     if len(found) > 1:

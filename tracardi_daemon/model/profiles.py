@@ -13,9 +13,8 @@ from typing import Any, Generic, Literal, TypeVar
 
 from elasticsearch import Elasticsearch
 
-from tracardi_daemon.errors import BackendError
 from tracardi_daemon.infra.bulk import BulkAction, BulkWriter
-from tracardi_daemon.infra.elastic import elastic_errors
+from tracardi_daemon.infra.elastic import elastic_errors, mget_documents
 from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.queue_base import redis_errors
 from tracardi_daemon.infra.redis import RedisClient
@@ -73,16 +72,13 @@ def load_by_ids(client: Elasticsearch, alias: str,
         return {}
     with elastic_errors(f"load documents from {alias}"):
         members = alias_members(client, alias)
-        pairs = [{"_index": index, "_id": doc_id} for doc_id in wanted for index in members]
-        docs: list[dict[str, Any]] = []
-        for start in range(0, len(pairs), _MGET_CHUNK):
-            docs.extend(client.mget(docs=pairs[start:start + _MGET_CHUNK])["docs"])
-    failed = [doc for doc in docs if "error" in doc]
-    if failed:
-        # an unreadable partition must not look like "no such document": the caller
-        # would create a second copy in the current partition
-        raise BackendError("elasticsearch", f"load from {alias}: {failed[0]['_index']}: "
-                           f"{failed[0]['error'].get('reason')}")
+    pairs = [{"_index": index, "_id": doc_id} for doc_id in wanted for index in members]
+    # an unreadable partition raises rather than look like "no such document": the
+    # caller would create a second copy in the current partition
+    docs: list[dict[str, Any]] = []
+    for start in range(0, len(pairs), _MGET_CHUNK):
+        docs.extend(mget_documents(client, pairs[start:start + _MGET_CHUNK],
+                                   f"load documents from {alias}"))
     loaded: dict[str, LoadedProfile] = {}
     for doc in docs:
         known = loaded.get(doc["_id"])

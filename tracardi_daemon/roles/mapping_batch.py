@@ -22,7 +22,7 @@ from elasticsearch import Elasticsearch
 
 from tracardi_daemon.infra.bulk import BulkAction, BulkWriter
 from tracardi_daemon.infra.deadletters import add_dead_letter
-from tracardi_daemon.infra.elastic import elastic_errors
+from tracardi_daemon.infra.elastic import mget_documents
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.infra.scan import Hit
 from tracardi_daemon.model.mapping_ops import MISSING, read_path
@@ -277,10 +277,8 @@ class BatchApplier:
 def load_events(client: Elasticsearch, refs: Sequence[Hit]) -> list[Hit]:
     """``refs`` (index and id, sort values kept) with their sources, read in real time;
     events deleted meanwhile are left out."""
-    if not refs:
-        return []
-    with elastic_errors("load events"):
-        docs = client.mget(docs=[{"_index": ref.index, "_id": ref.id} for ref in refs])["docs"]
+    docs = mget_documents(client, [{"_index": ref.index, "_id": ref.id} for ref in refs],
+                          "load events")
     return [Hit(ref.index, ref.id, doc["_source"], ref.sort, None, None)
             for ref, doc in zip(refs, docs, strict=True) if doc.get("found")]
 
