@@ -8,7 +8,7 @@ import time
 
 import redis
 
-from tracardi_daemon.errors import BackendUnavailable
+from tracardi_daemon.errors import BackendError, BackendUnavailable
 from tracardi_daemon.roles.base import Role, RoleContext, RoleFactory
 
 
@@ -117,4 +117,27 @@ class BackendDownRole(CountingRole):
 def backend_down(down: threading.Event) -> RoleFactory:
     def make() -> Role:
         return BackendDownRole(down)
+    return make
+
+
+class RecoveringBackendRole(BackendDownRole):
+    """Like BackendDownRole, then once ``down`` is cleared one BackendError (what a
+    recovering cluster's first answer was taken for), then steps as usual."""
+
+    def __init__(self, down: threading.Event, refused: list[int]) -> None:
+        super().__init__(down)
+        self.refused = refused  # shared across restarts: refusals still to make
+
+    def step(self, now: float) -> bool:
+        if not self.down.is_set() and self.refused:
+            self.refused.pop()
+            raise BackendError("elasticsearch", "a refusal right after the outage")
+        return super().step(now)
+
+
+def recovering_backend(down: threading.Event, refusals: int) -> RoleFactory:
+    refused = [1] * refusals
+
+    def make() -> Role:
+        return RecoveringBackendRole(down, refused)
     return make

@@ -54,5 +54,10 @@ def setup_logging(settings: LogSettings) -> None:
     root.addHandler(handler)
     root.setLevel(settings.level.upper())
     # client libraries log every request at INFO; keep them for warnings and errors
-    for noisy in ("elastic_transport", "elasticsearch", "urllib3", "httpx"):
+    for noisy in ("elasticsearch", "urllib3", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # the Elasticsearch transport warns of every retried request and every node it
+    # marks dead: during an outage a line per request per thread. The supervisor logs
+    # the outage itself, once when it starts, every so often while it lasts, and when
+    # it ends
+    logging.getLogger("elastic_transport").setLevel(logging.ERROR)

@@ -5,8 +5,11 @@ it, steps it until told to stop, and on an exception logs it, backs off and star
 new one. A role that fails ``max_consecutive_failures`` times in a row is marked failed
 and left stopped; the other roles keep running. A role that fails because a backend is
 unreachable is retried every BACKEND_RETRY_S, without doubling, so it resumes within a
-second of the backend's return. A step running past ``step_budget_s`` makes its role
-"stalled" in health, and the watchdog is withheld until it ends.
+second of the backend's return; such failures are not the role's and never count toward
+the cap. An outage is logged once when the role starts waiting, every
+OUTAGE_LOG_INTERVAL_S while it lasts, and once when the role works again. A step running
+past ``step_budget_s`` makes its role "stalled" in health, and the watchdog is withheld
+until it ends.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ log = logging.getLogger(__name__)
 
 # a role waiting for a backend tries again this often (not the doubling backoff)
 BACKEND_RETRY_S = 0.5
+# while a role waits for a backend, say so this often (not at every retry)
+OUTAGE_LOG_INTERVAL_S = 30.0
 
 # builds the context for one thread of one role: (name, index, stop event, counters)
 ContextFactory = Callable[[str, int, threading.Event, RoleCounters], RoleContext]
@@ -52,9 +57,11 @@ class RoleRunner:
         self._threads: list[threading.Thread] = []
         self.state: RoleState = "starting"
         self.restarts = 0
-        self.consecutive_failures = 0
+        self.consecutive_failures = 0  # in a row, outages included (shown in health)
+        self.own_failures = 0  # in a row, outages left out: what the cap counts
         self.last_error: str | None = None
         self.waiting_for_backend = False
+        self._outage = OutageLog(self.logger, spec.name, clock)
 
     # -- lifecycle ---------------------------------------------------------------
     def start(self) -> None:
@@ -138,13 +145,17 @@ class RoleRunner:
             self.logger.exception("role %s raised while stopping", self.spec.name)
 
     def _record_failure(self, exc: BaseException) -> None:
+        outage = isinstance(exc, BackendUnavailable)
         with self._lock:
             self.consecutive_failures += 1
+            if not outage:
+                # an outage is not the role's fault: it never counts toward the cap
+                self.own_failures += 1
             self.last_error = mask_text(f"{type(exc).__name__}: {exc}")
-            failures = self.consecutive_failures
-            self.waiting_for_backend = isinstance(exc, BackendUnavailable)
-        if self.waiting_for_backend:
-            self.logger.warning("role %s waits for a backend: %s", self.spec.name, exc)
+            failures = self.own_failures
+            self.waiting_for_backend = outage
+        if isinstance(exc, BackendUnavailable):
+            self._outage.waiting(exc)
             return
         self.logger.error("role %s failed (%d in a row): %s", self.spec.name, failures,
                           self.last_error, exc_info=exc)
@@ -152,7 +163,7 @@ class RoleRunner:
     def _after_failure(self, index: int) -> bool:
         """Back off before a restart; True if the role must not be restarted."""
         with self._lock:
-            failures = self.consecutive_failures
+            failures = self.own_failures
             # an outage is not the role's fault: it backs off and retries until the
             # backend returns, and health shows the backend as down meanwhile
             if (failures >= self.settings.max_consecutive_failures
@@ -172,7 +183,7 @@ class RoleRunner:
         if self.waiting_for_backend:
             delay = min(BACKEND_RETRY_S, self.settings.restart_backoff_initial_s)
         else:
-            delay = min(self.settings.restart_backoff_initial_s * 2 ** (failures - 1),
+            delay = min(self.settings.restart_backoff_initial_s * 2 ** (max(failures, 1) - 1),
                         self.settings.restart_backoff_max_s)
             self.logger.warning("restarting role %s in %.2fs", self.spec.name, delay)
         self._wait_with_heartbeat(index, delay)
@@ -194,9 +205,12 @@ class RoleRunner:
             self._beats[index] = now
             self._step_started.pop(index, None)
             if succeeded:
-                self.consecutive_failures = 0
+                self.consecutive_failures = self.own_failures = 0
+                self.waiting_for_backend = False
                 if self.state in ("backoff", "starting"):
                     self.state = "running"
+        if succeeded:
+            self._outage.ended()
 
     def _set_state(self, state: RoleState) -> None:
         with self._lock:
@@ -234,6 +248,49 @@ class RoleRunner:
         age = view["heartbeat_age_s"]
         return (view["state"] != "stalled" and age is not None
                 and age < self.settings.step_budget_s)
+
+
+class OutageLog:
+    """The log lines of one role's wait for a backend: one when it starts, one every
+    OUTAGE_LOG_INTERVAL_S while it lasts (with the count of failed attempts), one when
+    the role works again. Thread-safe: a role's threads share it."""
+
+    def __init__(self, logger: logging.Logger, role: str,
+                 clock: Callable[[], float]) -> None:
+        self._logger = logger
+        self._role = role
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._since: float | None = None
+        self._logged_at = 0.0
+        self._attempts = 0
+
+    def waiting(self, exc: BackendUnavailable) -> None:
+        now = self._clock()
+        with self._lock:
+            self._attempts += 1
+            if self._since is None:
+                self._since, self._logged_at = now, now
+                line: str | None = "role %s waits for %s: %s"
+                args: tuple[object, ...] = (self._role, exc.backend, exc.detail)
+            elif now - self._logged_at >= OUTAGE_LOG_INTERVAL_S:
+                self._logged_at = now
+                line = "role %s still waits for %s after %.0f s (%d attempts): %s"
+                args = (self._role, exc.backend, now - self._since, self._attempts,
+                        exc.detail)
+            else:
+                line = None
+        if line is not None:
+            self._logger.warning(line, *args)
+
+    def ended(self) -> None:
+        with self._lock:
+            since, attempts = self._since, self._attempts
+            if since is None:
+                return
+            self._since, self._attempts = None, 0
+        self._logger.warning("role %s works again after %.1f s of waiting (%d attempts)",
+                             self._role, self._clock() - since, attempts)
 
 
 class Supervisor:

@@ -35,7 +35,7 @@ def _log_secrets() -> None:
         raise ConnectionError(f"connection to {URL} refused")
     except ConnectionError:
         log.exception("probe failed")
-    logging.getLogger("elastic_transport").warning("node %s is dead, password=swordfish", URL)
+    logging.getLogger("elastic_transport").error("node %s is dead, password=swordfish", URL)
 
 
 @pytest.mark.parametrize("log_format", ["text", "json"])

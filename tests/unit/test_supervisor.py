@@ -18,6 +18,7 @@ from tests.roles_for_tests import (
     backend_down,
     counting,
     failing_factory,
+    recovering_backend,
     slow,
     wait_for,
 )
@@ -167,6 +168,42 @@ def test_backend_outage_does_not_mark_role_failed(
     assert wait_for(lambda: runner.view()["consecutive_failures"] == 0)
     assert runner.view()["state"] == "running"
     assert wait_for(lambda: steps(redis_client, prefix, "upgrade") > 0)
+
+
+def test_an_outage_never_counts_toward_the_failure_cap(
+        make_supervisor: object, redis_client: Redis, prefix: str) -> None:
+    # a long outage, then one refusal as the cluster recovers: one own failure, not
+    # the cap's worth (the role was marked failed for good on exactly this)
+    assert callable(make_supervisor)
+    supervisor: Supervisor = make_supervisor(max_consecutive_failures=3,
+                                             restart_backoff_max_s=0.05)
+    down = threading.Event()
+    down.set()
+    supervisor.start_role(RoleSpec("upgrade", False, recovering_backend(down, 1)), threads=1)
+    runner = supervisor.runners["upgrade"]
+    assert wait_for(lambda: runner.consecutive_failures >= 6)
+    down.clear()
+    assert wait_for(lambda: steps(redis_client, prefix, "upgrade") > 0)
+    assert runner.view()["state"] == "running"
+
+
+def test_an_outage_is_logged_when_it_starts_and_when_it_ends_not_at_every_retry(
+        make_supervisor: object, caplog: pytest.LogCaptureFixture) -> None:
+    assert callable(make_supervisor)
+    supervisor: Supervisor = make_supervisor(restart_backoff_max_s=0.05)
+    down = threading.Event()
+    down.set()
+    with caplog.at_level(logging.INFO, logger="tracardi_daemon.role.upgrade"):
+        supervisor.start_role(RoleSpec("upgrade", False, backend_down(down)), threads=2)
+        runner = supervisor.runners["upgrade"]
+        assert wait_for(lambda: runner.consecutive_failures >= 8)
+        down.clear()
+        assert wait_for(lambda: runner.view()["consecutive_failures"] == 0)
+        assert wait_for(lambda: any("works again" in r.getMessage() for r in caplog.records))
+    lines = [r.getMessage() for r in caplog.records if r.name == "tracardi_daemon.role.upgrade"]
+    assert len([line for line in lines if "waits for redis" in line]) == 1, lines
+    assert len([line for line in lines if "works again" in line]) == 1, lines
+    assert not [line for line in lines if "restarting" in line], lines
 
 
 def test_a_step_past_its_budget_makes_the_role_stalled_and_withholds_the_watchdog(

@@ -209,12 +209,13 @@ class LiveTail:
     def _recover(self, state: _State) -> BatchOutcome:
         intent = state.intent
         assert intent is not None
-        log.warning("finishing live mapping batch %s (%d events) left by a stopped leader",
-                    intent["batch"], len(intent["events"]))
         applied = [Hit(i, e, {}, [ms], None, None) for i, e, ms in intent["events"]]
         outcome = self._applier.apply(load_events(self._elastic, applied), self._rules(),
                                       str(intent["batch"]))
         self._commit(state, applied, intent.get("cursor"))
+        # said once it is done: during an outage every retry would say it again
+        log.warning("finished live mapping batch %s (%d events) left by a stopped leader",
+                    intent["batch"], len(intent["events"]))
         return outcome
 
     def _commit(self, state: _State, applied: Sequence[Hit],
