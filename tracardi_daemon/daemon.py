@@ -87,9 +87,7 @@ class Daemon:
         self.backends = Backends(self.settings)
         self.backends.wait_until_up(self.settings.startup.wait_s, self.stop)
         ensure_installed(self.backends.elastic, self.settings)
-        threading.Thread(target=self.backends.monitor, daemon=True, name="backend-monitor",
-                         args=(self.stop, self.settings.supervisor.backend_probe_interval_s),
-                         ).start()
+        self.backends.monitor(self.stop, self.settings.supervisor.backend_probe_interval_s)
         workers = self.settings.daemon.pool_processes or os.cpu_count() or 1
         # forkserver: forking a process that runs threads can copy held locks
         self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(
@@ -271,7 +269,7 @@ class Daemon:
 
     # -- reading -----------------------------------------------------------------------
     def report(self, fresh: bool = False) -> HealthReport:
-        """The health report; ``fresh`` probes the backends first unless a probe has
-        just run, so that an outage is never reported as healthy (the health socket
-        asks for this; the main loop does not, so a slow backend cannot hold it)."""
+        """The health report; ``fresh`` asks for new backend probes and waits a moment
+        for them, so that an outage is reported at once, but never longer (the health
+        socket asks for this; the main loop does not)."""
         return build_report(self, fresh=fresh)

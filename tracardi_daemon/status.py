@@ -19,15 +19,15 @@ if TYPE_CHECKING:
     from tracardi_daemon.daemon import Daemon
 
 
-# a health request probes the backends again when the last probe is older than this
-FRESH_PROBE_S = 0.25
+# how long a health request waits for the new backend probes it asks for; a backend
+# that has not answered by then is reported from its last probe (down once it counts
+# as hung), so a hung Elasticsearch never makes /health slow
+FRESH_PROBE_WAIT_S = 0.25
 
 
 def build_report(daemon: Daemon, fresh: bool = False) -> HealthReport:
     if fresh and daemon.backends is not None:
-        oldest = min(s.checked_at for s in daemon.backends.states().values())
-        if time.monotonic() - oldest > FRESH_PROBE_S:
-            daemon.backends.probe_all()
+        daemon.backends.refresh(FRESH_PROBE_WAIT_S)
     roles = _role_entries(daemon)
     backends = _backend_entries(daemon)
     return {

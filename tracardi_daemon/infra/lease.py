@@ -63,7 +63,8 @@ class Lease:
     ``held`` turns False once ``ttl_s`` has passed on our clock since the last
     successful renewal, without asking Redis, so a process that was paused longer
     than the ttl never acts on a stale view. Not meant for several threads calling
-    ``acquire``/``renew`` at once; ``held``, ``value`` and ``fenced`` are safe anywhere.
+    ``acquire`` at once; ``keep`` (a renewal only), ``held``, ``value`` and ``fenced``
+    are safe from any thread.
     """
 
     def __init__(
@@ -176,6 +177,18 @@ class Lease:
         hold = self._current()
         if hold is None:
             return self.acquire()
+        if self._clock() - hold.renewed_at >= self._ttl_s / 3:
+            return self.renew()
+        return True
+
+    def keep(self) -> bool:
+        """Renew a lease we hold once a third of the ttl has passed; never acquire.
+        For a heartbeat from another thread than the one that acquires (the role's
+        ``tend`` while its step runs a long batch): a renewal races nothing, since
+        Redis renews only the value we hold."""
+        hold = self._current()
+        if hold is None:
+            return False
         if self._clock() - hold.renewed_at >= self._ttl_s / 3:
             return self.renew()
         return True

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from datetime import UTC, datetime
 from typing import Protocol, TextIO
 
 from tqdm import tqdm
@@ -24,7 +25,8 @@ _BAR_OPEN_ENDED = "{desc}: {n:,} processed{postfix}"
 
 def render(record: TaskRecord) -> str:
     """One plain line for status listings and logs, e.g. ``31%  62,000/200,000 done
-    12 failed  8,400/s  ETA 16s  running``; without a known total a count and a rate."""
+    12 failed  8,400/s  ETA 16s  owner upgrade-0:1f2e since 2026-12-07 10:00:00Z
+    running``; without a known total a count and a rate."""
     percent = record.percent
     if percent is None or record.total is None:
         counted = f"{record.done:,} done"
@@ -32,7 +34,8 @@ def render(record: TaskRecord) -> str:
         # floored, so that 100% means all done
         counted = f"{int(percent)}%  {record.done:,}/{record.total:,} done"
     error = _error(record)
-    return "  ".join([counted, *_details(record), _state(record), *([error] if error else [])])
+    return "  ".join([counted, *_details(record), *_ownership(record), _state(record),
+                      *([error] if error else [])])
 
 
 def _details(record: TaskRecord) -> list[str]:
@@ -53,6 +56,14 @@ def _state(record: TaskRecord) -> str:
     if record.cancel_requested and not record.terminal:
         return f"{record.status}  (cancel requested)"
     return record.status
+
+
+def _ownership(record: TaskRecord) -> list[str]:
+    """Who runs a running task and since when (a takeover shows as a new owner)."""
+    if record.status != "running" or not record.owner or record.owned_since is None:
+        return []
+    since = datetime.fromtimestamp(record.owned_since, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    return [f"owner {record.owner} since {since}"]
 
 
 def _error(record: TaskRecord) -> str | None:

@@ -50,6 +50,7 @@ class TaskRecord:
     owner: str | None
     params: dict[str, Any]
     created_at: float | None = None
+    owned_since: float | None = None  # when ``owner`` took the task (a takeover resets it)
 
     @property
     def percent(self) -> float | None:
@@ -85,6 +86,7 @@ class TaskRecord:
             owner=fields.get("owner") or None,
             params=_json_object(fields.get("params")) or {},
             created_at=_float(fields.get("created_at")),
+            owned_since=_float(fields.get("owned_since")),
         )
 
 

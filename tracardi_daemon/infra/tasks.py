@@ -82,6 +82,10 @@ class TaskStore:
     def _key(self, task_id: str) -> str:
         return task_key(self._tenant, task_id)
 
+    @property
+    def _active_key(self) -> str:
+        return f"{check_name('tenant', self._tenant)}:tasks:active"
+
     def create(
         self,
         type: str,
@@ -118,6 +122,7 @@ class TaskStore:
                 raise InvalidInput(f"task {task_id!r} already exists")
             pipe.multi()
             pipe.hset(key, items=flatten(fields))
+            pipe.sadd(self._active_key, task_id)
 
         with redis_errors(f"create task {key}"):
             self._redis.transaction(put, key)
@@ -147,6 +152,7 @@ class TaskStore:
         changes = {
             "status": "running",
             "owner": owner,
+            "owned_since": number_text(now),
             "updated_at": number_text(now),
             "sample_at": number_text(now),
             "sample_processed": str(record.done + record.failed),
@@ -265,6 +271,28 @@ class TaskStore:
         if type is not None:
             records = [record for record in records if record.type == type]
         return sorted(records, key=lambda r: (r.created_at or 0.0, r.id), reverse=True)
+
+    def active_ids(self) -> builtins.list[str]:
+        """Ids of the tasks that may not have ended: every task created since the set
+        ``<tenant>:tasks:active`` exists, and once, the tasks found by a scan (records
+        of an earlier version). Ended ones stay until ``forget_active``."""
+        marker = f"{self._active_key}:indexed"
+        with redis_errors(f"read {self._active_key}"):
+            if not self._redis.exists(marker):
+                ids = [record.id for record in self.list() if not record.terminal]
+                pipe = self._redis.pipeline(transaction=True)
+                if ids:
+                    pipe.sadd(self._active_key, *ids)
+                pipe.set(marker, "1")
+                pipe.execute()
+            members = self._redis.smembers(self._active_key)
+        return sorted(text(member) for member in members)
+
+    def forget_active(self, task_ids: Sequence[str]) -> None:
+        """Drop ended or vanished tasks from the active set."""
+        if task_ids:
+            with redis_errors(f"write {self._active_key}"):
+                self._redis.srem(self._active_key, *task_ids)
 
     # ------------------------------------------------------------------ internals
 

@@ -22,10 +22,11 @@ from tracardi_daemon.model.naming import alias_name
 from tracardi_daemon.model.profiles import ProfileStore
 from tracardi_daemon.roles.base import RoleContext, role_queue
 from tracardi_daemon.roles.mapping_batch import MAPPING_QUEUE, BatchApplier, BatchOutcome
+from tracardi_daemon.roles.mapping_jobs import TASK_TYPE as MAPPING_TASK
 from tracardi_daemon.roles.mapping_jobs import MappingJob
 from tracardi_daemon.roles.mapping_live import LIVE_STREAM, LeaseLost, LiveTail
 from tracardi_daemon.roles.mapping_rules import MappingRules
-from tracardi_daemon.roles.task_jobs import TaskJobRunner
+from tracardi_daemon.roles.task_jobs import TaskJobRunner, orphan_after_s
 
 LIVE_LEASE = "mapping-live"
 
@@ -57,6 +58,8 @@ class MappingRole:
         event_alias = alias_name(settings.tracardi, "event")
         self._jobs: TaskJobRunner[BatchOutcome] = TaskJobRunner(
             tasks, self._queue, lease_for=self._lease, consumer=self._owner,
+            task_types=(MAPPING_TASK,),
+            orphan_after_s=orphan_after_s(settings, settings.mapping.lease_s),
             make_job=lambda record, lease: MappingJob(
                 settings, tasks, record, lease=lease, applier=self._applier(record.id),
                 alias=event_alias, owner=self._owner))

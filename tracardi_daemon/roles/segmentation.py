@@ -39,7 +39,10 @@ from tracardi_daemon.roles.segmentation_pass import (
     scheduled_passes,
     submit_pass,
 )
-from tracardi_daemon.roles.task_jobs import TaskJobRunner
+from tracardi_daemon.roles.segmentation_pass import (
+    TASK_TYPE as PASS_TASK,
+)
+from tracardi_daemon.roles.task_jobs import TaskJobRunner, orphan_after_s
 
 SCHEDULE_LEASE = "segmentation-schedule"
 SWEEP_EVERY_S = 10.0
@@ -74,7 +77,8 @@ class SegmentationRole:
         deliveries = delivery_queue(ctx.redis, settings)
         self._passes: TaskJobRunner[ChangeOutcome] = TaskJobRunner(
             self._tasks, self._pass_queue, lease_for=self._lease,
-            consumer=self._owner,
+            consumer=self._owner, task_types=(PASS_TASK,),
+            orphan_after_s=orphan_after_s(settings, settings.segmentation.lease_s),
             make_job=lambda record, lease: PassJob(
                 settings, self._tasks, record, lease=lease, changes=self._changes,
                 elastic=ctx.elastic, alias=profile_alias, deliveries=deliveries))

@@ -1,8 +1,15 @@
 """Long jobs taken from a work queue, each a message that names a task record: the
 runner takes one, holds its lease, steps it batch by batch while keeping the message's
-claim, and acknowledges it when the job is done. A batch that fails is retried from the
-job's checkpoint with backoff; after ``queue.max_attempts`` the task ends ``failed``.
-Mapping jobs and segmentation passes are such jobs."""
+claim, and acknowledges it when the job's task has ended. A batch that fails is retried
+from the job's checkpoint with backoff; after ``queue.max_attempts`` the task ends
+``failed``. Mapping jobs, segmentation passes, migrations and imports are such jobs.
+
+A job is never left owned by no one. The role's ``tend`` (the supervisor's thread)
+renews the job's lease and the message's claim while a batch runs, however long it
+takes; a job that stopped without ending its task (its lease was lost anyway: a pause
+longer than the lease, Redis away) hands its message back, so that a runner resumes it
+from its checkpoint; and an idle runner adopts running tasks that no lease holds and no
+one has touched for a while (left by an earlier version, or by a fault not foreseen)."""
 
 from __future__ import annotations
 
@@ -17,6 +24,7 @@ from tracardi_daemon.infra.queue import Message, WorkQueue
 from tracardi_daemon.infra.queue_base import valid_name
 from tracardi_daemon.infra.tasks import TaskRecord, TaskStore
 from tracardi_daemon.redact import mask_text
+from tracardi_daemon.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +32,8 @@ log = logging.getLogger(__name__)
 # milliseconds, and a round trip each would cost it a sixth of its time; the role's
 # tend() renews the claim meanwhile, and the claim lasts queue.visibility_timeout_s
 CLAIM_RENEWAL_S = 0.25
+# how often an idle runner looks for running tasks that no one holds
+ORPHAN_SWEEP_S = 30.0
 
 Outcome_co = TypeVar("Outcome_co", covariant=True)  # what a batch reports
 
@@ -51,6 +61,12 @@ def queue_task(tasks: TaskStore, queue: WorkQueue, task_type: str, name: str,
     return record
 
 
+def orphan_after_s(settings: Settings, lease_s: float) -> float:
+    """How long a running task may go unleased and unwritten before it is adopted:
+    longer than its message can wait for a retry, and than a few lease periods."""
+    return settings.queue.retry_backoff_max_s + 3 * lease_s
+
+
 def end_job(tasks: TaskStore, lease: Lease, task_id: str, status: str,
             error: str | None = None) -> None:
     """End a job's task (through its lease's fence) and let the lease go."""
@@ -64,12 +80,21 @@ class TaskJobRunner(Generic[Outcome_co]):
 
     def __init__(self, tasks: TaskStore, queue: WorkQueue, *,
                  make_job: Callable[[TaskRecord, Lease], TaskJob[Outcome_co]],
-                 lease_for: Callable[[str], Lease], consumer: str) -> None:
+                 lease_for: Callable[[str], Lease], consumer: str,
+                 task_types: tuple[str, ...] = (), orphan_after_s: float = 600.0,
+                 clock: Callable[[], float] = time.time) -> None:
         self._tasks = tasks
         self._queue = queue
         self._make_job = make_job
         self._lease_for = lease_for  # (task id) -> its lease
         self._consumer = consumer
+        # the types of the tasks whose messages this queue carries, and how long a
+        # running one may go untouched and unleased before it is adopted: longer than
+        # a message can wait for its retry, so that no retried job is adopted twice
+        self._task_types = task_types
+        self._orphan_after_s = orphan_after_s
+        self._clock = clock
+        self._swept_at: float | None = None
         self.message: Message | None = None
         self._job: TaskJob[Outcome_co] | None = None
         self._lease: Lease | None = None
@@ -77,6 +102,7 @@ class TaskJobRunner(Generic[Outcome_co]):
 
     def step(self) -> Outcome_co | None:
         if self._job is None and not self._take():
+            self._sweep_if_due()
             return None
         assert self._job is not None and self.message is not None and self._lease is not None
         job, message, lease = self._job, self.message, self._lease
@@ -85,10 +111,7 @@ class TaskJobRunner(Generic[Outcome_co]):
             self._queue.extend(self._consumer, [message.id])
             self._claim_renewed_at = now
         if not lease.ensure():
-            # another runner holds the job now and goes on from its checkpoint
-            log.warning("%s job %s: lease lost; another runner takes it over",
-                        self._queue.name, job.id)
-            self._drop_job()
+            self._hand_back(job, message, "its lease was lost")
             return None
         if self._tasks.cancel_requested(job.id):
             end_job(self._tasks, lease, job.id, "cancelled")
@@ -104,9 +127,27 @@ class TaskJobRunner(Generic[Outcome_co]):
             self._failed_batch(job, message, exc)
             return None
         if job.done:
+            self._settle(job, message)
+        return outcome
+
+    def _settle(self, job: TaskJob[Outcome_co], message: Message) -> None:
+        """A job that says it is done: acknowledged if its task has ended, else (its
+        lease went while it ran, so its last write was refused) handed back."""
+        record = self._tasks.get(job.id)
+        if record is None or record.terminal:
             self._queue.ack([message.id])
             self._drop_job()
-        return outcome
+        else:
+            self._hand_back(job, message, "it stopped before its task ended")
+
+    def _hand_back(self, job: TaskJob[Outcome_co], message: Message, why: str) -> None:
+        """Give the message back at once, without counting an attempt: whoever holds
+        the job's lease next (another runner, or this one) resumes from the checkpoint;
+        a runner that finds the lease held defers the message until it can lapse."""
+        log.warning("%s job %s: %s; handing it back to be resumed from its checkpoint",
+                    self._queue.name, job.id, why)
+        self._drop_job()
+        self._queue.release(message)
 
     def _failed_batch(self, job: TaskJob[Outcome_co], message: Message, exc: DaemonError) -> None:
         """A batch that failed (a query Elasticsearch refuses, a definition gone bad) is
@@ -124,11 +165,47 @@ class TaskJobRunner(Generic[Outcome_co]):
         self._drop_job()
 
     def keep_claim(self) -> None:
-        """Keep the claim on the running job's message while a long batch runs (called
-        from the supervisor's thread by a role's ``tend``; reading it is atomic)."""
-        message = self.message
+        """Keep the running job's lease and the claim on its message while a long batch
+        runs (called from the supervisor's thread by a role's ``tend``; reading the two
+        attributes is atomic)."""
+        message, lease = self.message, self._lease
         if message is not None:
             self._queue.extend(self._consumer, [message.id])
+        if lease is not None:
+            lease.keep()
+
+    def _sweep_if_due(self) -> None:
+        now = self._clock()
+        if not self._task_types or (self._swept_at is not None
+                                    and now - self._swept_at < ORPHAN_SWEEP_S):
+            return
+        self._swept_at = now
+        self.adopt_orphans(now)
+
+    def adopt_orphans(self, now: float) -> list[str]:
+        """Queue a message for every running task of ours that no lease holds and that
+        was not written for ``orphan_after_s``; returns their ids. A task that has a
+        message still (waiting for its retry) gets a second one only past that time,
+        and the lease keeps the two from running it at once."""
+        adopted, ended = [], []
+        for task_id in self._tasks.active_ids():
+            record = self._tasks.get(task_id)
+            if record is None or record.terminal:
+                ended.append(task_id)
+                continue
+            if (record.type not in self._task_types or record.status != "running"
+                    or now - (record.updated_at or 0.0) < self._orphan_after_s
+                    or self._lease_for(task_id).holder() is not None):
+                continue
+            if self._queue.enqueue_once({"task_id": task_id}, f"adopt:{task_id}",
+                                        ttl_s=self._orphan_after_s):
+                log.warning("%s job %s: running, but no one has held it for %.0f s "
+                            "(last owner %s); queued to be resumed from its checkpoint",
+                            self._queue.name, task_id, now - (record.updated_at or 0.0),
+                            record.owner or "unknown")
+                adopted.append(task_id)
+        self._tasks.forget_active(ended)
+        return adopted
 
     def _drop_job(self) -> None:
         if self._job is not None:

@@ -14,7 +14,7 @@ from tracardi_daemon.infra.lease import Lease
 from tracardi_daemon.infra.tasks import TaskRecord, TaskStore
 from tracardi_daemon.roles.base import RoleContext, role_queue
 from tracardi_daemon.roles.migration import MIGRATION_TASK, UPGRADE_QUEUE, MigrationJob
-from tracardi_daemon.roles.task_jobs import TaskJob, TaskJobRunner
+from tracardi_daemon.roles.task_jobs import TaskJob, TaskJobRunner, orphan_after_s
 
 
 class _UnknownJob:
@@ -68,7 +68,8 @@ class UpgradeRole:
 
         self._jobs: TaskJobRunner[int] = TaskJobRunner(
             tasks, self._queue, make_job=make_job, lease_for=lease_for,
-            consumer=self._owner)
+            consumer=self._owner, task_types=(MIGRATION_TASK, IMPORT_TASK),
+            orphan_after_s=orphan_after_s(settings, settings.upgrade.lease_s))
         self._ctx = ctx
 
     def step(self, now: float) -> bool:
