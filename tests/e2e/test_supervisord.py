@@ -3,9 +3,11 @@ gracefully with ``supervisorctl stop``."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import time
 
 import pytest
@@ -22,9 +24,12 @@ def supervisorctl_status(ctl: list[str], env: dict[str, str]) -> str:
 
 
 def test_supervisorctl_stop_is_graceful(daemon: DaemonProcess) -> None:
-    supervisord = shutil.which("supervisord")
-    supervisorctl = shutil.which("supervisorctl")
-    assert supervisord and supervisorctl, "supervisor is a dev dependency: pip install -e .[dev]"
+    # supervisor is installed beside pytest (scripts/bootstrap: .venv), which need not be
+    # on PATH when the tests run as .venv/bin/python -m pytest
+    search = os.pathsep.join([sysconfig.get_path("scripts"), os.environ.get("PATH", "")])
+    supervisord = shutil.which("supervisord", path=search)
+    supervisorctl = shutil.which("supervisorctl", path=search)
+    assert supervisord and supervisorctl, "supervisor is a dev dependency: run scripts/bootstrap"
     conf_text = (REPO / "config" / "supervisord.conf").read_text()
     # the shipped program line runs `tracardi-daemon run`; here the same command line runs
     # through the test launcher, which adds roles whose work the test can observe
