@@ -48,6 +48,8 @@ class TracardiSettings:
 @dataclass(frozen=True)
 class DefinitionsSettings:
     refresh_s: float = 5.0
+    # definitions of one kind per tenant that `definitions apply` lets exist
+    max_per_kind: int = 10_000
 
 
 @dataclass(frozen=True)

@@ -202,3 +202,40 @@ def test_cache_first_load_failure_raises(settings: Settings) -> None:
     cache = DefinitionCache(DefinitionStore(unreachable, settings), "segment", 10.0)
     with pytest.raises(BackendUnavailable):
         cache.get_all()
+
+
+def test_a_refresh_parses_only_what_changed(es: Elasticsearch, settings: Settings,
+                                            caplog: pytest.LogCaptureFixture) -> None:
+    install(es, settings)
+    store = DefinitionStore(es, settings)
+    now = [100.0]
+    cache = DefinitionCache(store, Segment, refresh_s=5.0, clock=lambda: now[0])
+
+    def segment(ident: str, visits: int = 1) -> Segment:
+        return Segment.from_dict({"id": ident, "name": ident,
+                                  "condition": f"profile@stats.visits > {visits}"})
+
+    store.upsert_many([segment(f"s{number}") for number in range(30)])
+    es.index(index=base_index_name(settings.tracardi, "segment"), id="hand-made",
+             document={"name": "no condition"}, refresh=True)
+    with caplog.at_level(logging.WARNING):
+        first = cache.get_all()
+    assert len(first) == 30 and store.parsed == 31
+    compiled = first[0].compiled
+
+    now[0] += 5.0  # nothing changed: no document is parsed, not even the invalid one
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        again = cache.get_all()
+    assert store.parsed == 31 and caplog.text == ""
+    assert all(old is new for old, new in zip(first, again, strict=True))
+    assert again[0].compiled is compiled
+
+    store.upsert_many([segment("s7", visits=9), segment("new")])
+    store.delete(Segment, "s3")
+    now[0] += 5.0
+    changed = {item.id: item for item in cache.get_all()}
+    assert store.parsed == 33
+    assert changed["s7"].condition == "profile@stats.visits > 9"
+    assert "new" in changed and "s3" not in changed and len(changed) == 30
+    assert changed["s8"] is next(item for item in first if item.id == "s8")

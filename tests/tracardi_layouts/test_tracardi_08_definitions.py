@@ -231,10 +231,14 @@ def test_a_change_made_in_tracardi_is_seen_after_refresh_s(tracardi: TracardiIns
                                                            settings: Settings) -> None:
     install_definitions(tracardi)
     now = [1000.0]
-    cache = DefinitionCache(DefinitionStore(tracardi.elastic, settings), EventToProfile,
-                            settings.definitions.refresh_s, clock=lambda: now[0])
+    store = DefinitionStore(tracardi.elastic, settings)
+    cache = DefinitionCache(store, EventToProfile, settings.definitions.refresh_s,
+                            clock=lambda: now[0])
     assert [item.op for item in cache.get_all()[0].items] == [
         "equals", "equals_if_not_exists", "append"]
+    loaded = store.parsed
+    now[0] += REFRESH_S  # unchanged in Tracardi's index: nothing is parsed again
+    assert len(cache.get_all()[0].items) == 3 and store.parsed == loaded
     # edited in Tracardi's GUI: the same document, now one pair with op 2
     put(tracardi, "event_to_profile", docs.event_to_profile_document(
         "etp1", "identify", [("properties.email", 2, "traits.emails")]))
@@ -243,3 +247,4 @@ def test_a_change_made_in_tracardi_is_seen_after_refresh_s(tracardi: TracardiIns
     now[0] += REFRESH_S / 2
     assert cache.get_all()[0].items == (MappingItem("properties.email", "append",
                                                     "traits.emails"),)
+    assert store.parsed == loaded + 1

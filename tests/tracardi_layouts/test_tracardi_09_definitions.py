@@ -257,6 +257,9 @@ def test_a_change_made_in_tracardi_is_seen_after_refresh_s(
     cache = DefinitionCache(store, EventToProfile, settings.definitions.refresh_s,
                             clock=lambda: now[0])
     assert len(cache.get_all()[0].items) == 3
+    loaded = store.parsed
+    now[0] += REFRESH_S  # unchanged rows: nothing is parsed again
+    assert len(cache.get_all()[0].items) == 3 and store.parsed == loaded
     # edited in Tracardi's GUI: the same row, now one pair with op 2
     insert(tables, "event_to_profile_mapping", prefix,
            mapping_row("etp1", "identify", [("properties.email", 2, "traits.emails")]))
@@ -265,6 +268,7 @@ def test_a_change_made_in_tracardi_is_seen_after_refresh_s(
     now[0] += REFRESH_S / 2
     assert cache.get_all()[0].items == (MappingItem("properties.email", "append",
                                                     "traits.emails"),)
+    assert store.parsed == loaded + 1
 
 
 def task_rows(tables: TracardiTables) -> dict[str, dict[str, Any]]:

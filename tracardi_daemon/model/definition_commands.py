@@ -6,19 +6,22 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tomllib
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
 
 from elasticsearch import Elasticsearch
 
-from tracardi_daemon.commands_common import add_config_option, run_with_elastic
+from tracardi_daemon.commands_common import (
+    add_config_option,
+    run_with_elastic,
+    settings_for_command,
+)
 from tracardi_daemon.errors import ExitCode, InvalidInput
+from tracardi_daemon.model.definition_limits import read_document
 from tracardi_daemon.model.definition_store import DefinitionStore
 from tracardi_daemon.model.definitions import (
     DEFINITION_TYPES,
     Definition,
+    check_counts,
     definition_type,
     parse_definitions,
 )
@@ -58,36 +61,28 @@ def _kind_argument(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
-def load_definitions_file(path: str) -> list[Definition]:
+def load_definitions_file(path: str, max_per_kind: int | None = None) -> list[Definition]:
     """Every definition in a ``.toml`` or ``.json`` file, all validated; InvalidInput
-    names the file, and each bad definition's kind, id and field."""
-    file = Path(path)
+    names the file, and each bad definition's kind, id and field. The file's size and
+    nesting are bounded (``definition_limits``), and with ``max_per_kind`` the number of
+    definitions of each kind, counted before any is parsed."""
+    document = read_document(path)
     try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InvalidInput(f"{path}: cannot be read: {exc.strerror}") from exc
-    document: Any
-    try:
-        if file.suffix == ".toml":
-            document = tomllib.loads(text)
-        elif file.suffix == ".json":
-            document = json.loads(text)
-        else:
-            raise InvalidInput(f"{path}: must end in .toml or .json")
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidInput(f"{path}: not valid {file.suffix[1:].upper()}: {exc}") from exc
-    if not isinstance(document, dict):
-        raise InvalidInput(f"{path}: must hold {{kind: [definitions]}} at the top")
-    try:
+        if max_per_kind is not None:
+            check_counts(document, max_per_kind)
         return parse_definitions(document)
     except InvalidInput as exc:
         raise InvalidInput(f"{path}:\n{exc}") from exc
 
 
 def _apply(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    file_settings = settings_for_command(args, env)
+    if file_settings is None:
+        return int(ExitCode.CONFIG)
     # validated before connecting: a bad file touches nothing
     try:
-        definitions = load_definitions_file(args.file)
+        definitions = load_definitions_file(args.file,
+                                            file_settings.definitions.max_per_kind)
     except InvalidInput as exc:
         print(f"nothing applied: {exc}", file=sys.stderr)
         return int(ExitCode.FAILURE)
@@ -96,6 +91,7 @@ def _apply(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         store = DefinitionStore(client, settings)
         # refused before installing: Tracardi's definitions are not the daemon's to write
         store.check_writable(definitions)
+        store.check_room(definitions, settings.definitions.max_per_kind)
         # the indices may not exist before the daemon's first start
         report = install(client, settings)
         for item in report.installed:

@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, NoReturn, Self
 
 from tracardi_daemon.errors import InvalidInput
+from tracardi_daemon.model.definition_limits import id_problem
+from tracardi_daemon.tql.limits import prefix, short
 
 # a dotted path such as "properties.email" or "data.contact.email.main"
 PATH = re.compile(r"^[^\s.]+(\.[^\s.]+)*$")
@@ -35,8 +37,16 @@ class Reader:
         self.read: set[str] = set()
 
     def fail(self, field: str, problem: str) -> NoReturn:
-        who = f"{self.kind} {self.id!r}" if self.id else f"{self.kind} (without id)"
-        raise InvalidInput(f"{who}: field '{field}' {problem}")
+        who = f"{self.kind} {short(self.id)}" if self.id else f"{self.kind} (without id)"
+        raise InvalidInput(f"{who}: field '{prefix(field)}' {problem}")
+
+    def check_id(self) -> None:
+        """Refuse an id outside the charset and length of ``definition_limits`` (files
+        only: what Tracardi stored is Tracardi's to name)."""
+        if self.id is not None:
+            problem = id_problem(self.id)
+            if problem is not None:
+                raise InvalidInput(f"{self.kind}: field 'id' {problem}")
 
     def _get(self, field: str) -> Any:
         self.read.add(field)
@@ -73,7 +83,7 @@ class Reader:
         if value is None and default is not None:
             return default
         if value not in options:
-            self.fail(field, f"must be one of {', '.join(options)}, got {value!r}")
+            self.fail(field, f"must be one of {', '.join(options)}, got {short(value)}")
         return str(value)
 
     def string_list(self, field: str) -> tuple[str, ...]:
@@ -128,7 +138,7 @@ class Reader:
             try:
                 value = datetime.fromisoformat(value)
             except ValueError:
-                self.fail(field, f"must be an ISO 8601 date and time, got {value!r}")
+                self.fail(field, f"must be an ISO 8601 date and time, got {short(value)}")
         if not isinstance(value, datetime):
             self.fail(field, "must be an ISO 8601 date and time")
         return value if value.tzinfo else value.replace(tzinfo=UTC)
@@ -182,6 +192,8 @@ class Definition:
     def from_dict(cls, data: Mapping[str, Any], *, strict: bool = False) -> Self:
         """Validate ``data``; InvalidInput names the kind, the id and the bad field."""
         reader = Reader(cls.kind, data, strict=strict)
+        if strict:
+            reader.check_id()
         definition = cls._read(reader)
         reader.finish()
         return definition

@@ -33,6 +33,7 @@ from tracardi_daemon.model.segment_definitions import (
     WorkflowTrigger,
     machine_name,
 )
+from tracardi_daemon.tql.limits import prefix, short
 
 __all__ = [
     "DEFINITION_TYPES",
@@ -57,6 +58,7 @@ __all__ = [
     "Task",
     "WorkflowTarget",
     "WorkflowTrigger",
+    "check_counts",
     "definition_type",
     "machine_name",
     "parse_definitions",
@@ -144,8 +146,17 @@ def definition_type(kind: str) -> type[Definition]:
         return DEFINITION_TYPES[kind.replace("_", "-")]
     except KeyError:
         raise InvalidInput(
-            f"unknown definition kind {kind!r}; expected one of {', '.join(DEFINITION_TYPES)}"
+            f"unknown definition kind {short(kind)}; expected one of {', '.join(DEFINITION_TYPES)}"
         ) from None
+
+
+def check_counts(document: Mapping[str, Any], max_per_kind: int) -> None:
+    """Refuse a document with more than ``max_per_kind`` definitions of a kind, before
+    any of them is parsed (each condition costs a parse)."""
+    for kind, entries in document.items():
+        if isinstance(entries, list) and len(entries) > max_per_kind:
+            raise InvalidInput(f"{prefix(str(kind))}: {len(entries):,} definitions, more "
+                               f"than definitions.max_per_kind ({max_per_kind:,})")
 
 
 def parse_definitions(document: Mapping[str, Any], strict: bool = True) -> list[Definition]:
@@ -168,7 +179,7 @@ def parse_definitions(document: Mapping[str, Any], strict: bool = True) -> list[
             continue
         for definition in _parse_entries(cls, entries, strict, errors):
             if (cls.kind, definition.id) in seen:
-                errors.append(f"{cls.kind} {definition.id!r}: field 'id' is used twice")
+                errors.append(f"{cls.kind} {short(definition.id)}: field 'id' is used twice")
             seen.add((cls.kind, definition.id))
             definitions.append(definition)
     if errors:

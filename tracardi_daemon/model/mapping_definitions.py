@@ -12,6 +12,7 @@ from tracardi_daemon.model.definition_reader import PATH, Definition, Reader, Re
 from tracardi_daemon.model.mapping_ops import OPERATIONS
 from tracardi_daemon.model.mappings import mapping_for
 from tracardi_daemon.tql import Condition, Schema, TqlError
+from tracardi_daemon.tql.limits import short
 
 # the op names, as model/mapping_ops.py applies them
 MAPPING_OPERATIONS = OPERATIONS
@@ -68,7 +69,7 @@ def _operation(reader: Reader, field: str, value: object) -> str:
     # bool is an int in Python: True must not read as op 1
     spelling = value if isinstance(value, str) or type(value) is int else None
     if spelling is None or spelling not in _OPERATION_SPELLINGS:
-        reader.fail(field, f"must be one of {_ACCEPTED_OPERATIONS}, got {value!r}")
+        reader.fail(field, f"must be one of {_ACCEPTED_OPERATIONS}, got {short(value)}")
     return _OPERATION_SPELLINGS[spelling]
 
 
@@ -124,7 +125,7 @@ def _check_event(
         try:
             float(event)
         except ValueError:
-            reader.fail(where.event, f"must be a number to {op} by, got {event!r}")
+            reader.fail(where.event, f"must be a number to {op} by, got {short(event)}")
     return event
 
 
@@ -136,7 +137,8 @@ def _make_item(
         reader.fail(where.profile, "must be a dotted path such as 'data.contact.email.main'")
     if profile.split(".", 1)[0] not in PROFILE_ROOTS:
         reader.fail(
-            where.profile, f"must start with one of {', '.join(PROFILE_ROOTS)}, got {profile!r}"
+            where.profile,
+            f"must start with one of {', '.join(PROFILE_ROOTS)}, got {short(profile)}"
         )
     return MappingItem(checked_event, op, profile, event_ref)
 
@@ -214,6 +216,12 @@ class EventToProfile(Definition):
     items: tuple[MappingItem, ...]
     description: str = ""
 
+    @functools.cached_property
+    def compiled(self) -> Condition | None:
+        """The condition, parsed and type-checked once per object (None without one): a
+        definitions refresh keeps unchanged objects, so they are not compiled again."""
+        return None if not self.condition else Condition(self.condition, condition_schema())
+
     @classmethod
     def _read(cls, reader: Reader) -> Self:
         ident, name = reader.string("id"), reader.string("name")
@@ -280,11 +288,12 @@ def _index_schema(reader: Reader) -> dict[str, str]:
         if not PATH.match(key) or not isinstance(value, str) or not PATH.match(value):
             reader.fail(
                 f"index_schema.{key}",
-                f"must map a dotted property path to a dotted trait path, got {key!r} = {value!r}",
+                "must map a dotted property path to a dotted trait path, got "
+                f"{short(key)} = {short(value)}",
             )
         prop = key.removeprefix("properties.")
         if prop in schema:
-            reader.fail(f"index_schema.{key}", f"names property {prop!r} a second time")
+            reader.fail(f"index_schema.{key}", f"names property {short(prop)} a second time")
         schema[prop] = value.removeprefix("traits.")
     return schema
 

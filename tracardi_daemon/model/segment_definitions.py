@@ -16,6 +16,7 @@ from tracardi_daemon.infra.dispatch_targets import Target, TargetKind, parse_tar
 from tracardi_daemon.model.definition_reader import Definition, Reader, Ref
 from tracardi_daemon.model.mapping_definitions import condition_schema
 from tracardi_daemon.tql import Condition, TqlError
+from tracardi_daemon.tql.limits import short
 
 LIVE_SEGMENT_TYPES = ("condition", "query", "workflow")
 LIVE_SEGMENT_OPERATIONS = ("add", "remove", "sync")
@@ -80,9 +81,15 @@ class Segment(Definition):
     machine_name: str  # the value written to profile.segments
 
     @functools.cached_property
+    def compiled(self) -> Condition:
+        """The condition, parsed and type-checked once per object: a definitions refresh
+        keeps the objects of unchanged segments, so they are not compiled again."""
+        return Condition(self.condition, condition_schema())
+
+    @property
     def uses_clock(self) -> bool:
         """Whether the condition reads now(): its result can change with time alone."""
-        return Condition(self.condition, condition_schema()).uses_clock
+        return self.compiled.uses_clock
 
     @classmethod
     def _read(cls, reader: Reader) -> Self:
@@ -116,7 +123,7 @@ def _machine_name(reader: Reader, name: str) -> str:
     if length > MACHINE_NAME_MAX:
         origin = "" if stored else " (made from name: shorten it or set machine_name)"
         reader.fail("machine_name", f"must be at most {MACHINE_NAME_MAX} characters, as "
-                                    f"profile.segments ignores longer values; {value!r} has "
+                                    f"profile.segments ignores longer values; {short(value)} has "
                                     f"{length}{origin}")
     return value
 
@@ -173,7 +180,7 @@ def _target_table(reader: Reader, raw: Mapping[str, Any],
                   source_id: str | None) -> WorkflowTarget:
     if raw.get("type") not in TARGET_TYPES:
         reader.fail("target.type",
-                    f"must be one of {', '.join(TARGET_TYPES)}, got {raw.get('type')!r}")
+                    f"must be one of {', '.join(TARGET_TYPES)}, got {short(raw.get('type'))}")
     kind = TargetKind(raw["type"])
     key = _ADDRESS_KEYS[kind]
     tracker = kind is TargetKind.TRACKER
@@ -215,7 +222,7 @@ class LiveSchedule:
             daily: Job = scheduler.every(1).days.at(self.at).do(run)
             return daily
         if self.interval_s is None:
-            raise InvalidInput(f"schedule: every {self.every!r} is not a duration like '15m'")
+            raise InvalidInput(f"schedule: every {short(self.every)} is not a duration like '15m'")
         periodic: Job = scheduler.every(self.interval_s).seconds.do(run)
         return periodic
 
@@ -235,16 +242,17 @@ def _read_schedule(reader: Reader) -> LiveSchedule:
                                 '(such as "02:00")')
     if at is not None:
         if not isinstance(at, str) or not _AT.fullmatch(at):
-            reader.fail("schedule.at", f'must be a daily time HH:MM such as "02:00", got {at!r}')
+            reader.fail("schedule.at",
+                        f'must be a daily time HH:MM such as "02:00", got {short(at)}')
         return _checked(reader, "schedule.at", LiveSchedule(at=at),
                         "must be a time of day from 00:00 to 23:59")
     schedule = LiveSchedule(every=every) if isinstance(every, str) else LiveSchedule()
     interval_s = schedule.interval_s
     if interval_s is None:
         reader.fail("schedule.every", "must be a whole number and a unit s, m, h or d, such "
-                                      f'as "15m", got {every!r}')
+                                      f'as "15m", got {short(every)}')
     if interval_s < MIN_EVERY_S:
-        reader.fail("schedule.every", f"must be at least 1 minute, got {every!r}")
+        reader.fail("schedule.every", f"must be at least 1 minute, got {short(every)}")
     return _checked(reader, "schedule.every", schedule, "must be a valid interval")
 
 
@@ -254,7 +262,7 @@ def _checked(reader: Reader, field: str, schedule: LiveSchedule, problem: str) -
         schedule.register(Scheduler(), lambda: None)
     except ScheduleError as exc:
         value = schedule.at if schedule.at is not None else schedule.every
-        reader.fail(field, f"{problem}, got {value!r} (the scheduler refused it: {exc})")
+        reader.fail(field, f"{problem}, got {short(value)} (the scheduler refused it: {exc})")
     return schedule
 
 
@@ -295,7 +303,7 @@ class LiveSegment(Definition):
         kind = reader.choice("type", LIVE_SEGMENT_TYPES)
         for field, types in _LIVE_FIELDS.items():
             if reader.data.get(field) is not None and kind not in types:
-                reader.fail(field, f"is only for type {' or '.join(types)}, not {kind!r}")
+                reader.fail(field, f"is only for type {' or '.join(types)}, not {short(kind)}")
         workflow = kind == "workflow"
         with_condition = kind == "condition" or reader.data.get("condition") is not None
         return cls(

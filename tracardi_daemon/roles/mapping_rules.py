@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from tracardi_daemon.model.definitions import EventToProfile, EventTypeMapping, MappingItem
-from tracardi_daemon.model.mapping_definitions import condition_schema
 from tracardi_daemon.model.mapping_ops import (
     MISSING,
     MappingConflict,
@@ -26,7 +25,7 @@ from tracardi_daemon.model.mapping_ops import (
     is_copyable,
     read_path,
 )
-from tracardi_daemon.tql import Condition, TqlError
+from tracardi_daemon.tql import TqlError
 from tracardi_daemon.tql.evaluate import Predicate
 from tracardi_daemon.tql.values import Clock
 
@@ -62,14 +61,12 @@ class MappingRules:
         for definition in sorted(mappings, key=lambda d: d.id):
             if not definition.enabled:
                 continue
-            accepts = None
-            if definition.condition:
-                try:
-                    accepts = Condition(definition.condition,
-                                        condition_schema()).predicate(clock)
-                except TqlError as exc:  # validated when applied; stored by another tool
-                    raise EventFailure(f"condition does not compile: {exc}",
-                                       definition.id) from exc
+            try:
+                compiled = definition.compiled
+            except TqlError as exc:  # validated when applied; stored by another tool
+                raise EventFailure(f"condition does not compile: {exc}",
+                                   definition.id) from exc
+            accepts = None if compiled is None else compiled.predicate(clock)
             self._profile_rules.setdefault(definition.event_type.id, []).append(
                 _Compiled(definition, accepts))
         self._event_types = {e.event_type: e for e in event_types if e.enabled}

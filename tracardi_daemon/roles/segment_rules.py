@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from tracardi_daemon.model.definitions import Segment
-from tracardi_daemon.model.mapping_definitions import condition_schema
 from tracardi_daemon.roles.segment_changes import Decision, SegmentRef
-from tracardi_daemon.tql import Condition, TqlError
+from tracardi_daemon.tql import TqlError
 from tracardi_daemon.tql.evaluate import Predicate
 from tracardi_daemon.tql.values import Clock
 
@@ -44,7 +43,7 @@ class SegmentRules:
             if not segment.enabled:
                 continue
             try:
-                condition = Condition(segment.condition, condition_schema())
+                condition = segment.compiled
             except TqlError as exc:  # checked when applied; stored by another tool
                 log.warning("segment %r skipped: its condition does not compile: %s",
                             segment.id, exc)

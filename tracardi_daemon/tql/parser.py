@@ -14,6 +14,13 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedTok
 from tracardi_daemon.tql import ast
 from tracardi_daemon.tql.errors import TqlError, TqlSyntaxError
 from tracardi_daemon.tql.functions import check_call
+from tracardi_daemon.tql.limits import (
+    MAX_FIELD_CHARS,
+    MAX_STRING_CHARS,
+    check_text,
+    check_tree,
+    short,
+)
 from tracardi_daemon.tql.values import duration_seconds
 
 _PATH_PART = re.compile(r"\.?([\w$-]+)|\[\s*(\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*')\s*\]")
@@ -43,11 +50,14 @@ def _lark() -> Lark:
 
 
 def parse(text: str) -> ast.Node:
-    """The syntax tree of a condition; TqlSyntaxError or TqlError if it is not one."""
+    """The syntax tree of a condition; TqlSyntaxError or TqlError if it is not one, or
+    if it is larger than tql.limits allows."""
+    check_text(text)
     try:
         tree = _lark().parse(text)
     except UnexpectedInput as exc:
         raise _syntax_error(exc, text) from None
+    check_tree(tree, text)
     try:
         node: ast.Node = _Builder(text).transform(tree)
     except VisitError as exc:
@@ -67,7 +77,7 @@ def _syntax_error(exc: UnexpectedInput, text: str) -> TqlSyntaxError:
             # "profile@ EXISTS": a source followed by nothing the field pattern accepts
             return _bad_word(text, token.start_pos, token.line or 1, token.column or 1,
                              exc.expected)
-        reason = f"unexpected {token.value!r}"
+        reason = f"unexpected {short(str(token.value))}"
         if set(exc.expected) == {"LPAR"}:
             reason += " after a bare word (strings are written in quotes)"
         return TqlSyntaxError(reason, line=token.line or 1, column=token.column or 1,
@@ -93,11 +103,11 @@ def _bad_word(text: str, position: int, line: int, column: int,
     """An error about the word at ``position``, which no token pattern accepts."""
     word_match = re.match(r"[^\s()\[\],]+|.", text[position:])
     word = word_match.group(0) if word_match else ""
-    reason = f"unexpected {word!r}"
+    reason = f"unexpected {short(word)}"
     if word[:1] in ("'", '"'):
         reason, word = "unterminated string", word[:1]
     elif "@" in word:
-        reason = f"malformed field {word!r}"
+        reason = f"malformed field {short(word)}"
     return TqlSyntaxError(reason, line=line, column=column, text=word,
                           expected=_describe(expected), source=text)
 
@@ -249,11 +259,18 @@ class _Builder(Transformer[Token, ast.Node]):
 
     def _unquote(self, token: Token) -> str:
         try:
-            return unquote(str(token))
+            value = unquote(str(token))
         except ValueError as exc:
             raise _error_at(token, self._source, f"{exc} in string") from None
+        if len(value) > MAX_STRING_CHARS:
+            raise _error_at(token, self._source, f"string {short(value)} is longer than "
+                                                 f"{MAX_STRING_CHARS:,} characters")
+        return value
 
     def _field(self, token: Token) -> ast.Field:
+        if len(token) > MAX_FIELD_CHARS:
+            raise _error_at(token, self._source, f"field {short(str(token))} is longer "
+                                                 f"than {MAX_FIELD_CHARS} characters")
         source, _, rest = str(token).partition("@")
         if source.lower() not in ast.SOURCES:
             raise _error_at(token, self._source, f"unknown field source {source!r}; "
@@ -264,11 +281,13 @@ class _Builder(Transformer[Token, ast.Node]):
             try:
                 key = plain if plain is not None else unquote(quoted)
             except ValueError as exc:
-                raise _error_at(token, self._source, f"{exc} in {token}") from None
+                raise _error_at(token, self._source,
+                                f"{exc} in {short(str(token))}") from None
             if not key or "." in key:
                 # Elasticsearch reads a dot in a key as a nested path; the two would differ
                 raise _error_at(token, self._source,
-                                f"key {key!r} in {token} is empty or contains a dot")
+                                f"key {short(key)} in {short(str(token))} is empty or "
+                                "contains a dot")
             path.append(key)
         return ast.Field(source.lower(), tuple(path))
 
