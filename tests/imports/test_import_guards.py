@@ -16,7 +16,12 @@ from tests.imports.conftest import ImportWorld
 from tracardi_daemon.errors import InvalidInput
 from tracardi_daemon.imports.file_access import FileAccess
 from tracardi_daemon.imports.files import CsvSource, JsonLinesSource
-from tracardi_daemon.settings import LicenseSettings, Settings, UpgradeSettings
+from tracardi_daemon.settings import (
+    LicenseSettings,
+    OutboundSettings,
+    Settings,
+    UpgradeSettings,
+)
 
 EVENTS = {"target": "events", "event_type": "row-imported", "event_source": "test"}
 
@@ -116,6 +121,28 @@ def test_an_elasticsearch_source_at_cloud_metadata_is_refused_without_connecting
     record = world.run("metadata")
     assert record.status == "failed" and "link-local" in (record.last_error or "")
     assert "outbound.allow" in (record.last_error or "")
+
+
+def test_a_collector_at_cloud_metadata_is_refused_but_the_configured_api_is_not(
+        world: ImportWorld, tmp_path: Path) -> None:
+    rows = tmp_path / "rows.csv"
+    rows.write_text("a\n1\n2\n")
+    closed = replace(world, settings=replace(world.settings, outbound=OutboundSettings()))
+    tracker = {"target": "tracker", "event_type": "t", "event_source": "s", "timeout_s": 2}
+    closed.define("metadata", "csv", path=str(rows), api_url="http://169.254.169.254",
+                  **tracker)
+    record = closed.run("metadata")
+    assert record.status == "failed" and record.done == 0
+    assert "link-local" in (record.last_error or "")
+    assert "outbound.allow" in (record.last_error or "")
+    # loopback is closed here too, but tracardi.api_url is the operator's own setting
+    own = replace(closed, settings=replace(closed.settings, tracardi=replace(
+        closed.settings.tracardi, api_url="http://127.0.0.1:9/")))
+    own.define("own", "csv", path=str(rows), api_url="http://127.0.0.1:9", **tracker)
+    record = own.run("own")
+    assert (record.status, record.done, record.failed) == ("finished", 0, 2)
+    assert all(failed.reason.startswith("not sent to the collector")
+               for failed in own.failures(record.id))
 
 
 def test_a_mysql_source_at_a_redis_port_fails_within_its_timeout_and_the_next_runs(

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from elasticsearch import Elasticsearch
 
@@ -180,7 +181,17 @@ class ImportJob:
             profiles = ProfileStore(self._elastic, self._redis, self._settings, self._writer)
             return ProfilesTarget(spec, self._elastic, self._writer, profiles, self._settings,
                                   dry_run=self._dry_run)
+        self._check_collector(spec.api_url)
         return TrackerTarget(spec, dry_run=self._dry_run)
+
+    def _check_collector(self, api_url: str) -> None:
+        """The definition names the collector's address: the outbound policy decides,
+        unless it is the operator's own ``tracardi.api_url``."""
+        if api_url == self._settings.tracardi.api_url.rstrip("/"):
+            return
+        url = urlsplit(api_url)
+        RemoteAccess.from_settings(self._settings).check(
+            "HTTP", url.hostname or "", url.port or (443 if url.scheme == "https" else 80))
 
     def _first_writer(self, spec: ImportSpec) -> bool:
         """Whether this task is the first ever to write events of this definition (then
