@@ -15,6 +15,12 @@ from typing import Any
 
 import pytest
 
+from tracardi_daemon.settings import OutboundSettings
+
+# the receivers listen on loopback, which the outbound policy closes by default: the
+# tests open it explicitly, as an operator would for a local receiver
+LOOPBACK_ALLOWED = OutboundSettings(allow=("127.0.0.0/8", "::1"))
+
 
 def free_port() -> int:
     """A port nobody listens on (a connection to it is refused)."""

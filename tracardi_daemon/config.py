@@ -361,10 +361,25 @@ def _validate(settings: Settings) -> None:
     if settings.log.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
         raise ConfigError(f"'log.level' is not a logging level: {settings.log.level!r}")
     _validate_elastic_hosts(settings.elastic.hosts)
+    _validate_outbound(settings)
     if not settings.tracardi.tenant or not settings.tracardi.tenant.replace("-", "").isalnum():
         raise ConfigError(
             f"'tracardi.tenant' must be letters, digits and '-', got {settings.tracardi.tenant!r}"
         )
+
+
+def _validate_outbound(settings: Settings) -> None:
+    """The outbound lists parse, and import directories are absolute paths."""
+    from tracardi_daemon.infra.outbound import OutboundPolicy
+
+    try:
+        OutboundPolicy(settings.outbound)
+    except InvalidInput as exc:
+        raise ConfigError(str(exc)) from None
+    for directory in settings.upgrade.import_dirs:
+        if not directory.startswith("/"):
+            raise ConfigError(f"'upgrade.import_dirs' entry {directory!r} must be an "
+                              "absolute path")
 
 
 def _setting(settings: Settings, dotted: str) -> float:

@@ -203,6 +203,27 @@ class UpgradeSettings:
     concurrent_indices: int = 4
     lease_s: float = 15.0  # each job's lease: a dead daemon's job is taken over after it
     poll_interval_s: float = 1.0
+    # the only directories csv/jsonl import files may lie in (after resolving links);
+    # definitions name files, the operator names where they may be
+    import_dirs: tuple[str, ...] = ("/var/lib/tracardi-daemon/imports",)
+    # longest line of an import file (header included), in bytes with its line ending
+    import_max_line_bytes: int = 1_048_576
+    # a MySQL or remote Elasticsearch source: connecting (and, for MySQL, the server's
+    # greeting) and then each read must answer within these
+    source_connect_timeout_s: float = 10.0
+    source_read_timeout_s: float = 600.0
+
+
+@dataclass(frozen=True)
+class OutboundSettings:
+    """Hosts that definitions may make the daemon connect to: import sources and
+    dispatch targets. Entries are addresses or CIDR ranges (``10.1.0.0/16``) and host
+    names (``hooks.example.com``, ``*.example.com``). A denied entry always wins; an
+    allowed one opens what is closed by default (loopback, link-local, private,
+    unspecified, multicast and reserved addresses)."""
+
+    allow: tuple[str, ...] = ()
+    deny: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -230,6 +251,7 @@ class Settings:
     mapping: MappingSettings = MappingSettings()
     segmentation: SegmentationSettings = SegmentationSettings()
     upgrade: UpgradeSettings = UpgradeSettings()
+    outbound: OutboundSettings = OutboundSettings()
     definitions: DefinitionsSettings = DefinitionsSettings()
     role: dict[str, RoleSettings] = field(default_factory=dict)
     source: str | None = None

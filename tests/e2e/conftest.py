@@ -98,6 +98,9 @@ pool_processes = 1
 tenant = "{tenant}"
 [redis]
 port = {redis_port}
+[outbound]
+# the test receivers and sources listen on loopback, closed by default
+allow = ["127.0.0.0/8", "::1"]
 [startup]
 wait_s = 15.0
 [shutdown]

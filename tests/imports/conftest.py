@@ -4,6 +4,7 @@ upgrade role stepped against the real Redis until a job ends."""
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 from elasticsearch import Elasticsearch
 
+from tests.receivers import LOOPBACK_ALLOWED
 from tests.scheduler.conftest import RoleStarter, start_role
 from tracardi_daemon.imports.failures import FailedRow, FailureLog
 from tracardi_daemon.imports.job import IMPORT_TASK, import_params
@@ -94,8 +96,11 @@ def _all_hits(es: Elasticsearch, index: str) -> Iterator[dict[str, Any]]:
 
 @pytest.fixture
 def import_settings(prefix: str) -> Settings:
-    return Settings(tracardi=TracardiSettings(tenant=prefix),
-                    upgrade=UpgradeSettings(batch_size=100, poll_interval_s=0.01, lease_s=5.0))
+    # the test's files are in its temporary directory, its sources on loopback: both
+    # closed by default, opened here as an operator would
+    return Settings(tracardi=TracardiSettings(tenant=prefix), outbound=LOOPBACK_ALLOWED,
+                    upgrade=UpgradeSettings(batch_size=100, poll_interval_s=0.01, lease_s=5.0,
+                                            import_dirs=(tempfile.gettempdir(),)))
 
 
 @pytest.fixture

@@ -255,8 +255,8 @@ def test_header_names_are_stripped(tmp_path: Path) -> None:
 def test_a_missing_or_unreadable_path_is_invalid(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match=r"^cannot read .*nope.csv: No such file or directory$"):
         CsvSource(tmp_path / "nope.csv")
-    with pytest.raises(InvalidInput, match=f"^cannot read {re.escape(str(tmp_path))}: Is a "
-                                           "directory$"):
+    with pytest.raises(InvalidInput, match=f"^config.path: {re.escape(str(tmp_path))} is not "
+                                           "a regular file"):
         JsonLinesSource(tmp_path)
 
 

@@ -5,6 +5,7 @@ imported twice; poisoned job messages acknowledged without blocking the queue.""
 from __future__ import annotations
 
 import signal
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,7 +39,9 @@ visibility_timeout_s = 1.0
 [upgrade]
 lease_s = 2.0
 poll_interval_s = 0.05
-"""
+# the test's files are in its temporary directory
+import_dirs = ["{tmp}"]
+""".replace("{tmp}", tempfile.gettempdir())
 
 
 @pytest.fixture

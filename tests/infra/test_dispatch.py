@@ -14,6 +14,7 @@ import pytest
 from redis import Redis
 
 from tests.infra.conftest import ScriptedServer, free_port
+from tests.receivers import LOOPBACK_ALLOWED
 from tracardi_daemon.errors import InvalidInput
 from tracardi_daemon.infra.dispatch import (
     IDEMPOTENCY_HEADER,
@@ -22,6 +23,7 @@ from tracardi_daemon.infra.dispatch import (
     Timeouts,
     parse_target,
 )
+from tracardi_daemon.infra.outbound import OutboundPolicy
 
 TRACK = {"source": {"id": "src-1"}, "profile": {"id": "p-1"},
          "events": [{"type": "reminder", "properties": {"n": 1}}]}
@@ -32,6 +34,7 @@ def make_dispatcher(redis_client: Redis, prefix: str) -> Iterator[Callable[..., 
     made: list[Dispatcher] = []
 
     def make(**options: Any) -> Dispatcher:
+        options.setdefault("outbound", OutboundPolicy(LOOPBACK_ALLOWED))
         dispatcher = Dispatcher(redis_client, prefix, **options)
         made.append(dispatcher)
         return dispatcher

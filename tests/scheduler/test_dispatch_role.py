@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.receivers import ScriptedServer
+from tests.receivers import LOOPBACK_ALLOWED, ScriptedServer
 from tracardi_daemon.infra.deadletters import DeadLetters
 from tracardi_daemon.infra.delivery import delivery, delivery_queue
 from tracardi_daemon.infra.host_limits import HostLimits
@@ -34,6 +34,7 @@ Maker = Callable[..., tuple[Any, Any]]
 def settings(prefix: str) -> Settings:
     return Settings(
         tracardi=TracardiSettings(tenant=prefix),
+        outbound=LOOPBACK_ALLOWED,
         queue=QueueSettings(visibility_timeout_s=0.6, poll_interval_s=0.1),
         scheduler=SchedulerSettings(horizon_s=1.0, lease_s=2.0),
         dispatch=DispatchSettings(max_attempts=3, retry_backoff_initial_s=0.05,

@@ -12,6 +12,7 @@ from elasticsearch import Elasticsearch
 
 from tests.mapping.conftest import World
 from tests.mapping.conftest import run_until_idle as step_until_idle
+from tests.receivers import LOOPBACK_ALLOWED
 from tests.scheduler.conftest import start_role
 from tracardi_daemon.infra.queue import Message, WorkQueue
 from tracardi_daemon.infra.redis import RedisClient
@@ -33,6 +34,7 @@ def segmentation_world(elastic_client: Elasticsearch, redis_client: RedisClient,
                        prefix: str) -> Iterator[World]:
     settings = Settings(
         tracardi=TracardiSettings(tenant=prefix),
+        outbound=LOOPBACK_ALLOWED,
         segmentation=SegmentationSettings(batch_size=50, poll_interval_s=0.01, lease_s=5.0),
         queue=QueueSettings(visibility_timeout_s=1.0),
         definitions=DefinitionsSettings(refresh_s=0.01))

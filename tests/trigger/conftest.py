@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from elasticsearch import Elasticsearch
 
-from tests.receivers import ScriptedServer, http_server
+from tests.receivers import LOOPBACK_ALLOWED, ScriptedServer, http_server
 from tests.scheduler.conftest import start_role
 from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.redis import RedisClient
@@ -40,6 +40,7 @@ def settings(prefix: str, http_server: ScriptedServer) -> Settings:
     return Settings(
         # tracker targets without a URL go to the receiver's /track
         tracardi=TracardiSettings(tenant=prefix, api_url=http_server.url),
+        outbound=LOOPBACK_ALLOWED,
         queue=QueueSettings(visibility_timeout_s=0.6, poll_interval_s=0.05, batch_size=10,
                             retry_backoff_initial_s=0.05, retry_backoff_max_s=0.1),
         dispatch=DispatchSettings(max_attempts=3, retry_backoff_initial_s=0.05,

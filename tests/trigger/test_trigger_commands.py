@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import tempfile
 
 import pytest
 
@@ -18,8 +20,14 @@ def run(argv: list[str], world: World) -> int:
     parser = argparse.ArgumentParser()
     trigger_commands.add_commands(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["triggers", "test", *argv])
-    env = {"TENANT_NAME": world.settings.tracardi.tenant}
-    result: int = args.handler(args, env)
+    # the receiver listens on loopback, which only the config file can open
+    with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as config:
+        config.write('[outbound]\nallow = ["127.0.0.0/8"]\n')
+    env = {"TENANT_NAME": world.settings.tracardi.tenant, "TRACARDI_CONFIG": config.name}
+    try:
+        result: int = args.handler(args, env)
+    finally:
+        os.unlink(config.name)
     return result
 
 

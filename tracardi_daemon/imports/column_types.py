@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+from tracardi_daemon.imports.json_depth import TooDeep, bounded_loads
+
 _INT = re.compile(r"[-+]?[0-9]+")
 _FLOAT = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 _TRUE = frozenset({"true", "yes", "1"})
@@ -185,10 +187,12 @@ def _datetime_with_format(form: str) -> Callable[[str], str]:
 
 def _json_from_text(text: str) -> Any:
     try:
-        return json.loads(text)
+        return bounded_loads(text)
     except json.JSONDecodeError as exc:
         raise ConversionError(f"{show(text)} is not JSON: {exc.msg} at character "
                               f"{exc.pos + 1}") from None
+    except TooDeep as exc:
+        raise ConversionError(f"{show(text)} is not accepted: {exc}") from None
 
 
 def _json_from_json(value: Any) -> Any:

@@ -8,13 +8,16 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
-from elasticsearch import Elasticsearch
+from elasticsearch import Elasticsearch, UnsupportedProductError
 
-from tracardi_daemon.errors import InvalidInput
+from tracardi_daemon.errors import BackendError, BackendUnavailable, InvalidInput
+from tracardi_daemon.imports.remote_access import RemoteAccess, unusable
 from tracardi_daemon.imports.rows import Row, cut_raw
 from tracardi_daemon.infra.elastic import elastic_errors
 from tracardi_daemon.infra.scan import Scan, count
+from tracardi_daemon.redact import mask_url
 
 # the fields tried, in order, when config.sort_field is not given: Tracardi's documents
 # all carry a keyword ``id``; a dynamic mapping makes it text with an ``id.keyword``
@@ -90,7 +93,8 @@ class ElasticSource:
 
 
 def open_elastic_source(config: Mapping[str, Any], position: Mapping[str, Any] | None, *,
-                        local: Elasticsearch, batch: int) -> ElasticSource:
+                        local: Elasticsearch, batch: int,
+                        access: RemoteAccess | None = None) -> ElasticSource:
     """The source a definition's config describes: ``index`` (required; Tracardi's
     ``{id, name}`` accepted), ``query`` (an Elasticsearch query, default all),
     ``sort_field``, and for a remote cluster ``hosts`` with ``username``/``password``
@@ -111,22 +115,34 @@ def open_elastic_source(config: Mapping[str, Any], position: Mapping[str, Any] |
     if hosts is None:
         return ElasticSource(local, index, query=query, sort_field=sort_field, batch=batch,
                              position=position)
-    client = remote_client(config)
+    access = access or RemoteAccess()
+    client, where = remote_client(config, access)
     try:
         return ElasticSource(client, index, query=query, sort_field=sort_field, batch=batch,
                              position=position, own_client=True)
+    except (BackendUnavailable, BackendError) as exc:
+        client.close()
+        if isinstance(exc, BackendUnavailable) or isinstance(
+                exc.__cause__, UnsupportedProductError):
+            # refused, timed out, or not Elasticsearch: one message for all
+            raise unusable("Elasticsearch", where, None) from None
+        raise
     except BaseException:
         client.close()
         raise
 
 
-def remote_client(config: Mapping[str, Any]) -> Elasticsearch:
+def remote_client(config: Mapping[str, Any],
+                  access: RemoteAccess) -> tuple[Elasticsearch, str]:
+    """A client of the ``hosts`` of ``config``, each allowed by the outbound policy, and
+    the hosts as errors name them."""
     hosts = config.get("hosts")
     if isinstance(hosts, str):
         hosts = [hosts]
     if not isinstance(hosts, list) or not hosts or not all(isinstance(h, str) for h in hosts):
         raise InvalidInput("config.hosts must be a URL or a list of URLs")
-    options: dict[str, Any] = {"request_timeout": 60}
+    where = ", ".join(_checked_host(host, access) for host in hosts)
+    options: dict[str, Any] = {"request_timeout": access.read_timeout_s, "max_retries": 1}
     username, password = config.get("username"), config.get("password")
     if username is not None or password is not None:
         if not isinstance(username, str) or not isinstance(password, str):
@@ -142,4 +158,18 @@ def remote_client(config: Mapping[str, Any]) -> Elasticsearch:
         if not isinstance(verify, bool):
             raise InvalidInput("config.verify_certs must be true or false")
         options["verify_certs"] = verify
-    return Elasticsearch(hosts, **options)
+    return Elasticsearch(hosts, **options), where
+
+
+def _checked_host(url: str, access: RemoteAccess) -> str:
+    """``host:port`` of ``url``, once the policy allows it."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 9200)
+    except ValueError:
+        raise InvalidInput(f"config.hosts: {mask_url(url)[:80]!r} is not a URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidInput(f"config.hosts: {mask_url(url)[:80]!r} must be a URL like "
+                           "https://host:9200")
+    access.check("Elasticsearch", parts.hostname, port)
+    return f"{parts.hostname}:{port}"

@@ -8,62 +8,95 @@ import os
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import accumulate, islice
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, BinaryIO, TypeGuard
+from typing import Any, TypeGuard
 
 from tracardi_daemon.errors import InvalidInput
+from tracardi_daemon.imports.file_access import ANY_FILE, FileAccess
 from tracardi_daemon.imports.rows import cut_raw
 
 BLANK = frozenset({b"\n", b"\r\n", b"\r"})  # as count_nonblank() counts them
 _BOM = b"\xef\xbb\xbf"
 _CHUNK_BYTES = 1 << 20
 _PENDING_TAKEN = 64
+_OVERLONG_KEPT = 200  # bytes of an overlong line kept to show in its failed row
 # a physical line: its bytes (with the line ending), its byte offset, its line number
 Line = tuple[bytes, int, int]
 
 
+class Overlong(bytes):
+    """The start of a line longer than the bound; the rest is skipped, never held."""
+
+
 class Lines:
     """The physical lines of a file opened in binary, each with its byte offset and line
-    number (a UTF-8 BOM is skipped); lines read ahead are pushed back."""
+    number (a UTF-8 BOM is skipped); lines read ahead are pushed back. A line longer than
+    ``access.max_line_bytes`` comes as an ``Overlong`` with only its start kept."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, access: FileAccess = ANY_FILE) -> None:
         self.path = path
+        self.max_line_bytes = access.max_line_bytes
+        self._file = access.open(path)
         try:
-            self._file: BinaryIO = path.open("rb")
             self.start = len(_BOM) if self._file.read(len(_BOM)) == _BOM else 0
             self._file.seek(self.start)
         except OSError as exc:
+            self._file.close()
             raise InvalidInput(f"cannot read {path}: {exc.strerror or exc}") from None
         self._offset = self.start
         self._line = 1
+        self._skipping = False  # the rest of an overlong line is still to be skipped
         self._pending: deque[Line] = deque()
 
     def next(self) -> Line | None:
         if self._pending:
             return self._pending.popleft()
-        data = self._file.readline()
+        return self._read_line()
+
+    def take(self, count: int) -> list[Line]:
+        """Up to ``count`` next lines, ending before an overlong one (``next`` gives
+        that): pushed back ones first (a few at a time, as they are pushed back at a
+        bad record and the next may be close), else straight from the file."""
+        taken: list[Line] = []
+        if self._pending:
+            count = min(count, len(self._pending), _PENDING_TAKEN)
+            while len(taken) < count and not isinstance(self._pending[0][0], Overlong):
+                taken.append(self._pending.popleft())
+            return taken
+        read_line = self._read_line
+        for _ in range(count):
+            line = read_line()
+            if line is None:
+                break
+            if isinstance(line[0], Overlong):
+                self._pending.append(line)
+                break
+            taken.append(line)
+        return taken
+
+    def _read_line(self) -> Line | None:
+        """The next line from the file, at most ``max_line_bytes`` of it held."""
+        if self._skipping:
+            self._skip_rest()
+        data = self._file.readline(self.max_line_bytes)
         if not data:
             return None
         line = (data, self._offset, self._line)
         self._offset += len(data)
         self._line += 1
+        if len(data) == self.max_line_bytes and not data.endswith(b"\n") and \
+                self._file.peek(1)[:1]:
+            self._skipping = True
+            return (Overlong(data[:_OVERLONG_KEPT]), line[1], line[2])
         return line
 
-    def take(self, count: int) -> list[Line]:
-        """Up to ``count`` next lines: pushed back ones first (a few at a time, as they are
-        pushed back at a bad record and the next may be close), else straight from the
-        file (made in C: the fast path of a CSV file)."""
-        if self._pending:
-            count = min(count, len(self._pending), _PENDING_TAKEN)
-            return [self._pending.popleft() for _ in range(count)]
-        block = list(islice(self._file, count))
-        offsets = list(accumulate(map(len, block), initial=self._offset))
-        self._offset = offsets.pop()
-        numbers = range(self._line, self._line + len(block))
-        self._line += len(block)
-        return list(zip(block, offsets, numbers, strict=True))
+    def _skip_rest(self) -> None:
+        """Reads past the rest of an overlong line in bounded chunks."""
+        while self._skipping:
+            chunk = self._file.readline(_CHUNK_BYTES)
+            self._offset += len(chunk)
+            self._skipping = bool(chunk) and not chunk.endswith(b"\n")
 
     def next_nonblank(self) -> Line | None:
         line = self.next()
@@ -76,6 +109,8 @@ class Lines:
 
     @property
     def position(self) -> dict[str, Any]:
+        if not self._pending and self._skipping:
+            self._skip_rest()
         _, offset, line = self._pending[0] if self._pending else (b"", self._offset, self._line)
         return {"offset": offset, "line": line}
 
@@ -98,18 +133,22 @@ class Lines:
                                    f"{self.path}: did it change?")
         self._file.seek(offset)
         self._pending.clear()
+        self._skipping = False
         self._offset, self._line = offset, line
 
     def count_nonblank(self) -> int:
-        """Non-blank lines in all, read in 1 MiB chunks through a handle of its own."""
+        """Non-blank lines in all, read in 1 MiB chunks from the open file (positioned
+        reads: the lines' own position is left alone)."""
         lines = blank = 0
         carry = b""
-        with self.path.open("rb") as counted:
-            while chunk := counted.read(_CHUNK_BYTES):
-                pieces = (carry + chunk).split(b"\n")
-                carry = pieces.pop()
-                lines += len(pieces)
-                blank += pieces.count(b"") + pieces.count(b"\r")
+        fd, offset = self._file.fileno(), 0
+        while chunk := os.pread(fd, _CHUNK_BYTES, offset):
+            offset += len(chunk)
+            pieces = (carry + chunk).split(b"\n")
+            # of the unfinished line, two bytes tell whether it is blank (b"" or b"\r")
+            carry = pieces.pop()[:2]
+            lines += len(pieces)
+            blank += pieces.count(b"") + pieces.count(b"\r")
         if carry and carry != b"\r":
             lines += 1
         return lines - blank
@@ -204,6 +243,11 @@ def _record_texts(record: Record, lines: Lines, encoding: str,
         line = lines.next()
         if line is None:
             record.cut_short = "still open at the end of the file"
+            return
+        if isinstance(line[0], Overlong):
+            lines.push_back([line])  # a failed row of its own
+            record.cut_short = (f"still open before line {line[2]}, longer than "
+                                f"{lines.max_line_bytes} bytes (upgrade.import_max_line_bytes)")
             return
         record.lines.append(line)
 

@@ -20,6 +20,7 @@ from tracardi_daemon.imports.columns import (
     JsonTyper,
     compile_columns,
 )
+from tracardi_daemon.imports.file_access import ANY_FILE, FileAccess
 from tracardi_daemon.imports.file_config import (
     checked_encoding,
     checked_file_config,
@@ -30,11 +31,13 @@ from tracardi_daemon.imports.file_lines import (
     BLANK,
     Line,
     Lines,
+    Overlong,
     Record,
     decode_lines,
     decode_reason,
     read_record,
 )
+from tracardi_daemon.imports.json_depth import TooDeep, bounded_loads
 from tracardi_daemon.imports.rows import RAW_LIMIT, Row, RowFailure, Source, cut_raw
 
 
@@ -44,9 +47,10 @@ class _FileSource:
 
     _header_lines = 0
 
-    def __init__(self, path: Path, encoding: str, position: Mapping[str, Any] | None) -> None:
+    def __init__(self, path: Path, encoding: str, position: Mapping[str, Any] | None,
+                 access: FileAccess) -> None:
         self._encoding = checked_encoding(encoding, "encoding")
-        self._lines = Lines(path)
+        self._lines = Lines(path, access)
         self._total: int | None = None
         try:
             self._start()
@@ -109,6 +113,7 @@ class CsvSource(_FileSource):
         infer: bool = True,
         max_record_lines: int = 100,
         position: Mapping[str, Any] | None = None,
+        access: FileAccess = ANY_FILE,
     ) -> None:
         self._quote = checked_quote(quote, delimiter, checked_encoding(encoding, "encoding"),
                                     "quote", "delimiter")
@@ -118,7 +123,7 @@ class CsvSource(_FileSource):
         self._columns = compile_columns(columns, "columns")
         self._infer = infer
         self._slow_next = False  # the next record goes the slow way
-        super().__init__(path, encoding, position)
+        super().__init__(path, encoding, position, access)
 
     @property
     def header(self) -> list[str]:
@@ -148,6 +153,9 @@ class CsvSource(_FileSource):
         where = f"{self._lines.path}: the header (line 1)"
         if first is None:
             raise InvalidInput(f"{self._lines.path} is empty: its first line must be the header")
+        if isinstance(first[0], Overlong):
+            raise InvalidInput(f"{where} is longer than {self._lines.max_line_bytes} bytes "
+                               "(upgrade.import_max_line_bytes): is it a CSV file?")
         record, fields = self._parse_record(first)
         if isinstance(fields, str):
             raise InvalidInput(f"{where} cannot be read: {fields}")
@@ -222,6 +230,8 @@ class CsvSource(_FileSource):
         first = self._lines.next_nonblank()
         if first is None:
             return None
+        if isinstance(first[0], Overlong):
+            return _overlong(first, self._lines.max_line_bytes)
         record, fields = self._parse_record(first)
         if isinstance(fields, str):
             return _failed(first[2], record.raw, fields)
@@ -250,9 +260,10 @@ class JsonLinesSource(_FileSource):
         encoding: str = "utf-8",
         columns: Mapping[str, str] | None = None,
         position: Mapping[str, Any] | None = None,
+        access: FileAccess = ANY_FILE,
     ) -> None:
         self._typer = JsonTyper(compile_columns(columns, "columns"))
-        super().__init__(path, encoding, position)
+        super().__init__(path, encoding, position, access)
 
     def _read(self, limit: int) -> list[Row]:
         rows: list[Row] = []
@@ -260,7 +271,9 @@ class JsonLinesSource(_FileSource):
             line = self._lines.next()
             if line is None:
                 break
-            if line[0].strip():
+            if isinstance(line[0], Overlong):
+                rows.append(_overlong(line, self._lines.max_line_bytes))
+            elif line[0].strip():
                 rows.append(self._row(line[0], line[2]))
         return rows
 
@@ -272,10 +285,12 @@ class JsonLinesSource(_FileSource):
             return _failed(number, raw, decode_reason(self._encoding, data, exc, 0))
         raw = cut_raw(text.rstrip("\r\n"))
         try:
-            document = json.loads(text)
+            document = bounded_loads(text)
         except json.JSONDecodeError as exc:
             return _failed(number, raw, f"invalid JSON: {exc.msg}: line {exc.lineno} "
                                         f"column {exc.colno}")
+        except TooDeep as exc:
+            return _failed(number, raw, str(exc))
         if not isinstance(document, dict):
             return _failed(number, raw, f"not a JSON object: {_json_kind(document)}")
         try:
@@ -285,21 +300,30 @@ class JsonLinesSource(_FileSource):
 
 
 def open_file_source(kind: str, config: Mapping[str, Any],
-                     position: Mapping[str, Any] | None) -> Source:
+                     position: Mapping[str, Any] | None,
+                     access: FileAccess = ANY_FILE) -> Source:
     """The source of a ``csv`` or ``jsonl`` import from its config table; an invalid value
-    is an ``InvalidInput`` naming its key. Keys of other parts of the import are left."""
+    is an ``InvalidInput`` naming its key. Keys of other parts of the import are left.
+    ``access`` says which files may be read (the job's: ``upgrade.import_dirs``)."""
     checked = checked_file_config(kind, config)
     if checked.kind == "jsonl":
         return JsonLinesSource(checked.path, encoding=checked.encoding, columns=checked.columns,
-                               position=position)
+                               position=position, access=access)
     return CsvSource(checked.path, delimiter=checked.delimiter, quote=checked.quote,
                      encoding=checked.encoding, columns=checked.columns, infer=checked.infer,
-                     max_record_lines=checked.max_record_lines, position=position)
+                     max_record_lines=checked.max_record_lines, position=position,
+                     access=access)
 
 
 def _json_kind(value: Any) -> str:
     names = {list: "list", str: "string", int: "int", float: "float", bool: "bool"}
     return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+def _overlong(line: Line, max_line_bytes: int) -> Row:
+    raw = cut_raw(line[0].decode("utf-8", "replace")) + "…"
+    return _failed(line[2], raw, f"line longer than {max_line_bytes} bytes "
+                                 "(upgrade.import_max_line_bytes): not read")
 
 
 def _failed(number: int, raw: str, reason: str, column: str | None = None) -> Row:

@@ -17,12 +17,14 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from elasticsearch import Elasticsearch
 
 from tracardi_daemon.errors import BackendError, BackendUnavailable, InvalidInput
 from tracardi_daemon.imports.elastic_source import open_elastic_source
 from tracardi_daemon.imports.failures import FailureLog
+from tracardi_daemon.imports.remote_access import RemoteAccess
 from tracardi_daemon.imports.rows import Source
 from tracardi_daemon.imports.spec import MAX_BATCH, ImportSpec, read_spec
 from tracardi_daemon.imports.targets import EventsTarget, ProfilesTarget, Target
@@ -77,14 +79,20 @@ def with_default_batch(spec: ImportSpec, settings: Settings) -> ImportSpec:
 
 
 def open_source(spec: ImportSpec, position: Mapping[str, Any] | None, *,
-                elastic: Elasticsearch) -> Source:
+                elastic: Elasticsearch, settings: Settings) -> Source:
+    """The spec's source, within what the operator allows: files under
+    ``upgrade.import_dirs``, hosts the ``[outbound]`` policy lets through."""
     if spec.source in ("csv", "jsonl"):
+        from tracardi_daemon.imports.file_access import FileAccess
         from tracardi_daemon.imports.files import open_file_source
-        return open_file_source(spec.source, spec.config, position)
+        return open_file_source(spec.source, spec.config, position,
+                                FileAccess.from_settings(settings))
+    access = RemoteAccess.from_settings(settings)
     if spec.source == "elasticsearch":
-        return open_elastic_source(spec.config, position, local=elastic, batch=spec.batch)
+        return open_elastic_source(spec.config, position, local=elastic, batch=spec.batch,
+                                   access=access)
     from tracardi_daemon.imports.mysql_source import open_mysql_source
-    return open_mysql_source(spec.source, spec.config, position)
+    return open_mysql_source(spec.source, spec.config, position, access)
 
 
 def _remote(spec: ImportSpec) -> bool:
@@ -146,7 +154,8 @@ class ImportJob:
             if self._max_failed is None:
                 self._max_failed = spec.max_failed_rows
             with self._source_errors(spec):
-                self._source = open_source(spec, self._position, elastic=self._elastic)
+                self._source = open_source(spec, self._position, elastic=self._elastic,
+                                           settings=self._settings)
             self._target = self._open_target(spec)
         except InvalidInput as exc:
             self._finish("failed", str(exc))
@@ -172,7 +181,17 @@ class ImportJob:
             profiles = ProfileStore(self._elastic, self._redis, self._settings, self._writer)
             return ProfilesTarget(spec, self._elastic, self._writer, profiles, self._settings,
                                   dry_run=self._dry_run)
+        self._check_collector(spec.api_url)
         return TrackerTarget(spec, dry_run=self._dry_run)
+
+    def _check_collector(self, api_url: str) -> None:
+        """The definition names the collector's address: the outbound policy decides,
+        unless it is the operator's own ``tracardi.api_url``."""
+        if api_url == self._settings.tracardi.api_url.rstrip("/"):
+            return
+        url = urlsplit(api_url)
+        RemoteAccess.from_settings(self._settings).check(
+            "HTTP", url.hostname or "", url.port or (443 if url.scheme == "https" else 80))
 
     def _first_writer(self, spec: ImportSpec) -> bool:
         """Whether this task is the first ever to write events of this definition (then

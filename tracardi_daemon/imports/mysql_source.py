@@ -18,22 +18,15 @@ from pymysql.constants import FIELD_TYPE
 from pymysql.cursors import SSDictCursor
 
 from tracardi_daemon.errors import DaemonError, InvalidInput
+from tracardi_daemon.imports.mysql_connect import connect_args, connected
 from tracardi_daemon.imports.mysql_values import json_ready, restored_after, saved
+from tracardi_daemon.imports.remote_access import RemoteAccess
 from tracardi_daemon.imports.rows import Row, RowFailure, Source, cut_raw
 from tracardi_daemon.infra.mysql_errors import converted
 
 log = logging.getLogger(__name__)
 
 KINDS = ("mysql-table", "mysql-query")
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 3306
-DEFAULT_CONNECT_TIMEOUT_S = 10.0
-# how long one read may wait for the server: a query that sorts a large table sends its
-# first row only after the sort
-_READ_TIMEOUT_S = 1800
-# how long the server waits for the daemon to take more rows before it drops the
-# connection (its default is 60 s): between two batches the target writes the last one
-_NET_WRITE_TIMEOUT_S = 3600
 _IDENTIFIER = re.compile(r"[A-Za-z0-9_$]+")
 _SKIP_BATCH = 1000  # rows skipped at a time when a query resumes
 _QUERY_SHOWN = 60  # characters of a query that name it in messages
@@ -50,12 +43,14 @@ class MysqlSource:
 
     def __init__(self, connection: Mapping[str, Any], *, table: str | None = None,
                  query: str | None = None, key: str | None = None,
-                 position: Mapping[str, Any] | None = None) -> None:
+                 position: Mapping[str, Any] | None = None,
+                 access: RemoteAccess | None = None) -> None:
         self._connection: Connection[Any] | None = None
         self._cursor: SSDictCursor | None = None
         if (table is None) == (query is None):
             raise InvalidInput("a mysql source reads a table or a query: give exactly one")
-        self._connect_args = _connect_args(connection)
+        access = access or RemoteAccess()
+        self._connect_args = connect_args(connection, access)
         self._password = str(self._connect_args["password"])
         self._address = (f"{self._connect_args['host']}:{self._connect_args['port']}/"
                          f"{self._connect_args['database']}")
@@ -75,6 +70,8 @@ class MysqlSource:
         self._ended = False
         self._total: int | None = None
         self._counted = False
+        # the host is checked once the definition's values are: their errors come first
+        access.check("MySQL", str(self._connect_args["host"]), int(self._connect_args["port"]))
         try:
             if self._table is not None:
                 self._key_columns = self._table_key()
@@ -97,7 +94,7 @@ class MysqlSource:
     # ------------------------------------------------------------ the stream
 
     def _connect(self) -> Connection[Any]:
-        connection = pymysql.connect(**self._connect_args)
+        connection = connected(self._connect_args)
         try:
             with connection.cursor() as cursor:
                 # an import only reads: a query that would write is refused by the server
@@ -337,42 +334,6 @@ def _shortened(query: str) -> str:
 # ---------------------------------------------------------------- config
 
 
-def _connect_args(connection: Mapping[str, Any]) -> dict[str, Any]:
-    """PyMySQL's arguments from the connection keys, checked."""
-    host = connection.get("host", DEFAULT_HOST)
-    if not isinstance(host, str) or not host.strip():
-        raise InvalidInput(f"config.host must be a host name or address, not {host!r}")
-    port = connection.get("port", DEFAULT_PORT)
-    if isinstance(port, str) and port.strip().isdigit():
-        port = int(port)
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-        raise InvalidInput(f"config.port must be a port number (1-65535), not {port!r}")
-    user = connection.get("user")
-    if user is not None and not isinstance(user, str):
-        raise InvalidInput("config.user must be a string")
-    password = connection.get("password", "")
-    if password is None:
-        password = ""
-    if not isinstance(password, str):
-        raise InvalidInput("config.password must be a string")  # never shown
-    database = connection.get("database")
-    if database is None:
-        raise InvalidInput("config.database is required for a mysql import: the database "
-                           "to connect to")
-    if not isinstance(database, str) or not database.strip():
-        raise InvalidInput(f"config.database must be a database name, not {database!r}")
-    timeout = connection.get("connect_timeout_s", DEFAULT_CONNECT_TIMEOUT_S)
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-        raise InvalidInput(f"config.connect_timeout_s must be a number of seconds above 0, "
-                           f"not {timeout!r}")
-    return {
-        "host": host.strip(), "port": port, "user": user, "password": password,
-        "database": database, "connect_timeout": timeout, "read_timeout": _READ_TIMEOUT_S,
-        "write_timeout": _READ_TIMEOUT_S, "charset": "utf8mb4", "autocommit": True,
-        "init_command": f"SET SESSION net_write_timeout = {_NET_WRITE_TIMEOUT_S}",
-    }
-
-
 def _optional_text(config: Mapping[str, Any], key: str) -> str | None:
     value = config.get(key)
     if value is None:
@@ -383,7 +344,8 @@ def _optional_text(config: Mapping[str, Any], key: str) -> str | None:
 
 
 def open_mysql_source(kind: str, config: Mapping[str, Any],
-                      position: Mapping[str, Any] | None) -> Source:
+                      position: Mapping[str, Any] | None,
+                      access: RemoteAccess | None = None) -> Source:
     """The source of a ``mysql-table`` or ``mysql-query`` import from its config table:
     ``host`` (127.0.0.1), ``port`` (3306), ``user``, ``password``, ``database``
     (required), ``table`` (mysql-table: ``name`` or ``database.name``) or ``query``
@@ -397,12 +359,12 @@ def open_mysql_source(kind: str, config: Mapping[str, Any],
         if table is None:
             raise InvalidInput("config.table is required for a mysql-table import: the "
                                "table to read, name or database.name")
-        return MysqlSource(config, table=table, key=key, position=position)
+        return MysqlSource(config, table=table, key=key, position=position, access=access)
     if kind == "mysql-query":
         query = _optional_text(config, "query")
         if query is None:
             raise InvalidInput("config.query is required for a mysql-query import: the "
                                "SELECT to read")
-        return MysqlSource(config, query=query, key=key, position=position)
+        return MysqlSource(config, query=query, key=key, position=position, access=access)
     raise InvalidInput(f"unknown mysql source kind {kind!r}; expected one of "
                        f"{', '.join(KINDS)}")

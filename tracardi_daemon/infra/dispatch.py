@@ -12,15 +12,17 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
 from tracardi_daemon.errors import BackendError, BackendUnavailable
 from tracardi_daemon.infra.dispatch_targets import Target, TargetKind, parse_target
+from tracardi_daemon.infra.outbound import OutboundPolicy, OutboundRefused
 from tracardi_daemon.infra.queue_base import redis_errors
 from tracardi_daemon.infra.redis import RedisClient, StreamFields
 from tracardi_daemon.redact import mask_text
-from tracardi_daemon.settings import DispatchSettings
+from tracardi_daemon.settings import DispatchSettings, OutboundSettings
 
 __all__ = ["Attempt", "Dispatcher", "Target", "Timeouts", "parse_target"]
 
@@ -60,16 +62,20 @@ class Dispatcher:
     """Makes one delivery attempt to a tracker, webhook or stream target, with the
     idempotency key; retries and dead letters belong to the caller (the dispatch queue).
 
+    A URL of a target (not the configured Tracardi API) is sent to only where the
+    ``outbound`` policy allows (by default: no loopback, link-local or private address).
     Thread-safe: its pooled HTTP client may be shared between threads.
     """
 
     def __init__(self, client: RedisClient, tenant: str, *,
                  tracker_api_url: str | None = None, timeouts: Timeouts = Timeouts(),
+                 outbound: OutboundPolicy | None = None,
                  http: httpx.Client | None = None,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self._redis = client
         self._tenant = tenant
         self._tracker_api_url = tracker_api_url
+        self._outbound = outbound or OutboundPolicy(OutboundSettings())
         self._timeouts = timeouts
         self._monotonic = monotonic
         self._owns_http = http is None
@@ -109,10 +115,31 @@ class Dispatcher:
         problem = _tracker_payload_problem(request.payload)
         if problem:
             return Attempt(ok=False, error=f"invalid tracker payload: {problem}")
+        if request.target.address:  # the configured API is the operator's own choice
+            refused = self._refused(request.target.address)
+            if refused is not None:
+                return refused
         return self._post(f"{base.rstrip('/')}/track", request, secret=None)
 
     def _send_webhook(self, request: _Request) -> Attempt:
+        refused = self._refused(request.target.address)
+        if refused is not None:
+            return refused
         return self._post(request.target.address, request, request.secret)
+
+    def _refused(self, url: str) -> Attempt | None:
+        """None when the outbound policy lets the URL's host be sent to; a host that
+        does not resolve is worth another try (DNS may be back), a refused one not."""
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        try:
+            self._outbound.check(host, parts.port or (443 if parts.scheme == "https" else 80))
+        except OutboundRefused as exc:
+            return Attempt(ok=False, error=f"refused: {exc}")
+        except (OSError, UnicodeError) as exc:
+            return Attempt(ok=False, retryable=True,
+                           error=f"connection failed: cannot resolve {host}: {exc}")
+        return None
 
     def _post(self, url: str, request: _Request, secret: str | None) -> Attempt:
         body = json.dumps(request.payload, separators=(",", ":")).encode()

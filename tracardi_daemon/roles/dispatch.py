@@ -12,14 +12,27 @@ taken over after ``queue.visibility_timeout_s`` and sent again with the same key
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
 from tracardi_daemon.errors import InvalidInput
 from tracardi_daemon.infra.delivery import delivery_queue
-from tracardi_daemon.infra.dispatch import Attempt, Dispatcher, Target, Timeouts, parse_target
+from tracardi_daemon.infra.dispatch import (
+    DISPATCH_QUEUE,
+    Attempt,
+    Dispatcher,
+    Target,
+    Timeouts,
+    parse_target,
+)
+from tracardi_daemon.infra.dispatch_credentials import (
+    restored_credentials,
+    stored_without_credentials,
+)
 from tracardi_daemon.infra.dispatch_targets import TargetKind
 from tracardi_daemon.infra.host_limits import HostLimits
+from tracardi_daemon.infra.outbound import OutboundPolicy
 from tracardi_daemon.infra.queue import Message
 from tracardi_daemon.redact import mask_url
 from tracardi_daemon.roles.base import RoleContext
@@ -50,7 +63,8 @@ class DispatchRole:
         self._queue = delivery_queue(ctx.redis, settings)
         self._dispatcher = Dispatcher(ctx.redis, settings.tracardi.tenant,
                                       tracker_api_url=settings.tracardi.api_url,
-                                      timeouts=Timeouts.from_settings(settings.dispatch))
+                                      timeouts=Timeouts.from_settings(settings.dispatch),
+                                      outbound=OutboundPolicy(settings.outbound))
         self._limits = ctx.host_limits or HostLimits(settings.dispatch.per_host_concurrency)
         self._consumer = ctx.consumer_name or ctx.name
         self._poll_ms = int(min(POLL_S, settings.queue.poll_interval_s) * 1000)
@@ -82,9 +96,11 @@ class DispatchRole:
 
     def _deliver(self, message: Message) -> None:
         try:
-            target, key, payload = _parse(message.payload)
+            target, key, payload = _parse(restored_credentials(
+                self.ctx.redis, self.ctx.settings.tracardi.tenant, DISPATCH_QUEUE,
+                message.payload))
         except InvalidInput as exc:
-            if self._queue.dead_letter(message, f"invalid delivery: {exc}"):
+            if self._dead_letter(message, f"invalid delivery: {exc}", retryable=False):
                 self.ctx.counters.add(failed=1)
             return
         host = _host(target)
@@ -108,9 +124,7 @@ class DispatchRole:
             return
         if not result.retryable or message.attempt >= self._queue.max_attempts:
             # False: another sender took it over (this one looked lost) and finished it
-            moved = (self._queue.give_up(message, result.error) if result.retryable
-                     else self._queue.dead_letter(message, result.error))
-            if moved:
+            if self._dead_letter(message, result.error, retryable=result.retryable):
                 self.ctx.counters.add(failed=1)
                 self.ctx.logger.warning(
                     "delivery %s to %s dead-lettered after %d attempt(s): %s",
@@ -122,6 +136,16 @@ class DispatchRole:
             delay = max(delay, min(result.retry_after_s,
                                    self.ctx.settings.dispatch.retry_backoff_max_s))
         self._queue.retry(message, result.error, delay)
+
+    def _dead_letter(self, message: Message, reason: str, *, retryable: bool) -> bool:
+        """Moves ``message`` to the dead letters without its URL's credentials (kept
+        aside for a requeue); False when another sender already settled it."""
+        kept = replace(message, payload=stored_without_credentials(
+            self.ctx.redis, self.ctx.settings.tracardi.tenant, DISPATCH_QUEUE,
+            message.payload))
+        if retryable:
+            return self._queue.give_up(kept, reason)
+        return self._queue.dead_letter(kept, reason)
 
 
 def _parse(body: dict[str, Any]) -> tuple[Target, str, dict[str, Any]]:

@@ -18,6 +18,7 @@ from elasticsearch import Elasticsearch
 from tracardi_daemon.commands_common import add_config_option, printable, run_with_backends
 from tracardi_daemon.errors import ExitCode, InvalidInput
 from tracardi_daemon.infra.dispatch import Attempt, Dispatcher, Target, Timeouts, parse_target
+from tracardi_daemon.infra.outbound import OutboundPolicy
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.model.definition_store import DefinitionStore
 from tracardi_daemon.model.definitions import WorkflowTrigger, machine_name
@@ -55,7 +56,8 @@ def _test(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         key = delivery_key(trigger, change)
         dispatcher = Dispatcher(redis, settings.tracardi.tenant,
                                 tracker_api_url=settings.tracardi.api_url,
-                                timeouts=Timeouts.from_settings(settings.dispatch))
+                                timeouts=Timeouts.from_settings(settings.dispatch),
+                                outbound=OutboundPolicy(settings.outbound))
         try:
             result = dispatcher.attempt(target, trigger_payload(trigger, change, str(target)),
                                         key)
