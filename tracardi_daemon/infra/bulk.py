@@ -23,7 +23,7 @@ from tracardi_daemon.infra.elastic import elastic_errors
 from tracardi_daemon.infra.queue_base import backoff_s
 from tracardi_daemon.redact import mask_text
 
-__all__ = ["BulkAction", "BulkStats", "BulkWriter", "ItemResult"]
+__all__ = ["RETRY_LATER_STATUSES", "BulkAction", "BulkStats", "BulkWriter", "ItemResult"]
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ Op = Literal["index", "create", "update", "delete"]
 _REJECTED = 429
 # item statuses that say "not now": resent with back-off, never a failed document
 _UNAVAILABLE = 503
-_RETRY_LATER = frozenset({_REJECTED, _UNAVAILABLE})
+RETRY_LATER_STATUSES = frozenset({_REJECTED, _UNAVAILABLE})
 _CONFLICT = 409
 # what _item_result reads: the response without each item's _id, _version and _shards
 # is a third shorter, and decoding it is a writer's largest cost after encoding
@@ -106,6 +106,7 @@ class BulkWriter:
         backoff_max_s: float = 30.0,
         stop: threading.Event | None = None,
         refresh: bool | str | None = None,
+        require_alias: bool = False,
         rng: random.Random | None = None,
     ) -> None:
         if max_actions < 1 or max_bytes < 1 or max_retries < 0:
@@ -120,6 +121,7 @@ class BulkWriter:
         self._backoff = (backoff_initial_s, backoff_max_s)
         self._stop = stop or threading.Event()
         self._refresh = refresh
+        self._require_alias = require_alias  # refuse to create an index by writing to it
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
         self._stats = BulkStats(requests=0, items=0, retried_429=0)
         self._stats_lock = threading.Lock()
@@ -204,13 +206,13 @@ class BulkWriter:
             try:
                 response = self._client.bulk(
                     operations=operations,
-                    require_alias=False,
+                    require_alias=self._require_alias,
                     include_source_on_error=False,
                     filter_path=_ITEM_FIELDS,
                     **options,
                 )
             except ApiError as exc:
-                if exc.meta.status not in _RETRY_LATER:
+                if exc.meta.status not in RETRY_LATER_STATUSES:
                     raise
                 error = _error_text(
                     exc.body.get("error") if isinstance(exc.body, dict) else None
@@ -222,7 +224,7 @@ class BulkWriter:
         for position, item in zip(chunk, response["items"], strict=True):
             result = _item_result(actions[position], item)
             results[position] = result
-            if result.status in _RETRY_LATER:
+            if result.status in RETRY_LATER_STATUSES:
                 rejected.append(position)
         return rejected
 

@@ -14,7 +14,8 @@ from typing import Any, Generic, TypeVar, cast, overload
 
 from elasticsearch import Elasticsearch, NotFoundError
 
-from tracardi_daemon.errors import BackendError, DaemonError, InvalidInput
+from tracardi_daemon.errors import BackendError, BackendUnavailable, DaemonError, InvalidInput
+from tracardi_daemon.infra.bulk import RETRY_LATER_STATUSES, BulkAction, BulkWriter
 from tracardi_daemon.infra.elastic import elastic_errors
 from tracardi_daemon.model.definitions import Definition, definition_type
 from tracardi_daemon.model.indices import ensure_own_index
@@ -90,7 +91,7 @@ class DefinitionStore:
         if not definitions:
             return 0
         self.check_writable(definitions)
-        operations: list[dict[str, Any]] = []
+        actions: list[BulkAction] = []
         table_rows: dict[str, list[dict[str, Any]]] = {}
         for definition in definitions:
             source = self.source(type(definition))
@@ -99,12 +100,12 @@ class DefinitionStore:
                     source.export(definition.to_dict()))
                 continue
             self._ensure_own_index(definition.kind)
-            operations.append({"index": {"_index": source.alias, "_id": definition.id}})
-            operations.append(source.export(definition.to_dict()))
+            actions.append(BulkAction("index", source.alias, definition.id,
+                                      source.export(definition.to_dict())))
         for table, rows in table_rows.items():
             self._tables.upsert(table, rows)
-        if operations:
-            self._bulk(operations, wait_for_refresh)
+        if actions:
+            self._bulk(actions, wait_for_refresh)
         return len(definitions)
 
     def _ensure_own_index(self, kind: str) -> None:
@@ -116,17 +117,20 @@ class DefinitionStore:
         ensure_own_index(self._client, self._settings, kind)
         self._own_indices.add(kind)
 
-    def _bulk(self, operations: Sequence[dict[str, Any]], wait_for_refresh: bool) -> None:
-        with elastic_errors("write definitions"):
-            response = self._client.bulk(
-                operations=operations, refresh="wait_for" if wait_for_refresh else False,
-                require_alias=True)
-        failed = [
-            f"{item['index'].get('_id')}: {item['index']['error'].get('reason')}"
-            for item in response["items"] if "error" in item["index"]
-        ]
-        if failed:
-            raise BackendError("elasticsearch", "definitions not written: " + "; ".join(failed))
+    def _bulk(self, actions: Sequence[BulkAction], wait_for_refresh: bool) -> None:
+        """Write through the bulk writer, which waits and resends what a busy or
+        recovering cluster refuses for now (429, 503)."""
+        writer = BulkWriter(self._client, refresh="wait_for" if wait_for_refresh else False,
+                            require_alias=True)
+        results = writer.write(actions)
+        failed = [result for result in results if not result.ok]
+        if not failed:
+            return
+        text = "definitions not written: " + "; ".join(
+            f"{result.action.id}: {result.error}" for result in failed)
+        if any(result.status in RETRY_LATER_STATUSES for result in failed):
+            raise BackendUnavailable("elasticsearch", text)
+        raise BackendError("elasticsearch", text)
 
     @overload
     def list(self, kind: type[D]) -> builtins.list[D]: ...
