@@ -5,7 +5,9 @@ after a restart), made on the real node by an allocation filter that no node mat
 - a search answers 503 (search_phase_execution_exception): BackendUnavailable;
 - a multi-get answers 200 with a per-document no_shard_available_action_exception:
   BackendUnavailable, never an absent document;
-- a command's client waits for the index to come back instead of failing.
+- a command's client waits for the index to come back instead of failing;
+- a search of an alias over partitions, some readable and some not, raises instead of
+  answering with the hits of the readable ones.
 """
 
 from __future__ import annotations
@@ -19,11 +21,19 @@ from elasticsearch import Elasticsearch
 
 from tests.conftest import ELASTIC_URL
 from tracardi_daemon.errors import BackendUnavailable
-from tracardi_daemon.infra.elastic import create_elastic, elastic_errors, mget_documents
+from tracardi_daemon.infra.elastic import (
+    create_elastic,
+    elastic_errors,
+    mget_documents,
+    search_whole,
+)
 from tracardi_daemon.infra.scan import Hit
+from tracardi_daemon.model.definition_store import DefinitionStore
+from tracardi_daemon.model.definitions import Segment
+from tracardi_daemon.model.indices import install
 from tracardi_daemon.model.profiles import load_by_ids
 from tracardi_daemon.roles.mapping_batch import load_events
-from tracardi_daemon.settings import ElasticSettings
+from tracardi_daemon.settings import ElasticSettings, Settings, TracardiSettings
 
 NOWHERE = {"index.routing.allocation.require._name": "no-such-node"}
 
@@ -106,3 +116,39 @@ def test_a_command_waits_for_a_recovering_index_where_the_daemon_client_fails(
         plain.close()
         patient.close()
     assert searched.is_set() and response["hits"]["total"]["value"] == 0
+
+
+@pytest.fixture
+def half_red_alias(elastic_client: Elasticsearch, red_index: str, prefix: str) -> Iterator[str]:
+    """An alias over a green index holding one document and the red index: what an
+    alias over partitions is while a restarted node recovers them one by one."""
+    green = f"{prefix}-green-{uuid.uuid4().hex[:6]}"
+    elastic_client.indices.create(index=green, settings={"number_of_replicas": 0})
+    elastic_client.index(index=green, id="g1", document={"id": "a"}, refresh=True)
+    alias = f"{prefix}-partitions"
+    elastic_client.indices.put_alias(index=[green, red_index], name=alias)
+    yield alias
+    elastic_client.options(ignore_status=404).indices.delete(index=green)
+
+
+def test_a_search_that_could_read_only_some_partitions_is_unavailable_not_partial(
+        elastic_client: Elasticsearch, half_red_alias: str) -> None:
+    partial = elastic_client.search(index=half_red_alias)  # what a plain search answers
+    assert partial["_shards"]["failed"] == 1 and partial["hits"]["total"]["value"] == 1
+    with pytest.raises(BackendUnavailable) as info:
+        search_whole(elastic_client, "find profiles", index=half_red_alias)
+    assert "find profiles" in str(info.value)
+
+
+def test_definitions_of_a_partly_readable_index_are_unavailable_not_fewer(
+        elastic_client: Elasticsearch, red_index: str, prefix: str) -> None:
+    settings = Settings(tracardi=TracardiSettings(tenant=prefix))
+    install(elastic_client, settings)
+    store = DefinitionStore(elastic_client, settings)
+    store.upsert_many([Segment.from_dict({"id": "s1", "name": "S",
+                                          "condition": "profile@traits.a == 1"})])
+    elastic_client.indices.put_alias(index=red_index, name=store.source(Segment).alias)
+    with pytest.raises(BackendUnavailable):
+        store.list(Segment)
+    with pytest.raises(BackendUnavailable):
+        store.refresh(Segment, {})

@@ -25,7 +25,7 @@ from elasticsearch import Elasticsearch
 from tracardi_daemon.imports.rows import Row, RowFailure
 from tracardi_daemon.imports.spec import ImportSpec
 from tracardi_daemon.infra.bulk import BulkAction, BulkWriter
-from tracardi_daemon.infra.elastic import elastic_errors
+from tracardi_daemon.infra.elastic import search_whole
 from tracardi_daemon.model.indices import install
 from tracardi_daemon.model.mapping_ops import MappingConflict, apply_op, is_copyable
 from tracardi_daemon.model.naming import alias_name, index_name
@@ -140,10 +140,10 @@ class EventsTarget:
 
     def _existing(self, ids: list[str]) -> dict[str, str]:
         """The partitions holding events of these ids already (an earlier run's)."""
-        with elastic_errors(f"look up imported events in {self._alias}"):
-            hits = self._elastic.search(index=self._alias, query={"ids": {"values": ids}},
-                                        size=len(ids), source=False,
-                                        ignore_unavailable=True)["hits"]["hits"]
+        hits = search_whole(self._elastic, f"look up imported events in {self._alias}",
+                            index=self._alias, query={"ids": {"values": ids}},
+                            size=len(ids), source=False,
+                            ignore_unavailable=True)["hits"]["hits"]
         return {hit["_id"]: hit["_index"] for hit in hits}
 
     def close(self) -> None:
@@ -278,11 +278,11 @@ class ProfilesTarget:
             return {key: key for key in keys}, {}
         found: dict[str, set[str]] = {}
         if keys:
-            with elastic_errors(f"find profiles by {self._spec.match}"):
-                hits = self._elastic.search(
-                    index=self._alias, query={"terms": {self._spec.match: keys}},
-                    size=min(10_000, 2 * len(keys) + 10), source_includes=[self._spec.match],
-                    ignore_unavailable=True)["hits"]["hits"]
+            hits = search_whole(
+                self._elastic, f"find profiles by {self._spec.match}",
+                index=self._alias, query={"terms": {self._spec.match: keys}},
+                size=min(10_000, 2 * len(keys) + 10), source_includes=[self._spec.match],
+                ignore_unavailable=True)["hits"]["hits"]
             for hit in hits:
                 value = _read(hit["_source"], self._spec.match)
                 for one in value if isinstance(value, list) else [value]:

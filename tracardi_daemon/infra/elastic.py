@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import orjson
-from elastic_transport import JsonSerializer, Transport, TransportApiResponse
+from elastic_transport import JsonSerializer, ObjectApiResponse, Transport, TransportApiResponse
 from elasticsearch import ApiError, Elasticsearch, TransportError
 
 from tracardi_daemon.errors import BackendError, BackendUnavailable
@@ -144,6 +144,17 @@ def _text(exc: Exception) -> str:
     """The client's exception as text, masked: it may quote a node URL with its user
     info or a request header."""
     return mask_text(str(exc))
+
+
+def search_whole(client: Elasticsearch, action: str, **request: Any) -> ObjectApiResponse[Any]:
+    """A search whose answer covers every shard it asks, or none. By default a search
+    of several indices (an alias over partitions) answers 200 with the hits of the
+    shards it could read and ``_shards.failed`` for the rest, as it does while a
+    restarted node recovers its partitions one by one: a reader would take the missing
+    hits for absent documents. Here such a search raises BackendUnavailable instead
+    (with ``allow_partial_search_results`` off, Elasticsearch answers 503)."""
+    with elastic_errors(action):
+        return client.search(allow_partial_search_results=False, **request)
 
 
 def mget_documents(client: Elasticsearch, refs: Sequence[Mapping[str, str]],

@@ -152,7 +152,9 @@ class DefinitionStore:
         while True:
             with elastic_errors(f"list {cls.kind} definitions"):
                 try:
+                    # a partial list would read as deleted definitions (search_whole)
                     response = self._client.search(
+                        allow_partial_search_results=False,
                         index=source.alias, size=PAGE_SIZE, sort=[{"id": "asc"}],
                         search_after=search_after, query=source.query())
                 except NotFoundError:
@@ -248,7 +250,9 @@ class DefinitionStore:
         while True:
             with elastic_errors(f"list {cls.kind} definitions"):
                 try:
+                    # a partial list would read as deleted definitions (search_whole)
                     response = self._client.search(
+                        allow_partial_search_results=False,
                         index=source.alias, size=VERSION_PAGE_SIZE, sort=[{"id": "asc"}],
                         search_after=search_after, query=source.query(), source=False,
                         seq_no_primary_term=True)
