@@ -21,6 +21,7 @@ from elasticsearch import ApiError, Elasticsearch
 from tracardi_daemon.errors import BackendUnavailable
 from tracardi_daemon.infra.elastic import elastic_errors
 from tracardi_daemon.infra.queue_base import backoff_s
+from tracardi_daemon.infra.refused_fields import refused_field
 from tracardi_daemon.redact import mask_text
 
 __all__ = ["RETRY_LATER_STATUSES", "BulkAction", "BulkStats", "BulkWriter", "ItemResult"]
@@ -74,6 +75,8 @@ class ItemResult:
     index: str | None  # where it was written
     seq_no: int | None
     primary_term: int | None
+    # the field the index's mapping refuses (a value of the wrong type), when it says so
+    refused_field: str | None = None
 
 
 @dataclass(frozen=True)
@@ -268,6 +271,7 @@ def _item_result(action: BulkAction, item: Mapping[str, Any]) -> ItemResult:
         index=outcome.get("_index"),
         seq_no=outcome.get("_seq_no") if ok else None,
         primary_term=outcome.get("_primary_term") if ok else None,
+        refused_field=None if ok else refused_field(outcome.get("error")),
     )
 
 

@@ -60,6 +60,8 @@ class Saved(Generic[T]):
     index: str | None  # where the profile lives
     result: T | None  # from the change that was written (or found nothing to do)
     error: str | None = None
+    # "failed" because the index's mapping refuses this field's value (see infra.bulk)
+    refused_field: str | None = None
 
 
 def load_by_ids(client: Elasticsearch, alias: str,
@@ -179,7 +181,8 @@ class ProfileStore:
                 conflicting.add(profile_id)
             else:
                 outcomes[profile_id] = Saved(profile_id, "failed", item.action.index,
-                                             results[profile_id], item.error)
+                                             results[profile_id], item.error,
+                                             item.refused_field)
         return conflicting
 
     def forget_cached(self, ids: Iterable[str]) -> None:

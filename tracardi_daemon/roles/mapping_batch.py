@@ -25,9 +25,21 @@ from tracardi_daemon.infra.deadletters import add_dead_letter
 from tracardi_daemon.infra.elastic import mget_documents
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.infra.scan import Hit
+from tracardi_daemon.model.field_conflicts import IndexMappings
 from tracardi_daemon.model.mapping_ops import MISSING, read_path
 from tracardi_daemon.model.naming import alias_name
-from tracardi_daemon.model.profiles import LoadedProfile, ProfileStore, Rewrite, load_by_ids
+from tracardi_daemon.model.profiles import (
+    LoadedProfile,
+    ProfileStore,
+    Rewrite,
+    Saved,
+    load_by_ids,
+)
+from tracardi_daemon.roles.mapping_refusals import (
+    MAX_REFUSED_ROUNDS,
+    RefusedProfiles,
+    refusal_reason,
+)
 from tracardi_daemon.roles.mapping_rules import EventFailure, MappingRules
 from tracardi_daemon.settings import Settings
 
@@ -155,11 +167,15 @@ class BatchApplier:
     def _write_event_updates(self, updates: dict[str, BulkAction], run: _Run,
                              events: list[_Event]) -> None:
         by_id = {event.hit.id: event for event in events}
+        mappings = IndexMappings(self._elastic)  # read only if a write is refused
         for item in self._writer.write(list(updates.values())):
             if not item.ok:
+                why = item.error if item.refused_field is None else refusal_reason(
+                    mappings, item.action.index, item.refused_field, item.action.document,
+                    item.error)
                 # its profile mappings still apply: they do not read what failed here
                 run.failures.append((by_id[item.action.id], EventFailure(
-                    f"traits not written to the event: {item.error}")))
+                    f"traits not written to the event: {why}")))
 
     def _sessions(self, events: list[_Event], rules: MappingRules) -> dict[str, dict[str, Any]]:
         ids = {str(e.source.get("session", {}).get("id")) for e in events
@@ -171,13 +187,14 @@ class BatchApplier:
 
     @staticmethod
     def _change(profile: dict[str, Any], events: list[_Event], run: _Run,
-                failures: list[tuple[_Event, EventFailure]]) -> _ProfileResult:
+                failures: list[tuple[_Event, EventFailure]],
+                check: Callable[[str, Any], None] | None = None) -> _ProfileResult:
         result = _ProfileResult()
         now = run.now
         for event in events:
             session = run.sessions.get(str(event.source.get("session", {}).get("id")))
             try:
-                written = run.rules.apply_event(profile, event.source, session)
+                written = run.rules.apply_event(profile, event.source, session, check)
             except EventFailure as failure:
                 failures.append((event, failure))
                 continue
@@ -194,7 +211,8 @@ class BatchApplier:
     def _write_profiles(self, run: _Run) -> None:
         by_profile, batch_id = run.by_profile, run.batch_id
         round_failures: list[tuple[_Event, EventFailure]] = []
-        recorded: set[tuple[str, str]] = set()
+        recorded: set[str] = set()  # events dead-lettered: once each, whatever the rounds
+        refused = RefusedProfiles(self._elastic)
 
         def change(loaded: LoadedProfile) -> Rewrite[_ProfileResult]:
             profile = loaded.source  # freshly loaded for this round: changed in place
@@ -202,7 +220,8 @@ class BatchApplier:
             markers = aux.get(MARKER_FIELD) if isinstance(aux, dict) else None
             if isinstance(markers, dict) and markers.get(self._stream) == batch_id:
                 return Rewrite(None, _ProfileResult(already=True))
-            result = self._change(profile, by_profile[loaded.id], run, round_failures)
+            result = self._change(profile, by_profile[loaded.id], run, round_failures,
+                                  refused.check(loaded.id))
             if not result.fields:
                 return Rewrite(None, result)
             _mark(profile, self._stream, batch_id)
@@ -211,36 +230,67 @@ class BatchApplier:
         def before_write() -> None:
             # dead letters go out before the profiles they belong to are written: a
             # crash in between repeats a dead letter rather than losing one
-            fresh = [(e, f) for e, f in round_failures
-                     if (e.hit.id, f.reason) not in recorded]
+            fresh = list({e.hit.id: (e, f) for e, f in round_failures
+                          if e.hit.id not in recorded}.values())
             self._dead_letter(fresh)
-            recorded.update((e.hit.id, f.reason) for e, f in fresh)
+            recorded.update(e.hit.id for e, _ in fresh)
             run.failures.extend(fresh)
             round_failures.clear()
 
-        saved = self._profiles.update_many(
-            by_profile, change, self._settings.mapping.max_conflict_retries + 1,
-            before_write=before_write)
+        saved = self._save_profiles(list(by_profile), change, before_write, refused)
+        changed = self._settle(saved, run, recorded, refused)
+        self._profiles.forget_cached(c["profile_id"] for c in changed)
+        self._profiles.announce_changed(changed, source="mapping")
+
+    def _settle(self, saved: list[Saved[_ProfileResult]], run: _Run, recorded: set[str],
+                refused: RefusedProfiles) -> list[dict[str, Any]]:
+        """Dead-letter the events of profiles not written (but for those dead-lettered
+        already); returns the changes to announce."""
         changed: list[dict[str, Any]] = []
         late_failures: list[tuple[_Event, EventFailure]] = []
         for entry in saved:
+            group = run.by_profile[entry.profile_id]
+            events = [e for e in group if e.hit.id not in recorded]
             if entry.status == "missing":
                 late_failures += [(e, EventFailure(f"profile {entry.profile_id!r} not found"))
-                                  for e in by_profile[entry.profile_id]]
+                                  for e in events]
             elif entry.status == "failed":
-                late_failures += [(e, EventFailure(f"profile not written: {entry.error}"))
-                                  for e in by_profile[entry.profile_id]]
+                refusal = refused.reason(entry.profile_id) if entry.refused_field else None
+                why = refusal or entry.error
+                late_failures += [(e, EventFailure(f"profile not written: {why}"))
+                                  for e in events]
             elif entry.status == "written" or (entry.result and entry.result.already):
                 run.outcome.profiles_written += entry.status == "written"
                 fields = sorted(entry.result.fields) if entry.result else []
                 # segmentation re-evaluates the segments of these event types only
-                types = sorted({str(e.source.get("type")) for e in by_profile[entry.profile_id]})
+                types = sorted({str(e.source.get("type")) for e in group})
                 changed.append({"profile_id": entry.profile_id, "index": entry.index,
                                 "fields": fields, "event_types": types})
         self._dead_letter(late_failures)
         run.failures.extend(late_failures)
-        self._profiles.forget_cached(c["profile_id"] for c in changed)
-        self._profiles.announce_changed(changed, source="mapping")
+        return changed
+
+    def _save_profiles(self, ids: list[str],
+                       change: Callable[[LoadedProfile], Rewrite[_ProfileResult]],
+                       before_write: Callable[[], None],
+                       refused: RefusedProfiles) -> list[Saved[_ProfileResult]]:
+        """Write the profiles; those refused for their mapping are written again, each
+        round without the events whose values the index refuses (see mapping_refusals)."""
+        attempts = self._settings.mapping.max_conflict_retries + 1
+        latest = self._profiles.update_many(ids, change, attempts, before_write=before_write)
+        saved: dict[str, Saved[_ProfileResult]] = {}
+        for _ in range(MAX_REFUSED_ROUNDS):
+            saved.update((entry.profile_id, entry) for entry in latest)
+            again = [entry.profile_id for entry in latest if refused.record(entry)]
+            if not again:
+                break
+            log.info("%d profile(s) refused for their index mapping; writing them again "
+                     "without the events whose values conflict", len(again))
+            latest = self._profiles.update_many(again, change, attempts,
+                                                before_write=before_write)
+        else:
+            saved.update((entry.profile_id, entry) for entry in latest)
+        return list(saved.values())
 
     def _dry_run(self, run: _Run) -> None:
         loaded = self._profiles.load_many(run.by_profile)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,10 +120,12 @@ class MappingRules:
         return update or None
 
     def apply_event(self, profile: dict[str, Any], event: Mapping[str, Any],
-                    session: Mapping[str, Any] | None) -> list[str]:
+                    session: Mapping[str, Any] | None,
+                    check: Callable[[str, Any], None] | None = None) -> list[str]:
         """Apply every definition of the event's type to ``profile`` in place; returns
         the profile paths written. All or nothing: on EventFailure the profile is as it
-        was before this event."""
+        was before this event. ``check(path, value)`` sees each value written and may
+        refuse it with MappingConflict (e.g. one the index's mapping refuses)."""
         undo: list[tuple[str, Any]] = []
         written: list[str] = []
         documents = {"event": event, "profile": profile, "session": session or {}}
@@ -135,6 +137,8 @@ class MappingRules:
                     try:
                         if _apply_item(profile, event, item, undo):
                             written.append(item.profile)
+                            if check is not None:
+                                check(item.profile, read_path(profile, item.profile))
                     except MappingConflict as exc:
                         raise EventFailure(exc.reason, rule.definition.id,
                                            _describe(item, number)) from exc

@@ -8,7 +8,9 @@ with the sequence number the scan saw, so a profile changed meanwhile is reloade
 decided again in Python. **Python**: a condition the compiler refuses (a field compared
 with a field) is evaluated over a scan of every profile. Either way a pass is a task
 with a checkpoint per batch: taken over after ``kill -9`` it resumes where it was, and
-re-deciding a profile it already wrote changes nothing.
+re-deciding a profile it already wrote changes nothing. A batch's end and size are
+recorded before its first write, so the runner that redoes it counts it once, at that
+size, although the add and remove queries no longer find the profiles already changed.
 """
 
 from __future__ import annotations
@@ -220,6 +222,8 @@ class PassJob:
         self._spec = _fitted(PassSpec.from_params(record.params), checkpoint, elastic, alias)
         self._phase = int(checkpoint.get("phase", 0))
         self._position: list[Any] | None = checkpoint.get("position")
+        # a batch recorded but not checkpointed: {"to": its last sort values, "count"}
+        self._intent: dict[str, Any] | None = checkpoint.get("intent")
         self._samples: list[dict[str, Any]] = list(checkpoint.get("samples", []))
         self._scan: Scan | None = None
         self._started = False
@@ -241,23 +245,59 @@ class PassJob:
             self._finish("finished")
             return None
         phase = self._phases[self._phase]
+        if self._intent is not None:
+            return self._redo(phase, self._intent)
         if self._scan is None:
-            python = phase == "python" or (phase == "workflow" and self._predicate
-                                               is not None and self._spec.compiled() is None)
-            self._scan = Scan(self._elastic, self._alias, query=self._spec.phase_query(phase),
-                              sort=PASS_SORT, batch_size=self._settings.segmentation.batch_size,
-                              after=self._position, seq_no_primary_term=True,
-                              source=True if python else ["segments"])
+            self._scan = self._open_scan(phase, self._spec.phase_query(phase),
+                                         self._settings.segmentation.batch_size)
         hits = self._scan.next_batch()
         if not hits:
             self.close()
             self._phase, self._position = self._phase + 1, None
             self._checkpoint()
             return ChangeOutcome()
-        outcome = self._dispatch(hits) if phase == "workflow" else self._apply(phase, hits)
-        self._position = hits[-1].sort
+        if not self._spec.dry_run:
+            # the batch's end and size go into the checkpoint before its first write
+            self._intent = {"to": hits[-1].sort, "count": len(hits)}
+            if not self._checkpoint():
+                return None
+        return self._batch(phase, hits, hits[-1].sort, len(hits))
+
+    def _open_scan(self, phase: str, query: dict[str, Any], batch_size: int) -> Scan:
+        python = phase == "python" or (phase == "workflow" and self._predicate
+                                           is not None and self._spec.compiled() is None)
+        return Scan(self._elastic, self._alias, query=query, sort=PASS_SORT,
+                    batch_size=batch_size, after=self._position, seq_no_primary_term=True,
+                    source=True if python else ["segments"])
+
+    def _redo(self, phase: str, intent: Mapping[str, Any]) -> ChangeOutcome:
+        """The batch a runner recorded and may have written, but did not checkpoint: the
+        profiles of its range still to change are changed, and the batch is counted at
+        the size it had. Counting what the scan finds now would miss every profile the
+        stopped runner wrote: the add and remove queries no longer find those."""
+        count, to = int(intent["count"]), list(intent["to"])
+        query = {"bool": {"filter": [self._spec.phase_query(phase),
+                                     {"range": {"id": {"lte": to[0]}}}]}}
+        scan = self._open_scan(phase, query, max(1, count))
+        try:
+            hits = scan.next_batch()
+        finally:
+            scan.close()
+        log.info("segmentation pass %s: redoing a batch of %d profile(s) left by a stopped "
+                 "runner (%d still to change)", self.id, count, len(hits))
+        return self._batch(phase, hits, to, count)
+
+    def _batch(self, phase: str, hits: list[Hit], to: list[Any], count: int) -> ChangeOutcome:
+        """Change (or dispatch) one batch, then checkpoint past it with its count."""
+        if not hits:
+            outcome = ChangeOutcome()
+        elif phase == "workflow":
+            outcome = self._dispatch(hits)
+        else:
+            outcome = self._apply(phase, hits)
+        self._position, self._intent = to, None
         self._samples = (self._samples + outcome.samples)[:10]
-        self._checkpoint(done=len(hits) - len(outcome.failed), failed=len(outcome.failed),
+        self._checkpoint(done=count - len(outcome.failed), failed=len(outcome.failed),
                          error=outcome.failed[0][1] if outcome.failed else None)
         return outcome
 
@@ -314,15 +354,20 @@ class PassJob:
             items, ONCE_TTL_S)
         return ChangeOutcome(profiles=len(hits), written=sum(added))
 
-    def _checkpoint(self, *, done: int = 0, failed: int = 0, error: str | None = None) -> None:
+    def _checkpoint(self, *, done: int = 0, failed: int = 0,
+                    error: str | None = None) -> bool:
+        """The position, the batch under way (if any) and the counts of the batch just
+        done, in one fenced write: a batch is counted by the write that moves past it."""
         # the path chosen stays with the pass: a runner taking it over reads the same phases
         checkpoint: dict[str, Any] = {"phase": self._phase, "position": self._position,
-                                      "python": self._spec.python}
+                                      "python": self._spec.python, "intent": self._intent}
         if self._samples:
             checkpoint["samples"] = self._samples
         if not self._tasks.progress(self.id, done=done, failed=failed, checkpoint=checkpoint,
                                     last_error=error, fence=self._lease.fenced()):
             self.done = True  # the lease was lost: the new runner goes on from here
+            return False
+        return True
 
     def _finish(self, status: str) -> None:
         end_job(self._tasks, self._lease, self.id, status)
