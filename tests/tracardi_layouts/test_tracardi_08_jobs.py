@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from elasticsearch import Elasticsearch, helpers
 
-from tests.receivers import ScriptedServer, http_server
+from tests.receivers import LOOPBACK_ALLOWED, ScriptedServer, http_server
 from tests.scheduler.conftest import RoleStarter, start_role
 from tests.tracardi_layouts import documents as docs
 from tests.tracardi_layouts.install import TracardiInstall, install_tracardi_elastic
@@ -44,7 +44,8 @@ def settings(tracardi: TracardiInstall) -> Settings:
     return Settings(
         tracardi=TracardiSettings(tenant=tracardi.tenant, db_version=tracardi.version,
                                   layout="tracardi-0.8"),
-        upgrade=UpgradeSettings(batch_size=10, poll_interval_s=0.01, lease_s=5.0))
+        upgrade=UpgradeSettings(batch_size=10, poll_interval_s=0.01, lease_s=5.0),
+        outbound=LOOPBACK_ALLOWED)  # the collector the imports post to listens on loopback
 
 
 def _run(start_role: RoleStarter, settings: Settings, redis: RedisClient,

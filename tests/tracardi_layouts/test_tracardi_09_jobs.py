@@ -5,12 +5,13 @@ progress is in Tracardi's ``task`` table."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from elasticsearch import Elasticsearch, helpers
 
 from tests.imports.mysql_fixtures import mysql_database
-from tests.receivers import ScriptedServer, http_server
+from tests.receivers import LOOPBACK_ALLOWED, ScriptedServer, http_server
 from tests.scheduler.conftest import RoleStarter, start_role
 from tests.tracardi_layouts.install import TracardiTables
 from tests.tracardi_layouts.test_tracardi_09_definitions import (
@@ -40,6 +41,7 @@ def test_an_import_stored_in_tracardis_table_runs_and_reports_in_its_task_table(
         tables: TracardiTables, settings: Settings, prefix: str, redis_client: RedisClient,
         elastic_client: Elasticsearch, start_role: RoleStarter,
         http_server: ScriptedServer) -> None:
+    settings = replace(settings, outbound=LOOPBACK_ALLOWED)  # the collector is on loopback
     source = f"{prefix}-crm"
     helpers.bulk(elastic_client, ({"_index": source, "_id": f"c{n}",
                                    "_source": {"id": f"c{n}", "score": n}}
