@@ -45,10 +45,6 @@ from pymysql.connections import Connection
 
 from bench.mapping import Daemon, _drop, bench_elastic
 from bench.migration import _drop_redis, _wait, settle
-from tracardi_daemon.imports.files import open_file_source
-from tracardi_daemon.imports.job import IMPORT_TASK, import_params
-from tracardi_daemon.imports.spec import ImportSpec, read_spec
-from tracardi_daemon.imports.targets import EventsTarget, imported_id, row_key
 from tracardi_daemon.infra.bulk import BulkWriter
 from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.redis import RedisClient, create_redis
@@ -57,8 +53,12 @@ from tracardi_daemon.model.definition_store import DefinitionStore
 from tracardi_daemon.model.definitions import ImportConfig
 from tracardi_daemon.model.indices import install
 from tracardi_daemon.model.naming import alias_name, index_name
-from tracardi_daemon.roles.migration import UPGRADE_QUEUE
-from tracardi_daemon.roles.task_jobs import queue_task
+from tracardi_daemon.roles.jobs import queue_task
+from tracardi_daemon.roles.upgrade.imports.files import open_file_source
+from tracardi_daemon.roles.upgrade.imports.job import IMPORT_TASK, import_params
+from tracardi_daemon.roles.upgrade.imports.spec import ImportSpec, read_spec
+from tracardi_daemon.roles.upgrade.imports.targets import EventsTarget, imported_id, row_key
+from tracardi_daemon.roles.upgrade.migration.job import UPGRADE_QUEUE
 from tracardi_daemon.settings import Settings, TracardiSettings
 
 GOAL_SHARE_OF_FLOOR = 0.8

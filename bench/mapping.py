@@ -48,9 +48,9 @@ from tracardi_daemon.model.definition_store import DefinitionStore
 from tracardi_daemon.model.definitions import Definition, EventToProfile, definition_type
 from tracardi_daemon.model.indices import install
 from tracardi_daemon.model.naming import alias_name, index_name
-from tracardi_daemon.roles.mapping_batch import MAPPING_QUEUE
-from tracardi_daemon.roles.mapping_jobs import JobSpec, submit
-from tracardi_daemon.roles.mapping_rules import MappingRules
+from tracardi_daemon.roles.mapping.batch import MAPPING_QUEUE
+from tracardi_daemon.roles.mapping.jobs import JobSpec, submit
+from tracardi_daemon.roles.mapping.rules import MappingRules
 from tracardi_daemon.settings import Settings, TracardiSettings
 
 GOAL_SHARE_OF_FLOOR = 0.7

@@ -35,14 +35,18 @@ from elasticsearch.helpers import scan as es_scan
 from elasticsearch.helpers import streaming_bulk
 
 from bench.mapping import Daemon, _drop, bench_elastic
+from tracardi_daemon.cli.migrate import choose_plan
 from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.redis import RedisClient, create_redis
 from tracardi_daemon.infra.tasks import TaskRecord, TaskStore
-from tracardi_daemon.model.migration_plan import Plan, Step, resolve_targets
-from tracardi_daemon.model.migration_transforms import apply_all
-from tracardi_daemon.roles.migrate_commands import choose_plan
-from tracardi_daemon.roles.migration import MIGRATION_TASK, UPGRADE_QUEUE, migration_params
-from tracardi_daemon.roles.task_jobs import queue_task
+from tracardi_daemon.roles.jobs import queue_task
+from tracardi_daemon.roles.upgrade.migration.job import (
+    MIGRATION_TASK,
+    UPGRADE_QUEUE,
+    migration_params,
+)
+from tracardi_daemon.roles.upgrade.migration.plan import Plan, Step, resolve_targets
+from tracardi_daemon.roles.upgrade.migration.transforms import apply_all
 from tracardi_daemon.settings import Settings, TracardiSettings
 
 GOAL_SHARE_OF_FLOOR = 0.8

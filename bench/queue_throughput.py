@@ -27,8 +27,8 @@ from elasticsearch import Elasticsearch
 
 from tracardi_daemon.infra.queue import DEFAULT_GROUP, WorkQueue
 from tracardi_daemon.infra.redis import RedisClient, create_redis
-from tracardi_daemon.registry import RoleSpec
 from tracardi_daemon.roles.base import Role, RoleContext, RoleCounters
+from tracardi_daemon.roles.registry import RoleSpec
 from tracardi_daemon.settings import (
     RedisSettings,
     Settings,

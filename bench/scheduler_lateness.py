@@ -28,9 +28,9 @@ from elasticsearch import Elasticsearch
 from tracardi_daemon.infra.delayed import DelayedStore, Job
 from tracardi_daemon.infra.dispatch import stream_entry
 from tracardi_daemon.infra.redis import RedisClient, create_redis
-from tracardi_daemon.registry import RoleSpec
 from tracardi_daemon.roles.base import RoleContext, RoleCounters
-from tracardi_daemon.roles.scheduler import scheduler_factory
+from tracardi_daemon.roles.registry import RoleSpec
+from tracardi_daemon.roles.scheduler.role import scheduler_factory
 from tracardi_daemon.settings import (
     RedisSettings,
     Settings,

@@ -38,12 +38,12 @@ from tracardi_daemon.model.definitions import Segment, WorkflowTrigger
 from tracardi_daemon.model.indices import install
 from tracardi_daemon.model.naming import index_name
 from tracardi_daemon.roles.base import RoleContext, RoleCounters
-from tracardi_daemon.roles.dispatch import DispatchRole
-from tracardi_daemon.roles.segment_changes import SEGMENT_CHANGES_QUEUE
-from tracardi_daemon.roles.segmentation import SegmentationRole
-from tracardi_daemon.roles.segmentation_pass import SEGMENTATION_QUEUE, pass_spec, submit_pass
-from tracardi_daemon.roles.trigger import TriggerRole
-from tracardi_daemon.segmentation_client import profile_changed
+from tracardi_daemon.roles.dispatch.role import DispatchRole
+from tracardi_daemon.roles.segmentation.changes import SEGMENT_CHANGES_QUEUE
+from tracardi_daemon.roles.segmentation.client import profile_changed
+from tracardi_daemon.roles.segmentation.passes import SEGMENTATION_QUEUE, pass_spec, submit_pass
+from tracardi_daemon.roles.segmentation.role import SegmentationRole
+from tracardi_daemon.roles.trigger.role import TriggerRole
 from tracardi_daemon.settings import QueueSettings, SegmentationSettings, Settings, TracardiSettings
 
 GOAL_SHARE = 0.8

@@ -16,9 +16,9 @@ from typing import Any, cast
 
 import pytest
 
+from tracardi_daemon.cli.health import check, cmd_check, cmd_status, render_table
 from tracardi_daemon.errors import DaemonError
 from tracardi_daemon.health import HealthServer, HealthUnavailable, fetch
-from tracardi_daemon.health_commands import check, cmd_check, cmd_status, render_table
 from tracardi_daemon.health_report import HealthReport, OverallStatus, RoleReport, RoleState
 from tracardi_daemon.metrics import render_metrics
 

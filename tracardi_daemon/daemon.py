@@ -27,8 +27,8 @@ from tracardi_daemon.health_report import HealthReport
 from tracardi_daemon.infra.host_limits import HostLimits
 from tracardi_daemon.license import LicenseStatus, load_status
 from tracardi_daemon.model.indices import ensure_installed
-from tracardi_daemon.registry import Registry, resolve_roles
 from tracardi_daemon.roles.base import RoleContext, RoleCounters
+from tracardi_daemon.roles.registry import Registry, resolve_roles
 from tracardi_daemon.settings import Settings
 from tracardi_daemon.status import build_report, one_line_summary, status_lines
 from tracardi_daemon.supervisor import Supervisor

@@ -22,8 +22,8 @@ from collections.abc import Callable
 from tracardi_daemon.errors import BackendUnavailable, DaemonError
 from tracardi_daemon.health_report import RoleReport, RoleState
 from tracardi_daemon.redact import mask_text
-from tracardi_daemon.registry import RoleSpec
 from tracardi_daemon.roles.base import Role, RoleContext, RoleCounters, TendedRole
+from tracardi_daemon.roles.registry import RoleSpec
 from tracardi_daemon.settings import SupervisorSettings
 
 log = logging.getLogger(__name__)

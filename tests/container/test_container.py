@@ -19,7 +19,7 @@ from tests.container.conftest import (
     ContainerLicence,
     podman,
 )
-from tracardi_daemon import scheduler_client
+from tracardi_daemon.roles.scheduler import client as scheduler_client
 
 pytestmark = [pytest.mark.container, pytest.mark.timeout(600)]
 

@@ -13,8 +13,8 @@ import sys
 
 from tests.roles_for_tests import counting, failing_factory, slow
 from tracardi_daemon.cli import main
-from tracardi_daemon.registry import RoleSpec, default_registry
 from tracardi_daemon.roles.base import RoleFactory
+from tracardi_daemon.roles.registry import RoleSpec, default_registry
 
 
 def factory_for(kind: str) -> RoleFactory:

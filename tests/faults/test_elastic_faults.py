@@ -25,8 +25,8 @@ from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.tasks import TaskRecord, TaskStore
 from tracardi_daemon.model.definitions import EventToProfile
 from tracardi_daemon.model.indices import install
-from tracardi_daemon.roles.mapping_batch import MAPPING_QUEUE
-from tracardi_daemon.roles.mapping_jobs import JobSpec, submit
+from tracardi_daemon.roles.mapping.batch import MAPPING_QUEUE
+from tracardi_daemon.roles.mapping.jobs import JobSpec, submit
 from tracardi_daemon.settings import (
     DefinitionsSettings,
     ElasticSettings,

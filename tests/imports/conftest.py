@@ -14,8 +14,6 @@ from elasticsearch import Elasticsearch
 
 from tests.receivers import LOOPBACK_ALLOWED
 from tests.scheduler.conftest import RoleStarter, start_role
-from tracardi_daemon.imports.failures import FailedRow, FailureLog
-from tracardi_daemon.imports.job import IMPORT_TASK, import_params
 from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.infra.tasks import TaskRecord, TaskStore
@@ -23,9 +21,11 @@ from tracardi_daemon.model.definition_store import DefinitionStore
 from tracardi_daemon.model.definitions import ImportConfig
 from tracardi_daemon.model.indices import install
 from tracardi_daemon.model.naming import alias_name
-from tracardi_daemon.roles.migration import UPGRADE_QUEUE
-from tracardi_daemon.roles.task_jobs import queue_task
-from tracardi_daemon.roles.upgrade import UpgradeRole
+from tracardi_daemon.roles.jobs import queue_task
+from tracardi_daemon.roles.upgrade.imports.failures import FailedRow, FailureLog
+from tracardi_daemon.roles.upgrade.imports.job import IMPORT_TASK, import_params
+from tracardi_daemon.roles.upgrade.migration.job import UPGRADE_QUEUE
+from tracardi_daemon.roles.upgrade.role import UpgradeRole
 from tracardi_daemon.settings import Settings, TracardiSettings, UpgradeSettings
 
 __all__ = ["ImportWorld", "start_role"]

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tracardi_daemon.errors import InvalidInput
-from tracardi_daemon.imports.columns import (
+from tracardi_daemon.roles.upgrade.imports.columns import (
     ConversionError,
     CsvTyper,
     JsonTyper,

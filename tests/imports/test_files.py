@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from tracardi_daemon.errors import InvalidInput
-from tracardi_daemon.imports.files import CsvSource, JsonLinesSource, open_file_source
-from tracardi_daemon.imports.rows import RAW_LIMIT, Row, RowFailure, Source
+from tracardi_daemon.roles.upgrade.imports.files import CsvSource, JsonLinesSource, open_file_source
+from tracardi_daemon.roles.upgrade.imports.rows import RAW_LIMIT, Row, RowFailure, Source
 
 # every rule at once: BOM, CRLF, blank lines, a record over three lines, broken quoting, a
 # latin-1 byte, short and long rows, a bad date, a literal quote in an unquoted field, an

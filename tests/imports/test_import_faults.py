@@ -17,8 +17,6 @@ from elasticsearch.helpers import scan
 
 from tests.faults.scenarios import private_redis
 from tests.fleet import UnlicensedFleet, running, unlicensed_fleet, wait_for
-from tracardi_daemon.imports.job import IMPORT_TASK, import_params
-from tracardi_daemon.imports.targets import imported_id
 from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.infra.tasks import TaskStore
@@ -26,8 +24,10 @@ from tracardi_daemon.model.definition_store import DefinitionStore
 from tracardi_daemon.model.definitions import ImportConfig
 from tracardi_daemon.model.indices import install
 from tracardi_daemon.model.naming import alias_name
-from tracardi_daemon.roles.migration import UPGRADE_QUEUE
-from tracardi_daemon.roles.task_jobs import queue_task
+from tracardi_daemon.roles.jobs import queue_task
+from tracardi_daemon.roles.upgrade.imports.job import IMPORT_TASK, import_params
+from tracardi_daemon.roles.upgrade.imports.targets import imported_id
+from tracardi_daemon.roles.upgrade.migration.job import UPGRADE_QUEUE
 from tracardi_daemon.settings import Settings, TracardiSettings
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e]

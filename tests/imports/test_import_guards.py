@@ -14,8 +14,8 @@ import pytest
 
 from tests.imports.conftest import ImportWorld
 from tracardi_daemon.errors import InvalidInput
-from tracardi_daemon.imports.file_access import FileAccess
-from tracardi_daemon.imports.files import CsvSource, JsonLinesSource
+from tracardi_daemon.roles.upgrade.imports.file_access import FileAccess
+from tracardi_daemon.roles.upgrade.imports.files import CsvSource, JsonLinesSource
 from tracardi_daemon.settings import (
     LicenseSettings,
     OutboundSettings,

@@ -9,13 +9,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from tests.imports.conftest import ImportWorld
-from tracardi_daemon.imports.job import written_key
-from tracardi_daemon.imports.targets import imported_id
 from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.model.indices import install
 from tracardi_daemon.model.naming import alias_name, index_name
 from tracardi_daemon.model.profiles import PROFILE_CHANGED_QUEUE, cache_key
-from tracardi_daemon.roles.upgrade import UpgradeRole
+from tracardi_daemon.roles.upgrade.imports.job import written_key
+from tracardi_daemon.roles.upgrade.imports.targets import imported_id
+from tracardi_daemon.roles.upgrade.role import UpgradeRole
 
 # line 1 is the header; lines 3, 5, 6 and 8 are bad in four different ways
 BAD_CSV = (

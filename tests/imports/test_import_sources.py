@@ -15,9 +15,9 @@ from elasticsearch import Elasticsearch
 from tests.imports.conftest import ImportWorld
 from tests.imports.mysql_fixtures import mysql_connection, mysql_database
 from tests.receivers import ScriptedServer, http_server
-from tracardi_daemon.imports.targets import imported_id
 from tracardi_daemon.infra.queue_base import text
 from tracardi_daemon.model.naming import alias_name
+from tracardi_daemon.roles.upgrade.imports.targets import imported_id
 
 __all__ = ["http_server", "mysql_database"]
 

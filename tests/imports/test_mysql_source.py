@@ -14,10 +14,10 @@ import pytest
 from tests.imports.mysql_fixtures import mysql_connection, mysql_database  # noqa: F401
 from tests.receivers import LOOPBACK_ALLOWED, free_port
 from tracardi_daemon.errors import BackendError, BackendUnavailable, InvalidInput
-from tracardi_daemon.imports.mysql_source import MysqlSource, open_mysql_source
-from tracardi_daemon.imports.remote_access import RemoteAccess
-from tracardi_daemon.imports.rows import Row, Source
 from tracardi_daemon.infra.outbound import OutboundPolicy
+from tracardi_daemon.roles.upgrade.imports.mysql_source import MysqlSource, open_mysql_source
+from tracardi_daemon.roles.upgrade.imports.remote_access import RemoteAccess
+from tracardi_daemon.roles.upgrade.imports.rows import Row, Source
 
 Database = dict[str, Any]
 

@@ -18,7 +18,7 @@ from tests.scheduler.conftest import start_role
 from tracardi_daemon.infra.deadletters import DeadLetters
 from tracardi_daemon.infra.delivery import delivery, delivery_queue
 from tracardi_daemon.infra.redis import RedisClient
-from tracardi_daemon.roles.dispatch import DispatchRole
+from tracardi_daemon.roles.dispatch.role import DispatchRole
 from tracardi_daemon.settings import (
     DispatchSettings,
     OutboundSettings,

@@ -32,7 +32,7 @@ from tracardi_daemon.model.definition_store import DefinitionStore
 from tracardi_daemon.model.definitions import Segment
 from tracardi_daemon.model.indices import install
 from tracardi_daemon.model.profiles import load_by_ids
-from tracardi_daemon.roles.mapping_batch import load_events
+from tracardi_daemon.roles.mapping.batch import load_events
 from tracardi_daemon.settings import ElasticSettings, Settings, TracardiSettings
 
 NOWHERE = {"index.routing.allocation.require._name": "no-such-node"}

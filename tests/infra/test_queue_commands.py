@@ -10,7 +10,7 @@ import pytest
 from redis import Redis
 
 from tests.infra.conftest import QueueFactory
-from tracardi_daemon.infra import queue_commands
+from tracardi_daemon.cli import dead as queue_commands
 
 
 def run(redis_client: Redis, prefix: str, *argv: str) -> int:

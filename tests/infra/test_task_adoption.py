@@ -13,7 +13,7 @@ from redis import Redis
 from tracardi_daemon.infra.lease import Lease
 from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.tasks import TaskStore
-from tracardi_daemon.roles.task_jobs import TaskJob, TaskJobRunner
+from tracardi_daemon.roles.jobs import TaskJob, TaskJobRunner
 from tracardi_daemon.settings import Settings, TracardiSettings
 
 ORPHAN_AFTER_S = 60.0

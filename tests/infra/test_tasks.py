@@ -15,9 +15,9 @@ import pytest
 from elasticsearch import Elasticsearch
 from redis import Redis
 
+from tracardi_daemon.cli.progress import follow, render
 from tracardi_daemon.errors import BackendError, InvalidInput
 from tracardi_daemon.infra.lease import Lease
-from tracardi_daemon.infra.task_progress import follow, render
 from tracardi_daemon.infra.task_record import RATE_SMOOTHING_S
 from tracardi_daemon.infra.tasks import (
     FINISHED_TTL_MS,

@@ -23,10 +23,10 @@ from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.tasks import TaskRecord, TaskStore
 from tracardi_daemon.model.field_conflicts import IndexMappings
 from tracardi_daemon.model.naming import index_name
-from tracardi_daemon.roles.mapping import MappingRole
-from tracardi_daemon.roles.mapping_batch import MAPPING_QUEUE
-from tracardi_daemon.roles.mapping_jobs import JobSpec, submit
-from tracardi_daemon.roles.mapping_refusals import refusal_reason
+from tracardi_daemon.roles.mapping.batch import MAPPING_QUEUE
+from tracardi_daemon.roles.mapping.jobs import JobSpec, submit
+from tracardi_daemon.roles.mapping.refusals import refusal_reason
+from tracardi_daemon.roles.mapping.role import MappingRole
 
 NAME = {"id": "name", "name": "Name", "event_type": {"id": "signup"},
         "items": [{"op": "increment", "profile": "stats.signups"},

@@ -21,8 +21,8 @@ from tests.mapping.conftest import World, ago
 from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.tasks import TaskRecord, TaskStore
 from tracardi_daemon.model.definitions import EventToProfile
-from tracardi_daemon.roles.mapping_batch import MAPPING_QUEUE
-from tracardi_daemon.roles.mapping_jobs import JobSpec, submit
+from tracardi_daemon.roles.mapping.batch import MAPPING_QUEUE
+from tracardi_daemon.roles.mapping.jobs import JobSpec, submit
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e]
 

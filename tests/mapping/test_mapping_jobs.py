@@ -18,11 +18,11 @@ from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.scan import Hit
 from tracardi_daemon.infra.tasks import TaskRecord, TaskStore
 from tracardi_daemon.model.profiles import LoadedProfile, ProfileStore, Rewrite
-from tracardi_daemon.roles import mapping_batch
-from tracardi_daemon.roles.mapping import MappingRole
-from tracardi_daemon.roles.mapping_batch import MAPPING_QUEUE, BatchOutcome
-from tracardi_daemon.roles.mapping_jobs import JobSpec, submit
-from tracardi_daemon.roles.mapping_rules import MappingRules
+from tracardi_daemon.roles.mapping import batch as mapping_batch
+from tracardi_daemon.roles.mapping.batch import MAPPING_QUEUE, BatchOutcome
+from tracardi_daemon.roles.mapping.jobs import JobSpec, submit
+from tracardi_daemon.roles.mapping.role import MappingRole
+from tracardi_daemon.roles.mapping.rules import MappingRules
 
 COUNT = {"id": "count", "name": "Count", "event_type": {"id": "page-view"},
          "items": [{"op": "increment", "profile": "stats.views"},

@@ -12,8 +12,8 @@ from tests.scheduler.conftest import RoleStarter
 from tracardi_daemon.infra.deadletters import DeadLetters
 from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.model.profiles import PROFILE_CHANGED_QUEUE, cache_key
-from tracardi_daemon.roles.mapping import MappingRole
-from tracardi_daemon.roles.mapping_batch import MAPPING_QUEUE
+from tracardi_daemon.roles.mapping.batch import MAPPING_QUEUE
+from tracardi_daemon.roles.mapping.role import MappingRole
 
 # as Tracardi stores it: op as a number, condition inside config, RefValues
 TRACARDI_EMAIL = {

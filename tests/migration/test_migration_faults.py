@@ -17,14 +17,18 @@ from elasticsearch.helpers import scan
 
 from tests.faults.scenarios import private_redis
 from tests.fleet import UnlicensedFleet, running, unlicensed_fleet, wait_for
+from tracardi_daemon.cli.migrate import choose_plan
 from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.infra.tasks import TaskStore
 from tracardi_daemon.model.indices import install
-from tracardi_daemon.model.migration_plan import Plan
-from tracardi_daemon.roles.migrate_commands import choose_plan
-from tracardi_daemon.roles.migration import MIGRATION_TASK, UPGRADE_QUEUE, migration_params
-from tracardi_daemon.roles.task_jobs import queue_task
+from tracardi_daemon.roles.jobs import queue_task
+from tracardi_daemon.roles.upgrade.migration.job import (
+    MIGRATION_TASK,
+    UPGRADE_QUEUE,
+    migration_params,
+)
+from tracardi_daemon.roles.upgrade.migration.plan import Plan
 from tracardi_daemon.settings import Settings, TracardiSettings
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e]

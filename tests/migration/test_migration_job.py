@@ -15,21 +15,21 @@ from elasticsearch import Elasticsearch
 
 from tests.scheduler.conftest import RoleStarter, start_role
 from tracardi_daemon.cli import main
+from tracardi_daemon.cli.migrate import choose_plan
 from tracardi_daemon.infra.deadletters import DeadLetters
 from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.infra.tasks import TaskRecord, TaskStore
 from tracardi_daemon.model.indices import install
-from tracardi_daemon.model.migration_plan import Plan, load_plan
-from tracardi_daemon.roles.migrate_commands import choose_plan
-from tracardi_daemon.roles.migration import (
+from tracardi_daemon.roles.jobs import queue_task
+from tracardi_daemon.roles.upgrade.migration.job import (
     MIGRATION_TASK,
     UPGRADE_QUEUE,
     migration_params,
     painless_refusals,
 )
-from tracardi_daemon.roles.task_jobs import queue_task
-from tracardi_daemon.roles.upgrade import UpgradeRole
+from tracardi_daemon.roles.upgrade.migration.plan import Plan, load_plan
+from tracardi_daemon.roles.upgrade.role import UpgradeRole
 from tracardi_daemon.settings import Settings, TracardiSettings, UpgradeSettings
 
 __all__ = ["start_role"]

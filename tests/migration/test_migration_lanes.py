@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tracardi_daemon.roles.migration_lanes import Lane
+from tracardi_daemon.roles.upgrade.migration.lanes import Lane
 
 
 def test_lanes_round_trip_through_the_checkpoint() -> None:

@@ -12,7 +12,8 @@ import pytest
 
 from tests.migration.test_migration_transforms import PROFILE_0820
 from tracardi_daemon.errors import InvalidInput
-from tracardi_daemon.model.migration_plan import (
+from tracardi_daemon.model.tracardi_names import Layout
+from tracardi_daemon.roles.upgrade.migration.plan import (
     Plan,
     Step,
     load_plan,
@@ -21,8 +22,7 @@ from tracardi_daemon.model.migration_plan import (
     shipped_plan,
     shipped_plans,
 )
-from tracardi_daemon.model.migration_transforms import Delete, Move, apply_all
-from tracardi_daemon.model.tracardi_names import Layout
+from tracardi_daemon.roles.upgrade.migration.transforms import Delete, Move, apply_all
 from tracardi_daemon.settings import TracardiSettings
 
 PLAN_TOML = """

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tracardi_daemon.errors import InvalidInput
-from tracardi_daemon.model.migration_transforms import (
+from tracardi_daemon.roles.upgrade.migration.transforms import (
     Convert,
     Copy,
     Delete,

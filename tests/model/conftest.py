@@ -9,7 +9,8 @@ from collections.abc import Callable, Iterator
 import pytest
 from elasticsearch import Elasticsearch
 
-from tracardi_daemon.model import commands, definition_commands
+from tracardi_daemon.cli import definitions as definition_commands
+from tracardi_daemon.cli import indices as commands
 from tracardi_daemon.settings import Settings, TracardiSettings
 
 

@@ -17,8 +17,8 @@ from tracardi_daemon.infra.deadletters import DeadLetters
 from tracardi_daemon.infra.delivery import delivery, delivery_queue
 from tracardi_daemon.infra.host_limits import HostLimits
 from tracardi_daemon.infra.redis import RedisClient
-from tracardi_daemon.roles.dispatch import DispatchRole
-from tracardi_daemon.roles.scheduler import SchedulerRole
+from tracardi_daemon.roles.dispatch.role import DispatchRole
+from tracardi_daemon.roles.scheduler.role import SchedulerRole
 from tracardi_daemon.settings import (
     DispatchSettings,
     QueueSettings,

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tracardi_daemon.errors import InvalidInput
-from tracardi_daemon.infra.job_limits import (
+from tracardi_daemon.roles.scheduler.limits import (
     JobLimits,
     check_due,
     check_interval,

@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from tracardi_daemon import scheduler_client
+from tracardi_daemon.cli import schedule as scheduler_commands
 from tracardi_daemon.errors import InvalidInput
 from tracardi_daemon.infra.delayed import DelayedStore
 from tracardi_daemon.infra.redis import RedisClient
-from tracardi_daemon.roles import scheduler_commands
+from tracardi_daemon.roles.scheduler import client as scheduler_client
 
 
 def run(argv: list[str], prefix: str) -> int:
@@ -238,7 +238,7 @@ def test_scheduled_list_masks_webhook_credentials(
 
 
 def test_python_client_applies_limits(redis_client: RedisClient, prefix: str) -> None:
-    from tracardi_daemon.infra.job_limits import JobLimits
+    from tracardi_daemon.roles.scheduler.limits import JobLimits
     from tracardi_daemon.settings import SchedulerSettings
 
     limits = JobLimits.from_settings(SchedulerSettings())

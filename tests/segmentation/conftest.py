@@ -17,7 +17,7 @@ from tests.scheduler.conftest import start_role
 from tracardi_daemon.infra.queue import Message, WorkQueue
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.model.indices import install
-from tracardi_daemon.roles.segment_changes import SEGMENT_CHANGES_QUEUE
+from tracardi_daemon.roles.segmentation.changes import SEGMENT_CHANGES_QUEUE
 from tracardi_daemon.settings import (
     DefinitionsSettings,
     QueueSettings,

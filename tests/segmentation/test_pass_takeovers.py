@@ -18,8 +18,8 @@ from tracardi_daemon.infra.tasks import TaskRecord, TaskStore
 from tracardi_daemon.model.definitions import Segment
 from tracardi_daemon.model.naming import alias_name
 from tracardi_daemon.model.profiles import LoadedProfile, ProfileStore
-from tracardi_daemon.roles.segment_changes import ChangeOutcome, Decision, SegmentChanges
-from tracardi_daemon.roles.segmentation_pass import (
+from tracardi_daemon.roles.segmentation.changes import ChangeOutcome, Decision, SegmentChanges
+from tracardi_daemon.roles.segmentation.passes import (
     SEGMENTATION_QUEUE,
     PassJob,
     pass_spec,

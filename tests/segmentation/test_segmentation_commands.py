@@ -8,7 +8,7 @@ from tests.mapping.conftest import World
 from tests.scheduler.conftest import RoleStarter
 from tests.segmentation.conftest import step_until_idle
 from tracardi_daemon.cli import main
-from tracardi_daemon.roles.segmentation import SegmentationRole
+from tracardi_daemon.roles.segmentation.role import SegmentationRole
 
 VIP = {"id": "vip", "name": "VIP", "condition": "profile@traits.orders > 3"}
 ODD = {"id": "odd", "name": "Odd", "condition": "profile@traits.a > profile@traits.b"}

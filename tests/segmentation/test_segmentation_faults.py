@@ -26,7 +26,7 @@ from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.tasks import TaskStore
 from tracardi_daemon.model.definition_store import DefinitionStore
 from tracardi_daemon.model.definitions import Segment
-from tracardi_daemon.roles.segmentation_pass import SEGMENTATION_QUEUE, pass_spec, submit_pass
+from tracardi_daemon.roles.segmentation.passes import SEGMENTATION_QUEUE, pass_spec, submit_pass
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e]
 __all__ = ["http_server"]  # the fixture, used by name

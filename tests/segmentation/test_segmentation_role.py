@@ -20,16 +20,16 @@ from tracardi_daemon.infra.bulk import BulkWriter
 from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.tasks import TaskRecord, TaskStore
 from tracardi_daemon.model.profiles import LoadedProfile, ProfileStore, cache_key
-from tracardi_daemon.roles.dispatch import DispatchRole
-from tracardi_daemon.roles.segment_changes import Decision, SegmentChanges, SegmentRef
-from tracardi_daemon.roles.segmentation import SegmentationRole
-from tracardi_daemon.roles.segmentation_pass import (
+from tracardi_daemon.roles.dispatch.role import DispatchRole
+from tracardi_daemon.roles.segmentation.changes import Decision, SegmentChanges, SegmentRef
+from tracardi_daemon.roles.segmentation.client import profile_changed
+from tracardi_daemon.roles.segmentation.passes import (
     SEGMENTATION_QUEUE,
     PassSpec,
     pass_spec,
     submit_pass,
 )
-from tracardi_daemon.segmentation_client import profile_changed
+from tracardi_daemon.roles.segmentation.role import SegmentationRole
 
 __all__ = ["http_server"]  # the fixture, used by name
 

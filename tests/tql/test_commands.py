@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tracardi_daemon.tql.commands import add_commands, check_condition
+from tracardi_daemon.cli.tql import add_commands, check_condition
 
 
 def _run(text: str, typed: bool = True) -> tuple[int, str, str]:

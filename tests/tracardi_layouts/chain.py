@@ -23,13 +23,13 @@ from tracardi_daemon.infra.tasks import TaskStore
 from tracardi_daemon.model.definition_store import DefinitionStore
 from tracardi_daemon.model.definitions import EventToProfile
 from tracardi_daemon.model.profiles import PROFILE_CHANGED_QUEUE
-from tracardi_daemon.roles.dispatch import DispatchRole
-from tracardi_daemon.roles.mapping import MappingRole
-from tracardi_daemon.roles.mapping_batch import MAPPING_QUEUE
-from tracardi_daemon.roles.mapping_jobs import JobSpec, submit
-from tracardi_daemon.roles.segment_changes import SEGMENT_CHANGES_QUEUE
-from tracardi_daemon.roles.segmentation import SegmentationRole
-from tracardi_daemon.roles.trigger import TriggerRole
+from tracardi_daemon.roles.dispatch.role import DispatchRole
+from tracardi_daemon.roles.mapping.batch import MAPPING_QUEUE
+from tracardi_daemon.roles.mapping.jobs import JobSpec, submit
+from tracardi_daemon.roles.mapping.role import MappingRole
+from tracardi_daemon.roles.segmentation.changes import SEGMENT_CHANGES_QUEUE
+from tracardi_daemon.roles.segmentation.role import SegmentationRole
+from tracardi_daemon.roles.trigger.role import TriggerRole
 from tracardi_daemon.settings import Settings
 
 PROFILE_ID = "p-older"

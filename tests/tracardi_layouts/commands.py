@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tracardi_daemon.model import definition_commands
+from tracardi_daemon.cli import definitions as definition_commands
 
 
 def run_cli(config: Path, *argv: str) -> int:

@@ -15,14 +15,18 @@ from tests.receivers import LOOPBACK_ALLOWED, ScriptedServer, http_server
 from tests.scheduler.conftest import RoleStarter, start_role
 from tests.tracardi_layouts import documents as docs
 from tests.tracardi_layouts.install import TracardiInstall, install_tracardi_elastic
-from tracardi_daemon.imports.job import IMPORT_TASK, import_params
 from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.infra.tasks import TaskRecord, TaskStore
-from tracardi_daemon.model.migration_plan import load_plan
-from tracardi_daemon.roles.migration import MIGRATION_TASK, UPGRADE_QUEUE, migration_params
-from tracardi_daemon.roles.task_jobs import queue_task
-from tracardi_daemon.roles.upgrade import UpgradeRole
+from tracardi_daemon.roles.jobs import queue_task
+from tracardi_daemon.roles.upgrade.imports.job import IMPORT_TASK, import_params
+from tracardi_daemon.roles.upgrade.migration.job import (
+    MIGRATION_TASK,
+    UPGRADE_QUEUE,
+    migration_params,
+)
+from tracardi_daemon.roles.upgrade.migration.plan import load_plan
+from tracardi_daemon.roles.upgrade.role import UpgradeRole
 from tracardi_daemon.settings import Settings, TracardiSettings, UpgradeSettings
 
 __all__ = ["http_server", "start_role"]

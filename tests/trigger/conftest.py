@@ -20,8 +20,8 @@ from tracardi_daemon.model.definition_store import DefinitionStore
 from tracardi_daemon.model.definitions import WorkflowTrigger
 from tracardi_daemon.model.indices import install
 from tracardi_daemon.roles.base import RoleContext
-from tracardi_daemon.roles.dispatch import DispatchRole
-from tracardi_daemon.roles.trigger import SEGMENT_CHANGES_QUEUE, TriggerRole
+from tracardi_daemon.roles.dispatch.role import DispatchRole
+from tracardi_daemon.roles.trigger.role import SEGMENT_CHANGES_QUEUE, TriggerRole
 from tracardi_daemon.settings import (
     DefinitionsSettings,
     DispatchSettings,

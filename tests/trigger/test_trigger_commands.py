@@ -12,8 +12,8 @@ import pytest
 
 from tests.receivers import ScriptedServer
 from tests.trigger.conftest import World, trigger_doc
+from tracardi_daemon.cli import triggers as trigger_commands
 from tracardi_daemon.infra.dispatch import IDEMPOTENCY_HEADER
-from tracardi_daemon.roles import trigger_commands
 
 
 def run(argv: list[str], world: World) -> int:

@@ -13,7 +13,7 @@ from tests.trigger.conftest import AT, World, change_message, run_for, run_until
 from tracardi_daemon.errors import BackendUnavailable
 from tracardi_daemon.infra.dispatch import IDEMPOTENCY_HEADER, _tracker_payload_problem
 from tracardi_daemon.model.definitions import WorkflowTrigger
-from tracardi_daemon.roles.trigger import SegmentChange, delivery_key
+from tracardi_daemon.roles.trigger.role import SegmentChange, delivery_key
 
 
 def webhook(world: World) -> str:

@@ -22,8 +22,8 @@ from tests.roles_for_tests import (
     slow,
     wait_for,
 )
-from tracardi_daemon.registry import RoleSpec
 from tracardi_daemon.roles.base import RoleContext, RoleCounters
+from tracardi_daemon.roles.registry import RoleSpec
 from tracardi_daemon.settings import Settings, SupervisorSettings, TracardiSettings
 from tracardi_daemon.supervisor import Supervisor
 

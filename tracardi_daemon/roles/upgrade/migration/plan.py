@@ -1,0 +1,399 @@
+"""Migration plans: which indices to copy from one layout to another, how documents
+change on the way, read from the daemon's TOML/JSON form or from Tracardi's plan files.
+
+The daemon's form (TOML shown; JSON is the same object)::
+
+    from = {version = "08x", tenant = "01506", production = false, style = "tracardi"}
+    to = {version = "0820"}          # absent: the daemon's configured layout
+
+    [[step]]
+    id = "profile"
+    index = "tracardi-profile"       # Tracardi's logical name
+    target_index = "tracardi-profile"  # optional, default index
+    multi = true                     # partitioned
+    collapse = "quarter"             # optional: quarter, year or target
+    transforms = [{op = "move", from = "data.contact.email", to = "data.contact.email.main"}]
+
+Nothing here talks to Elasticsearch: ``resolve_targets`` maps index names the runner
+listed to the names they are copied to.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from importlib.resources import files
+from pathlib import Path
+from typing import Any, TypeVar
+
+from tracardi_daemon.errors import InvalidInput
+from tracardi_daemon.model.definition_reader import Reader
+from tracardi_daemon.model.tracardi_names import (
+    LOGICAL_NAME,
+    PARTITIONINGS,
+    STYLES,
+    Layout,
+    check_daemon_name,
+    coarser,
+    format_suffix,
+    read_partition,
+    tracardi_tenant,
+)
+from tracardi_daemon.roles.upgrade.migration.transforms import (
+    Transform,
+    parse_transforms,
+    translate_painless,
+)
+from tracardi_daemon.settings import TracardiSettings
+
+# quarter/year: collapse into that partitioning; target: into the target layout's
+COLLAPSES: tuple[str, ...] = ("quarter", "year", "target")
+TRACARDI_WORKERS: tuple[str, ...] = ("reindex", "reindex_to_one_index")
+_PLAN_FIELDS = ("from", "to", "step")
+_T = TypeVar("_T")
+_TRACARDI_FILE = re.compile(r"^(?P<source>[0-9a-z]+)_to_(?P<target>[0-9a-z]+)$")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One index (or every partition of one partitioned index) to copy."""
+
+    id: str
+    index: str  # Tracardi's logical name in the source layout, e.g. "tracardi-profile"
+    multi: bool = False
+    static: bool = False
+    asynchronous: bool = False
+    collapse: str | None = None
+    transforms: tuple[Transform, ...] = ()
+    target_index: str | None = None  # the logical name in the target; None = index
+    production: bool | None = None  # overrides both layouts' mode; None = theirs
+    # a script the daemon could not translate: only a cluster with reindex and
+    # lang-painless can run it, and the runner decides whether to
+    painless: str | None = None
+
+    @property
+    def target_name(self) -> str:
+        return self.target_index or self.index
+
+    def source_pattern(self, source: Layout) -> str:
+        """What to list in the source cluster: the index, or a pattern of partitions."""
+        layout = _mode(source, self.production)
+        if self.multi:
+            return layout.partition_pattern(self.index)
+        return layout.index(self.index, static=self.static)
+
+    def to_dict(self) -> dict[str, Any]:
+        result: dict[str, Any] = {"id": self.id, "index": self.index, "multi": self.multi,
+                                  "static": self.static, "asynchronous": self.asynchronous}
+        for key in ("target_index", "production", "collapse", "painless"):
+            if getattr(self, key) is not None:
+                result[key] = getattr(self, key)
+        if self.transforms:
+            result["transforms"] = [transform.to_dict() for transform in self.transforms]
+        return result
+
+
+@dataclass(frozen=True)
+class Plan:
+    source: Layout
+    target: Layout | None  # None: the daemon's configured layout
+    steps: tuple[Step, ...]
+
+    def target_layout(self, tracardi: TracardiSettings) -> Layout:
+        return self.target if self.target is not None else Layout.from_settings(tracardi)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The daemon's form, JSON-ready: what a task record's params hold."""
+        result: dict[str, Any] = {"from": _layout_dict(self.source)}
+        if self.target is not None:
+            result["to"] = _layout_dict(self.target)
+        result["step"] = [step.to_dict() for step in self.steps]
+        return result
+
+    @classmethod
+    def from_dict(cls, data: object) -> Plan:
+        """Validate the daemon's form; InvalidInput names the step id and the field."""
+        if not isinstance(data, Mapping):
+            raise InvalidInput(f"plan: must be a table/object with {', '.join(_PLAN_FIELDS)}")
+        unknown = sorted(set(data) - set(_PLAN_FIELDS))
+        if unknown:
+            raise InvalidInput(f"plan: field {unknown[0]!r} is not a known field "
+                               f"({', '.join(_PLAN_FIELDS)})")
+        source = _read_layout(data.get("from"), "from")
+        target = None if data.get("to") is None else _read_layout(data["to"], "to")
+        raw_steps = data.get("step")
+        if not isinstance(raw_steps, list) or not raw_steps:
+            raise InvalidInput("plan: field 'step' must be a non-empty list ([[step]])")
+        return _checked(cls(source, target, tuple(
+            _read_step(number, raw) for number, raw in enumerate(raw_steps))))
+
+
+def _layout_dict(layout: Layout) -> dict[str, Any]:
+    result: dict[str, Any] = {"version": layout.version, "tenant": layout.tenant,
+                              "production": layout.production, "style": layout.style}
+    if layout.partitioning is not None:
+        result["partitioning"] = layout.partitioning
+    return result
+
+
+def _mode(layout: Layout, production: bool | None) -> Layout:
+    return layout if production is None else replace(layout, production=production)
+
+
+def _logical(reader: Reader, field: str, example: str) -> str:
+    value = reader.string(field)
+    if not LOGICAL_NAME.match(value):
+        reader.fail(field, f"must be lower case letters, digits, '-' and '_' (such as "
+                           f"{example!r}), got {value!r}")
+    return value
+
+
+def _read_layout(raw: object, field: str) -> Layout:
+    if not isinstance(raw, Mapping):
+        raise InvalidInput(f"plan: field {field!r} must be a table/object with version, "
+                           "tenant, production and style")
+    reader = Reader("plan", raw, strict=True)
+    reader.id = field  # errors read "plan 'from': field 'version' ..."
+    if "id" in raw:
+        reader.fail("id", "is not a known field")
+    version = _logical(reader, "version", "08x")
+    style = reader.choice("style", STYLES, "tracardi")
+    if raw.get("tenant") is None and style == "daemon":
+        reader.fail("tenant", "is required for a daemon layout")
+    tenant = (_logical(reader, "tenant", "01506") if raw.get("tenant") is not None
+              else tracardi_tenant(version))
+    partitioning = None
+    if raw.get("partitioning") is not None:
+        if style != "daemon":
+            reader.fail("partitioning", "is for daemon layouts only (Tracardi partitions "
+                                        "each index differently)")
+        partitioning = reader.choice("partitioning", PARTITIONINGS)
+    production = reader.boolean("production", False)
+    reader.ignore("partitioning")
+    reader.finish()
+    return Layout(version, tenant, production, "daemon" if style == "daemon" else "tracardi",
+                  partitioning)
+
+
+def _read_step(number: int, raw: object) -> Step:
+    if not isinstance(raw, Mapping):
+        raise InvalidInput(f"plan: field 'step[{number}]' must be a table/object")
+    reader = Reader("step", raw, strict=True)
+    ident = reader.string("id")
+    reader.ignore("transforms")
+    step = Step(
+        id=ident,
+        index=_logical(reader, "index", "tracardi-profile"),
+        multi=reader.boolean("multi", False),
+        static=reader.boolean("static", False),
+        asynchronous=reader.boolean("asynchronous", False),
+        collapse=_optional(reader, "collapse", lambda: reader.choice("collapse", COLLAPSES)),
+        transforms=parse_transforms(reader.data.get("transforms"), f"step {ident!r}"),
+        target_index=_optional(reader, "target_index",
+                               lambda: _logical(reader, "target_index", "tracardi-profile")),
+        production=_optional(reader, "production", lambda: reader.boolean("production", False)),
+        painless=reader.optional_string("painless") or None,
+    )
+    reader.finish()
+    return step
+
+
+def _optional(reader: Reader, field: str, read: Callable[[], _T]) -> _T | None:
+    """``read()`` when ``field`` is given, None when it is absent."""
+    reader.ignore(field)
+    return None if reader.data.get(field) is None else read()
+
+
+def _step_fail(step: Step, field: str, problem: str) -> InvalidInput:
+    return InvalidInput(f"step {step.id!r}: field '{field}' {problem}")
+
+
+def _check_step(step: Step, plan: Plan) -> None:
+    if step.static and step.multi:
+        raise _step_fail(step, "static", "cannot be combined with multi")
+    if step.collapse is not None and not step.multi:
+        raise _step_fail(step, "collapse", "is for partitioned (multi) indices only")
+    if step.painless is not None and step.transforms:
+        raise _step_fail(step, "painless", "cannot be combined with transforms")
+    daemon_target = plan.target is None or plan.target.style == "daemon"
+    if step.collapse == "target" and not daemon_target:
+        raise _step_fail(step, "collapse", "'target' needs a daemon target layout")
+    if step.collapse == "target" and plan.target and plan.target.partitioning is None:
+        raise _step_fail(step, "collapse", "'target' needs the target layout's "
+                                           "partitioning: set to.partitioning")
+    checks = [("index", step.index, plan.source.style == "daemon"),
+              ("target_index" if step.target_index else "index", step.target_name,
+               daemon_target)]
+    for field, name, daemon in checks:
+        problem = check_daemon_name(name, multi=step.multi, static=step.static)
+        if daemon and problem is not None:
+            raise _step_fail(step, field, problem)
+
+
+def _checked(plan: Plan) -> Plan:
+    seen: dict[str, int] = {}
+    for number, step in enumerate(plan.steps):
+        if step.id in seen:
+            raise _step_fail(step, "id", f"is not unique: steps {seen[step.id]} and "
+                                         f"{number} share it")
+        seen[step.id] = number
+        _check_step(step, plan)
+    return plan
+
+
+def _tracardi_copy_index(reader: Reader) -> dict[str, Any]:
+    copy = reader.table("copy_index")
+    for key in ("from_index", "to_index"):
+        if not isinstance(copy.get(key), str) or not LOGICAL_NAME.match(copy[key]):
+            reader.fail(f"copy_index.{key}", "must be a logical index name such as "
+                                             f"'tracardi-profile', got {copy.get(key)!r}")
+    for key in ("multi", "static", "production"):
+        if copy.get(key) is not None and not isinstance(copy[key], bool):
+            reader.fail(f"copy_index.{key}", "must be true or false")
+    if copy.get("script") is not None and not isinstance(copy["script"], str):
+        reader.fail("copy_index.script", "must be a painless script (a string) or null")
+    return copy
+
+
+def _tracardi_collapse(reader: Reader, worker: str) -> str | None:
+    if worker == "reindex":
+        return None
+    partitioning = reader.table("params").get("partitioning")
+    if partitioning not in PARTITIONINGS:
+        reader.fail("params.partitioning", f"must be one of {', '.join(PARTITIONINGS)} "
+                                           f"for worker {worker}, got {partitioning!r}")
+    return None if partitioning == "month" else str(partitioning)
+
+
+def _tracardi_step(number: int, entry: object) -> Step:
+    if not isinstance(entry, Mapping):
+        raise InvalidInput(f"tracardi plan entry {number}: must be an object or a "
+                           f"comment string, got {type(entry).__name__}")
+    # not strict: Tracardi writes conflicts and wait_for_completion, meaningless here
+    reader = Reader("tracardi step", entry)
+    ident = reader.string("id")
+    worker = reader.string("worker")
+    if worker not in TRACARDI_WORKERS:
+        reader.fail("worker", f"{worker!r} is not supported: the daemon copies between "
+                              f"Elasticsearch indices only ({', '.join(TRACARDI_WORKERS)})")
+    copy = _tracardi_copy_index(reader)
+    script = (copy.get("script") or "").strip() or None
+    transforms = translate_painless(script) if script else None
+    production = copy.get("production")
+    return Step(
+        # 0.8.x plans list staging and production copies of an index under one id
+        id=f"{ident}-prod" if production else ident,
+        index=copy["from_index"],
+        multi=copy.get("multi") is True,
+        static=copy.get("static") is True,
+        asynchronous=reader.boolean("asynchronous", False),
+        collapse=_tracardi_collapse(reader, worker),
+        transforms=transforms or (),
+        target_index=None if copy["to_index"] == copy["from_index"] else copy["to_index"],
+        production=production,
+        painless=script if transforms is None else None,
+    )
+
+
+def read_tracardi_plan(data: object, from_version: str, to_version: str, *,
+                       from_tenant: str | None = None, to_tenant: str | None = None) -> Plan:
+    """A plan from Tracardi's JSON list (``08x_to_0820.json``); tenants default to
+    Tracardi's ``md5(version)[:5]``. Painless Tracardi shipped is replaced by transforms;
+    any other is kept on the step. Workers other than reindex and reindex_to_one_index
+    (copy_to_mysql, ...) are refused."""
+    if not isinstance(data, list):
+        raise InvalidInput("tracardi plan: must be a JSON list of schemas and comments")
+    steps = tuple(_tracardi_step(number, entry) for number, entry in enumerate(data)
+                  if not isinstance(entry, str))
+    if not steps:
+        raise InvalidInput("tracardi plan: holds no migration schema")
+    source = Layout(from_version, from_tenant or tracardi_tenant(from_version))
+    target = Layout(to_version, to_tenant or tracardi_tenant(to_version))
+    return _checked(Plan(source, target, steps))
+
+
+def _parse_file(path: Path) -> object:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"{path}: cannot read the plan: {exc}") from exc
+    try:
+        if path.suffix == ".toml":
+            return tomllib.loads(text)
+        if path.suffix == ".json":
+            return json.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidInput(f"{path}: not valid {path.suffix[1:].upper()}: {exc}") from exc
+    raise InvalidInput(f"{path}: a plan must be a .toml or .json file")
+
+
+def load_plan(path: Path | str, *, from_version: str | None = None,
+              to_version: str | None = None, from_tenant: str | None = None,
+              to_tenant: str | None = None) -> Plan:
+    """A plan file: the daemon's form (.toml, or a .json object) or Tracardi's (a .json
+    list). The versions and tenants apply to Tracardi's form only; its versions default to
+    the file's name, ``<from>_to_<to>.json``."""
+    path = Path(path)
+    data = _parse_file(path)
+    try:
+        if not isinstance(data, list):
+            return Plan.from_dict(data)
+        named = _TRACARDI_FILE.match(path.stem)
+        from_version = from_version or (named["source"] if named else None)
+        to_version = to_version or (named["target"] if named else None)
+        if from_version is None or to_version is None:
+            raise InvalidInput("a Tracardi plan needs from and to versions: name the file "
+                               "<from>_to_<to>.json or give them")
+        return read_tracardi_plan(data, from_version, to_version,
+                                  from_tenant=from_tenant, to_tenant=to_tenant)
+    except InvalidInput as exc:
+        raise InvalidInput(f"{path}: {exc}") from exc
+
+
+def shipped_plans() -> list[str]:
+    """The names of the plans that come with the daemon."""
+    return sorted(entry.name.removesuffix(".toml")
+                  for entry in files("tracardi_daemon.plans").iterdir()
+                  if entry.name.endswith(".toml"))
+
+
+def shipped_plan(name: str) -> Path:
+    """The file of a shipped plan, by name (``08x_to_0820``)."""
+    stem = name.removesuffix(".toml")
+    known = shipped_plans()
+    if stem not in known:
+        raise InvalidInput(f"no shipped plan {name!r}; shipped: {', '.join(known)}")
+    return Path(str(files("tracardi_daemon.plans").joinpath(f"{stem}.toml")))
+
+
+def resolve_targets(step: Step, source_index_names: list[str], source: Layout,
+                    target: Layout) -> list[tuple[str, str]]:
+    """(source index, target index) for the indices of ``step`` among the listed names,
+    oldest partition first; several partitions may collapse into one target. A single
+    index absent from the list yields nothing (the runner reports it)."""
+    source, target = _mode(source, step.production), _mode(target, step.production)
+    if not step.multi:
+        name = source.index(step.index, static=step.static)
+        present = name in source_index_names
+        return [(name, target.index(step.target_name, static=step.static))] if present else []
+    collapse = target.partitioning if step.collapse == "target" else step.collapse
+    if step.collapse == "target" and collapse is None:
+        raise _step_fail(step, "collapse", "'target' needs the target layout's partitioning")
+    pattern, base = source.partition_regex(step.index), target.index(step.target_name)
+    found: list[tuple[tuple[int, int, int], str, str]] = []
+    for name in source_index_names:
+        match = pattern.match(name)
+        if match is None:
+            continue
+        try:
+            part = read_partition(match["suffix"])
+        except InvalidInput as exc:
+            raise _step_fail(step, "index", f"partition {name!r}: {exc}") from exc
+        suffix = format_suffix(target.style, part.year, coarser(part.kind, collapse),
+                               month=part.month, quarter=part.quarter)
+        order = (part.year, part.quarter or 0, part.month or 0)
+        found.append((order, name, f"{base}-{suffix}"))
+    return [(name, target_name) for _, name, target_name in sorted(found)]
