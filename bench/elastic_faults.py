@@ -73,14 +73,15 @@ def main() -> None:
     faults = _chosen(parser, opts.faults, FAULTS, "fault")
     rng = random.Random(opts.seed)
     started = time.monotonic()
-    table = [_trials(role, fault, opts.trials, rng) for role in roles for fault in faults]
     print("| role | fault | trials | lost | doubled | jobs left unowned | tasks not exact "
           "| roles failed | not finished | missed (done before the fault) "
           "| recovery after Elasticsearch returned, worst (s) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for results in table:
-        if results:
-            print(row(results))
+    print("|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
+    for role in roles:
+        for fault in faults:
+            # each row as soon as it is complete: a long run stopped early keeps them
+            if results := _trials(role, fault, opts.trials, rng):
+                print(row(results), flush=True)
     print(f"\n{opts.trials} trial(s) per row in {time.monotonic() - started:.0f} s")
 
 

@@ -25,7 +25,7 @@ from tracardi_daemon.health import fetch
 
 FAULTS = ("hang", "restart")
 HANG_S = 3.5 * LEASE_S  # well past the lease of the job whose batch it holds up
-FINISH_S = 120.0  # after the node came back; a job not done by then is stuck
+FINISH_S = 60.0  # after the node came back; a job not done by then is stuck
 POLL_S = 0.1
 
 
