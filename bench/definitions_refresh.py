@@ -18,11 +18,11 @@ from collections.abc import Callable
 from elasticsearch import Elasticsearch
 
 from tests.model.conftest import delete_tenant_indices
+from tracardi_daemon.config.settings import Settings, TracardiSettings
 from tracardi_daemon.model.definition_store import DefinitionCache, DefinitionStore
 from tracardi_daemon.model.definitions import Segment
 from tracardi_daemon.model.indices import install
 from tracardi_daemon.roles.segmentation.rules import SegmentRules
-from tracardi_daemon.settings import Settings, TracardiSettings
 from tracardi_daemon.tql import Condition
 
 CONDITIONS = ["profile@stats.visits > {n}",

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from bench.mapping import Daemon, _drop, bench_elastic
 from bench.migration import _drop_redis
+from tracardi_daemon.config.settings import Settings, TracardiSettings
 from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.redis import create_redis
 from tracardi_daemon.infra.tasks import TaskStore
@@ -28,7 +29,6 @@ from tracardi_daemon.model.indices import install
 from tracardi_daemon.roles.jobs import queue_task
 from tracardi_daemon.roles.upgrade.imports.job import IMPORT_TASK, import_params
 from tracardi_daemon.roles.upgrade.migration.job import UPGRADE_QUEUE
-from tracardi_daemon.settings import Settings, TracardiSettings
 
 GOAL_PEAK_RSS_MB = 150.0
 ELASTIC = "http://127.0.0.1:9200"

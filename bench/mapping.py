@@ -38,7 +38,8 @@ from elasticsearch.helpers import scan as es_scan
 from elasticsearch.helpers import streaming_bulk
 
 from tracardi_daemon import license as lic
-from tracardi_daemon.health import HealthUnavailable, fetch
+from tracardi_daemon.config.settings import Settings, TracardiSettings
+from tracardi_daemon.health.server import HealthUnavailable, fetch
 from tracardi_daemon.infra.elastic import create_elastic
 from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.redis import create_redis
@@ -51,7 +52,6 @@ from tracardi_daemon.model.naming import alias_name, index_name
 from tracardi_daemon.roles.mapping.batch import MAPPING_QUEUE
 from tracardi_daemon.roles.mapping.jobs import JobSpec, submit
 from tracardi_daemon.roles.mapping.rules import MappingRules
-from tracardi_daemon.settings import Settings, TracardiSettings
 
 GOAL_SHARE_OF_FLOOR = 0.7
 GOAL_TIMES_NAIVE = 20

@@ -36,6 +36,7 @@ from elasticsearch.helpers import streaming_bulk
 
 from bench.mapping import Daemon, _drop, bench_elastic
 from tracardi_daemon.cli.migrate import choose_plan
+from tracardi_daemon.config.settings import Settings, TracardiSettings
 from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.redis import RedisClient, create_redis
 from tracardi_daemon.infra.tasks import TaskRecord, TaskStore
@@ -47,7 +48,6 @@ from tracardi_daemon.roles.upgrade.migration.job import (
 )
 from tracardi_daemon.roles.upgrade.migration.plan import Plan, Step, resolve_targets
 from tracardi_daemon.roles.upgrade.migration.transforms import apply_all
-from tracardi_daemon.settings import Settings, TracardiSettings
 
 GOAL_SHARE_OF_FLOOR = 0.8
 GOAL_TIMES_NAIVE = 10

@@ -25,17 +25,17 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
-from tracardi_daemon.infra.queue import DEFAULT_GROUP, WorkQueue
-from tracardi_daemon.infra.redis import RedisClient, create_redis
-from tracardi_daemon.roles.base import Role, RoleContext, RoleCounters
-from tracardi_daemon.roles.registry import RoleSpec
-from tracardi_daemon.settings import (
+from tracardi_daemon.config.settings import (
     RedisSettings,
     Settings,
     SupervisorSettings,
     TracardiSettings,
 )
-from tracardi_daemon.supervisor import Supervisor
+from tracardi_daemon.infra.queue import DEFAULT_GROUP, WorkQueue
+from tracardi_daemon.infra.redis import RedisClient, create_redis
+from tracardi_daemon.roles.base import Role, RoleContext, RoleCounters
+from tracardi_daemon.roles.registry import RoleSpec
+from tracardi_daemon.runtime.supervisor import Supervisor
 
 GOAL_MSG_S = 15_000
 GOAL_SHARE_OF_RAW = 0.5

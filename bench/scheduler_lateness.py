@@ -25,19 +25,19 @@ from typing import Any, Protocol
 import redis
 from elasticsearch import Elasticsearch
 
+from tracardi_daemon.config.settings import (
+    RedisSettings,
+    Settings,
+    SupervisorSettings,
+    TracardiSettings,
+)
 from tracardi_daemon.infra.delayed import DelayedStore, Job
 from tracardi_daemon.infra.dispatch import stream_entry
 from tracardi_daemon.infra.redis import RedisClient, create_redis
 from tracardi_daemon.roles.base import RoleContext, RoleCounters
 from tracardi_daemon.roles.registry import RoleSpec
 from tracardi_daemon.roles.scheduler.role import scheduler_factory
-from tracardi_daemon.settings import (
-    RedisSettings,
-    Settings,
-    SupervisorSettings,
-    TracardiSettings,
-)
-from tracardi_daemon.supervisor import Supervisor
+from tracardi_daemon.runtime.supervisor import Supervisor
 
 GOAL_P99_MS = 10.0
 GOAL_MAX_MS = 50.0

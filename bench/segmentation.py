@@ -29,6 +29,12 @@ from elasticsearch import Elasticsearch
 from elasticsearch.helpers import scan, streaming_bulk
 
 from bench.mapping import _drop, bench_elastic
+from tracardi_daemon.config.settings import (
+    QueueSettings,
+    SegmentationSettings,
+    Settings,
+    TracardiSettings,
+)
 from tracardi_daemon.infra.host_limits import HostLimits
 from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.redis import create_redis
@@ -44,7 +50,6 @@ from tracardi_daemon.roles.segmentation.client import profile_changed
 from tracardi_daemon.roles.segmentation.passes import SEGMENTATION_QUEUE, pass_spec, submit_pass
 from tracardi_daemon.roles.segmentation.role import SegmentationRole
 from tracardi_daemon.roles.trigger.role import TriggerRole
-from tracardi_daemon.settings import QueueSettings, SegmentationSettings, Settings, TracardiSettings
 
 GOAL_SHARE = 0.8
 ELASTIC = "http://127.0.0.1:9200"

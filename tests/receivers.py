@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tracardi_daemon.settings import OutboundSettings
+from tracardi_daemon.config.settings import OutboundSettings
 
 # the receivers listen on loopback, which the outbound policy closes by default: the
 # tests open it explicitly, as an operator would for a local receiver

@@ -18,9 +18,9 @@ import pytest
 
 from tracardi_daemon.cli.health import check, cmd_check, cmd_status, render_table
 from tracardi_daemon.errors import DaemonError
-from tracardi_daemon.health import HealthServer, HealthUnavailable, fetch
-from tracardi_daemon.health_report import HealthReport, OverallStatus, RoleReport, RoleState
-from tracardi_daemon.metrics import render_metrics
+from tracardi_daemon.health.metrics import render_metrics
+from tracardi_daemon.health.report import HealthReport, OverallStatus, RoleReport, RoleState
+from tracardi_daemon.health.server import HealthServer, HealthUnavailable, fetch
 
 
 def role(state: RoleState = "running", **changes: Any) -> RoleReport:
@@ -147,7 +147,7 @@ def test_report_failure_answers_500(server: HealthServer, reports: Reports) -> N
 
 
 def test_idle_connection_is_closed(server: HealthServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tracardi_daemon import health_reader as health
+    from tracardi_daemon.health import reader as health
 
     # the deadline is read per connection; shortened so the test stays fast
     monkeypatch.setattr(health, "REQUEST_HEAD_TIMEOUT_S", 0.3)

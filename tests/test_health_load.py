@@ -17,10 +17,10 @@ from collections.abc import Iterator
 import pytest
 
 from tests.test_health import Reports, raw_request, status_of
-from tracardi_daemon import health as health_module
-from tracardi_daemon import health_reader as health
-from tracardi_daemon.health import HealthServer, fetch
-from tracardi_daemon.health_report import HealthReport
+from tracardi_daemon.health import reader as health
+from tracardi_daemon.health import server as health_module
+from tracardi_daemon.health.report import HealthReport
+from tracardi_daemon.health.server import HealthServer, fetch
 
 PROMPT_S = 1.0  # what "answered promptly" means in these tests
 REQUEST = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"

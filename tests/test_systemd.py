@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tracardi_daemon.systemd import Notifier
+from tracardi_daemon.runtime.systemd import Notifier
 
 
 @pytest.fixture
@@ -92,7 +92,7 @@ def test_vanished_socket_does_not_raise(receiver: tuple[socket.socket, str],
     assert notifier.ready()
     sock.close()
     os.unlink(path)
-    with caplog.at_level("DEBUG", logger="tracardi_daemon.systemd"):
+    with caplog.at_level("DEBUG", logger="tracardi_daemon.runtime.systemd"):
         assert not notifier.status("still here")
         assert not notifier.watchdog()
         assert not notifier.stopping()

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tracardi_daemon.config.settings import DaemonSettings, ShutdownSettings, StartupSettings
 from tracardi_daemon.errors import ExitCode
-from tracardi_daemon.settings import DaemonSettings, ShutdownSettings, StartupSettings
 
 UNIT_PATH = Path(__file__).resolve().parent.parent / "systemd" / "tracardi-daemon.service"
 

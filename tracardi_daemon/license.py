@@ -20,8 +20,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from tracardi_daemon.config.settings import ROLE_NAMES, LicenseSettings
 from tracardi_daemon.errors import LicenseError
-from tracardi_daemon.settings import ROLE_NAMES, LicenseSettings
 
 TOKEN_PREFIX = "tdl1"  # noqa: S105 - a format tag, not a secret
 FREE_ROLES = frozenset({"upgrade"})

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tracardi_daemon import license as lic
-from tracardi_daemon.health import fetch
+from tracardi_daemon.health.server import fetch
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -21,7 +21,7 @@ from tests.faults.elastic_node import PrivateElastic
 from tests.faults.elastic_work import LEASE_S, SETTINGS, WORKS, Work
 from tests.fleet import Fleet
 from tracardi_daemon.errors import DaemonError
-from tracardi_daemon.health import fetch
+from tracardi_daemon.health.server import fetch
 
 FAULTS = ("hang", "restart")
 HANG_S = 3.5 * LEASE_S  # well past the lease of the job whose batch it holds up

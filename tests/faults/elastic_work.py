@@ -21,6 +21,7 @@ from tests.faults.elastic_node import PrivateElastic
 from tests.mapping.conftest import World, ago
 from tests.receivers import ScriptedServer, start_scripted_server
 from tracardi_daemon.cli.migrate import choose_plan
+from tracardi_daemon.config.settings import ElasticSettings, Settings, TracardiSettings
 from tracardi_daemon.infra.lease import lease_key
 from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.tasks import TaskStore
@@ -39,7 +40,6 @@ from tracardi_daemon.roles.upgrade.migration.job import (
     UPGRADE_QUEUE,
     migration_params,
 )
-from tracardi_daemon.settings import ElasticSettings, Settings, TracardiSettings
 
 LEASE_S = 2.0  # of every role in SETTINGS
 SETTINGS = """

@@ -29,7 +29,7 @@ from tests.conftest import drop_indices
 from tests.e2e.conftest import daemon_env, write_config
 from tracardi_daemon import license as lic
 from tracardi_daemon.errors import DaemonError
-from tracardi_daemon.health import fetch
+from tracardi_daemon.health.server import fetch
 from tracardi_daemon.infra.delayed import DelayedStore, Job
 
 REPO = Path(__file__).resolve().parents[2]

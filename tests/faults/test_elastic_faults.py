@@ -19,21 +19,21 @@ from redis import Redis
 from tests.faults.elastic_node import PrivateElastic, private_elastic
 from tests.fleet import Fleet, running, wait_for
 from tests.mapping.conftest import World, ago
-from tracardi_daemon.errors import DaemonError
-from tracardi_daemon.health import fetch
-from tracardi_daemon.infra.queue import WorkQueue
-from tracardi_daemon.infra.tasks import TaskRecord, TaskStore
-from tracardi_daemon.model.definitions import EventToProfile
-from tracardi_daemon.model.indices import install
-from tracardi_daemon.roles.mapping.batch import MAPPING_QUEUE
-from tracardi_daemon.roles.mapping.jobs import JobSpec, submit
-from tracardi_daemon.settings import (
+from tracardi_daemon.config.settings import (
     DefinitionsSettings,
     ElasticSettings,
     MappingSettings,
     Settings,
     TracardiSettings,
 )
+from tracardi_daemon.errors import DaemonError
+from tracardi_daemon.health.server import fetch
+from tracardi_daemon.infra.queue import WorkQueue
+from tracardi_daemon.infra.tasks import TaskRecord, TaskStore
+from tracardi_daemon.model.definitions import EventToProfile
+from tracardi_daemon.model.indices import install
+from tracardi_daemon.roles.mapping.batch import MAPPING_QUEUE
+from tracardi_daemon.roles.mapping.jobs import JobSpec, submit
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e]
 

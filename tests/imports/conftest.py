@@ -14,6 +14,7 @@ from elasticsearch import Elasticsearch
 
 from tests.receivers import LOOPBACK_ALLOWED
 from tests.scheduler.conftest import RoleStarter, start_role
+from tracardi_daemon.config.settings import Settings, TracardiSettings, UpgradeSettings
 from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.infra.tasks import TaskRecord, TaskStore
@@ -26,7 +27,6 @@ from tracardi_daemon.roles.upgrade.imports.failures import FailedRow, FailureLog
 from tracardi_daemon.roles.upgrade.imports.job import IMPORT_TASK, import_params
 from tracardi_daemon.roles.upgrade.migration.job import UPGRADE_QUEUE
 from tracardi_daemon.roles.upgrade.role import UpgradeRole
-from tracardi_daemon.settings import Settings, TracardiSettings, UpgradeSettings
 
 __all__ = ["ImportWorld", "start_role"]
 

@@ -17,6 +17,7 @@ from elasticsearch.helpers import scan
 
 from tests.faults.scenarios import private_redis
 from tests.fleet import UnlicensedFleet, running, unlicensed_fleet, wait_for
+from tracardi_daemon.config.settings import Settings, TracardiSettings
 from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.infra.tasks import TaskStore
@@ -28,7 +29,6 @@ from tracardi_daemon.roles.jobs import queue_task
 from tracardi_daemon.roles.upgrade.imports.job import IMPORT_TASK, import_params
 from tracardi_daemon.roles.upgrade.imports.targets import imported_id
 from tracardi_daemon.roles.upgrade.migration.job import UPGRADE_QUEUE
-from tracardi_daemon.settings import Settings, TracardiSettings
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e]
 

@@ -13,15 +13,15 @@ from pathlib import Path
 import pytest
 
 from tests.imports.conftest import ImportWorld
-from tracardi_daemon.errors import InvalidInput
-from tracardi_daemon.roles.upgrade.imports.file_access import FileAccess
-from tracardi_daemon.roles.upgrade.imports.files import CsvSource, JsonLinesSource
-from tracardi_daemon.settings import (
+from tracardi_daemon.config.settings import (
     LicenseSettings,
     OutboundSettings,
     Settings,
     UpgradeSettings,
 )
+from tracardi_daemon.errors import InvalidInput
+from tracardi_daemon.roles.upgrade.imports.file_access import FileAccess
+from tracardi_daemon.roles.upgrade.imports.files import CsvSource, JsonLinesSource
 
 EVENTS = {"target": "events", "event_type": "row-imported", "event_source": "test"}
 

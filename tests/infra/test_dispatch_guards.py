@@ -15,17 +15,17 @@ import pytest
 
 from tests.receivers import LOOPBACK_ALLOWED, ScriptedServer
 from tests.scheduler.conftest import start_role
-from tracardi_daemon.infra.deadletters import DeadLetters
-from tracardi_daemon.infra.delivery import delivery, delivery_queue
-from tracardi_daemon.infra.redis import RedisClient
-from tracardi_daemon.roles.dispatch.role import DispatchRole
-from tracardi_daemon.settings import (
+from tracardi_daemon.config.settings import (
     DispatchSettings,
     OutboundSettings,
     QueueSettings,
     Settings,
     TracardiSettings,
 )
+from tracardi_daemon.infra.deadletters import DeadLetters
+from tracardi_daemon.infra.delivery import delivery, delivery_queue
+from tracardi_daemon.infra.redis import RedisClient
+from tracardi_daemon.roles.dispatch.role import DispatchRole
 
 Starter = Callable[..., tuple[Any, Any]]
 __all__ = ["start_role"]

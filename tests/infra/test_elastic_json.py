@@ -15,8 +15,8 @@ import pytest
 from elastic_transport import JsonSerializer
 from elasticsearch import Elasticsearch
 
+from tracardi_daemon.config.settings import ElasticSettings
 from tracardi_daemon.infra.elastic import FastJsonSerializer, create_elastic
-from tracardi_daemon.settings import ElasticSettings
 
 STANDARD = JsonSerializer()
 FAST = FastJsonSerializer()

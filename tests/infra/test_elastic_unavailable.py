@@ -20,6 +20,7 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from tests.conftest import ELASTIC_URL
+from tracardi_daemon.config.settings import ElasticSettings, Settings, TracardiSettings
 from tracardi_daemon.errors import BackendUnavailable
 from tracardi_daemon.infra.elastic import (
     create_elastic,
@@ -33,7 +34,6 @@ from tracardi_daemon.model.definitions import Segment
 from tracardi_daemon.model.indices import install
 from tracardi_daemon.model.profiles import load_by_ids
 from tracardi_daemon.roles.mapping.batch import load_events
-from tracardi_daemon.settings import ElasticSettings, Settings, TracardiSettings
 
 NOWHERE = {"index.routing.allocation.require._name": "no-such-node"}
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from tracardi_daemon.config import build_settings
-from tracardi_daemon.config_env import RawValue
+from tracardi_daemon.config.env import RawValue
+from tracardi_daemon.config.load import build_settings
+from tracardi_daemon.config.settings import OutboundSettings
 from tracardi_daemon.errors import ConfigError, InvalidInput
 from tracardi_daemon.infra.outbound import OutboundPolicy, OutboundRefused
-from tracardi_daemon.settings import OutboundSettings
 
 
 def resolving(table: dict[str, list[str]]) -> OutboundPolicy:

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from redis import Redis
 
+from tracardi_daemon.config.settings import Settings, TracardiSettings
 from tracardi_daemon.infra.lease import Lease
 from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.tasks import TaskStore
 from tracardi_daemon.roles.jobs import TaskJob, TaskJobRunner
-from tracardi_daemon.settings import Settings, TracardiSettings
 
 ORPHAN_AFTER_S = 60.0
 START = 1_700_000_000.0

@@ -16,6 +16,7 @@ from elasticsearch import Elasticsearch
 from redis import Redis
 
 from tracardi_daemon.cli.progress import follow, render
+from tracardi_daemon.config.settings import Settings, TracardiSettings
 from tracardi_daemon.errors import BackendError, InvalidInput
 from tracardi_daemon.infra.lease import Lease
 from tracardi_daemon.infra.task_record import RATE_SMOOTHING_S
@@ -28,7 +29,6 @@ from tracardi_daemon.infra.tasks import (
 from tracardi_daemon.model.definition_store import DefinitionStore
 from tracardi_daemon.model.definitions import Task
 from tracardi_daemon.model.indices import install
-from tracardi_daemon.settings import Settings, TracardiSettings
 
 StoreFactory = Callable[..., TaskStore]
 

@@ -14,18 +14,18 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from tests.scheduler.conftest import start_role
+from tracardi_daemon.config.settings import (
+    DefinitionsSettings,
+    MappingSettings,
+    Settings,
+    TracardiSettings,
+)
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.model.definition_store import DefinitionStore
 from tracardi_daemon.model.definitions import Definition, definition_type
 from tracardi_daemon.model.indices import fetch, install
 from tracardi_daemon.model.naming import index_name
 from tracardi_daemon.roles.base import RoleContext
-from tracardi_daemon.settings import (
-    DefinitionsSettings,
-    MappingSettings,
-    Settings,
-    TracardiSettings,
-)
 
 __all__ = ["World", "start_role", "world"]
 

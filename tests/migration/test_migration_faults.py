@@ -18,6 +18,7 @@ from elasticsearch.helpers import scan
 from tests.faults.scenarios import private_redis
 from tests.fleet import UnlicensedFleet, running, unlicensed_fleet, wait_for
 from tracardi_daemon.cli.migrate import choose_plan
+from tracardi_daemon.config.settings import Settings, TracardiSettings
 from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.infra.tasks import TaskStore
@@ -29,7 +30,6 @@ from tracardi_daemon.roles.upgrade.migration.job import (
     migration_params,
 )
 from tracardi_daemon.roles.upgrade.migration.plan import Plan
-from tracardi_daemon.settings import Settings, TracardiSettings
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e]
 

@@ -16,6 +16,7 @@ from elasticsearch import Elasticsearch
 from tests.scheduler.conftest import RoleStarter, start_role
 from tracardi_daemon.cli import main
 from tracardi_daemon.cli.migrate import choose_plan
+from tracardi_daemon.config.settings import Settings, TracardiSettings, UpgradeSettings
 from tracardi_daemon.infra.deadletters import DeadLetters
 from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.redis import RedisClient
@@ -30,7 +31,6 @@ from tracardi_daemon.roles.upgrade.migration.job import (
 )
 from tracardi_daemon.roles.upgrade.migration.plan import Plan, load_plan
 from tracardi_daemon.roles.upgrade.role import UpgradeRole
-from tracardi_daemon.settings import Settings, TracardiSettings, UpgradeSettings
 
 __all__ = ["start_role"]
 

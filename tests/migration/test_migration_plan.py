@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.migration.test_migration_transforms import PROFILE_0820
+from tracardi_daemon.config.settings import TracardiSettings
 from tracardi_daemon.errors import InvalidInput
 from tracardi_daemon.model.tracardi_names import Layout
 from tracardi_daemon.roles.upgrade.migration.plan import (
@@ -23,7 +24,6 @@ from tracardi_daemon.roles.upgrade.migration.plan import (
     shipped_plans,
 )
 from tracardi_daemon.roles.upgrade.migration.transforms import Delete, Move, apply_all
-from tracardi_daemon.settings import TracardiSettings
 
 PLAN_TOML = """
 from = {version = "08x"}

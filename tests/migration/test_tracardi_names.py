@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from elasticsearch import Elasticsearch
 
+from tracardi_daemon.config.settings import TracardiSettings
 from tracardi_daemon.errors import InvalidInput
 from tracardi_daemon.model import naming
 from tracardi_daemon.model.tracardi_names import (
@@ -16,7 +17,6 @@ from tracardi_daemon.model.tracardi_names import (
     parse_partition,
     tracardi_tenant,
 )
-from tracardi_daemon.settings import TracardiSettings
 
 
 @pytest.mark.parametrize(("version", "tenant"),

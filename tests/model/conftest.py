@@ -11,7 +11,7 @@ from elasticsearch import Elasticsearch
 
 from tracardi_daemon.cli import definitions as definition_commands
 from tracardi_daemon.cli import indices as commands
-from tracardi_daemon.settings import Settings, TracardiSettings
+from tracardi_daemon.config.settings import Settings, TracardiSettings
 
 
 def delete_tenant_indices(client: Elasticsearch, prefix: str) -> None:

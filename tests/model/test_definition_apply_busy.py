@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from elasticsearch import Elasticsearch
 
+from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.model.definition_store import DefinitionStore
 from tracardi_daemon.model.definitions import Segment
-from tracardi_daemon.settings import Settings
 
 from .conftest import CliRunner
 

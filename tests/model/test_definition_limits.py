@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from elasticsearch import Elasticsearch
 
+from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.model.definition_limits import MAX_FILE_BYTES, id_problem
 from tracardi_daemon.model.definition_store import DefinitionStore
 from tracardi_daemon.model.definitions import Segment
-from tracardi_daemon.settings import Settings
 
 from .conftest import CliRunner
 

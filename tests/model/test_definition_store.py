@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from elasticsearch import Elasticsearch
 
+from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.errors import BackendUnavailable
 from tracardi_daemon.model.definition_store import DefinitionCache, DefinitionStore
 from tracardi_daemon.model.definitions import Definition, Segment
 from tracardi_daemon.model.indices import install
 from tracardi_daemon.model.naming import base_index_name
-from tracardi_daemon.settings import Settings
 
 from .conftest import CliRunner
 

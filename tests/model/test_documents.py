@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from elasticsearch import Elasticsearch
 
+from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.errors import BackendError, InvalidInput
 from tracardi_daemon.model.indices import fetch, install, locate, upsert_document, write_update
 from tracardi_daemon.model.naming import alias_name, index_name
-from tracardi_daemon.settings import Settings
 
 Q1 = datetime(2024, 2, 10, 12, 0, tzinfo=UTC)
 Q2 = datetime(2024, 5, 2, 9, 30, tzinfo=UTC)

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from elasticsearch import Elasticsearch
 
+from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.model.indices import ensure_installed, install, status
 from tracardi_daemon.model.mappings import Conflict
 from tracardi_daemon.model.naming import (
@@ -19,7 +20,6 @@ from tracardi_daemon.model.naming import (
     base_index_name,
     index_name,
 )
-from tracardi_daemon.settings import Settings
 
 from .conftest import CliRunner
 

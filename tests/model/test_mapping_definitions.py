@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from elasticsearch import Elasticsearch
 
+from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.errors import InvalidInput
 from tracardi_daemon.model.definition_store import DefinitionStore
 from tracardi_daemon.model.definitions import (
@@ -27,7 +28,6 @@ from tracardi_daemon.model.definitions import (
 from tracardi_daemon.model.indices import install, status
 from tracardi_daemon.model.mapping_definitions import condition_schema
 from tracardi_daemon.model.naming import base_index_name, index_name
-from tracardi_daemon.settings import Settings
 
 from .conftest import CliRunner
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from tracardi_daemon.config.settings import TracardiSettings
 from tracardi_daemon.errors import InvalidInput
 from tracardi_daemon.model.naming import (
     ALL_KINDS,
@@ -17,7 +18,6 @@ from tracardi_daemon.model.naming import (
     partition_patterns,
     partition_suffix,
 )
-from tracardi_daemon.settings import TracardiSettings
 
 QUARTERLY = TracardiSettings(tenant="acme", db_version="090", partitioning="quarter")
 

@@ -12,6 +12,7 @@ import pytest
 import schedule
 from elasticsearch import Elasticsearch
 
+from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.errors import InvalidInput
 from tracardi_daemon.infra.dispatch_targets import TargetKind
 from tracardi_daemon.model.definition_store import DefinitionStore
@@ -28,7 +29,6 @@ from tracardi_daemon.model.definitions import (
 )
 from tracardi_daemon.model.indices import install
 from tracardi_daemon.model.naming import alias_name
-from tracardi_daemon.settings import Settings
 
 from .conftest import CliRunner
 

@@ -13,10 +13,10 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from tests.receivers import black_hole, http_server, trickler
+from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.infra.host_limits import HostLimits
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.roles.base import RoleContext, RoleCounters
-from tracardi_daemon.settings import Settings
 
 __all__ = ["black_hole", "http_server", "start_role", "trickler"]
 

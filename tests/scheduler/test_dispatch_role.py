@@ -13,19 +13,19 @@ from typing import Any
 import pytest
 
 from tests.receivers import LOOPBACK_ALLOWED, ScriptedServer
-from tracardi_daemon.infra.deadletters import DeadLetters
-from tracardi_daemon.infra.delivery import delivery, delivery_queue
-from tracardi_daemon.infra.host_limits import HostLimits
-from tracardi_daemon.infra.redis import RedisClient
-from tracardi_daemon.roles.dispatch.role import DispatchRole
-from tracardi_daemon.roles.scheduler.role import SchedulerRole
-from tracardi_daemon.settings import (
+from tracardi_daemon.config.settings import (
     DispatchSettings,
     QueueSettings,
     SchedulerSettings,
     Settings,
     TracardiSettings,
 )
+from tracardi_daemon.infra.deadletters import DeadLetters
+from tracardi_daemon.infra.delivery import delivery, delivery_queue
+from tracardi_daemon.infra.host_limits import HostLimits
+from tracardi_daemon.infra.redis import RedisClient
+from tracardi_daemon.roles.dispatch.role import DispatchRole
+from tracardi_daemon.roles.scheduler.role import SchedulerRole
 
 Maker = Callable[..., tuple[Any, Any]]
 

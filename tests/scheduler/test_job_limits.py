@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tracardi_daemon.config.settings import SchedulerSettings
 from tracardi_daemon.errors import InvalidInput
 from tracardi_daemon.roles.scheduler.limits import (
     JobLimits,
@@ -18,7 +19,6 @@ from tracardi_daemon.roles.scheduler.limits import (
     check_payload,
     payload_depth,
 )
-from tracardi_daemon.settings import SchedulerSettings
 
 LIMITS = JobLimits(max_payload_bytes=100, max_payload_depth=3, max_delay_days=1.0,
                    min_interval_s=1.0)

@@ -18,12 +18,12 @@ from elasticsearch import Elasticsearch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tracardi_daemon.config.settings import SchedulerSettings, Settings, TracardiSettings
 from tracardi_daemon.infra.deadletters import DeadLetters
 from tracardi_daemon.infra.delayed import DelayedStore, Job
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.roles.base import RoleContext, RoleCounters
 from tracardi_daemon.roles.scheduler.role import SchedulerRole
-from tracardi_daemon.settings import SchedulerSettings, Settings, TracardiSettings
 
 GOOD = {"target": "stream:out", "payload": {"n": 1}, "interval_s": None, "attempts": 0}
 

@@ -238,8 +238,8 @@ def test_scheduled_list_masks_webhook_credentials(
 
 
 def test_python_client_applies_limits(redis_client: RedisClient, prefix: str) -> None:
+    from tracardi_daemon.config.settings import SchedulerSettings
     from tracardi_daemon.roles.scheduler.limits import JobLimits
-    from tracardi_daemon.settings import SchedulerSettings
 
     limits = JobLimits.from_settings(SchedulerSettings())
     with pytest.raises(InvalidInput, match="due_ms"):

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
+from tracardi_daemon.config.settings import SchedulerSettings, Settings, TracardiSettings
 from tracardi_daemon.infra.delayed import DelayedStore, Job
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.roles.base import RoleContext
 from tracardi_daemon.roles.scheduler.role import SchedulerRole
-from tracardi_daemon.settings import SchedulerSettings, Settings, TracardiSettings
 
 RoleMaker = Callable[[], tuple[SchedulerRole, RoleContext]]
 

@@ -14,17 +14,17 @@ from tests.mapping.conftest import World
 from tests.mapping.conftest import run_until_idle as step_until_idle
 from tests.receivers import LOOPBACK_ALLOWED
 from tests.scheduler.conftest import start_role
-from tracardi_daemon.infra.queue import Message, WorkQueue
-from tracardi_daemon.infra.redis import RedisClient
-from tracardi_daemon.model.indices import install
-from tracardi_daemon.roles.segmentation.changes import SEGMENT_CHANGES_QUEUE
-from tracardi_daemon.settings import (
+from tracardi_daemon.config.settings import (
     DefinitionsSettings,
     QueueSettings,
     SegmentationSettings,
     Settings,
     TracardiSettings,
 )
+from tracardi_daemon.infra.queue import Message, WorkQueue
+from tracardi_daemon.infra.redis import RedisClient
+from tracardi_daemon.model.indices import install
+from tracardi_daemon.roles.segmentation.changes import SEGMENT_CHANGES_QUEUE
 
 __all__ = ["World", "changes", "segmentation_world", "start_role", "step_until_idle"]
 

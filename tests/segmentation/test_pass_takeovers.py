@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.mapping.conftest import World
+from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.infra.bulk import BulkWriter
 from tracardi_daemon.infra.lease import Lease
 from tracardi_daemon.infra.queue import WorkQueue
@@ -25,7 +26,6 @@ from tracardi_daemon.roles.segmentation.passes import (
     pass_spec,
     submit_pass,
 )
-from tracardi_daemon.settings import Settings
 
 PROFILES = 600  # 240 to add (5 batches of 50), 80 to remove (2 batches)
 VIP = {"id": "vip", "name": "VIP", "condition": "profile@traits.orders > 3"}

@@ -16,6 +16,7 @@ from tests.receivers import ScriptedServer
 from tests.scheduler.conftest import RoleStarter
 from tests.tracardi_layouts import documents as docs
 from tests.tracardi_layouts.install import TracardiInstall
+from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.infra.deadletters import DeadLetters
 from tracardi_daemon.infra.dispatch import DISPATCH_QUEUE
 from tracardi_daemon.infra.queue import WorkQueue
@@ -30,7 +31,6 @@ from tracardi_daemon.roles.mapping.role import MappingRole
 from tracardi_daemon.roles.segmentation.changes import SEGMENT_CHANGES_QUEUE
 from tracardi_daemon.roles.segmentation.role import SegmentationRole
 from tracardi_daemon.roles.trigger.role import TriggerRole
-from tracardi_daemon.settings import Settings
 
 PROFILE_ID = "p-older"
 MACHINE_NAME = "gold-customers"  # the segment the chain's purchase puts the profile in

@@ -27,12 +27,12 @@ from tests.tracardi_layouts import partition_suffix as tracardi_suffix
 from tests.tracardi_layouts.documents import profile_document
 from tests.tracardi_layouts.install import TracardiInstall, install_tracardi_elastic
 from tracardi_daemon.cli import indices as commands
+from tracardi_daemon.config.settings import Settings, TracardiSettings
 from tracardi_daemon.errors import InvalidInput
 from tracardi_daemon.infra.bulk import BulkWriter
 from tracardi_daemon.model import indices, naming
 from tracardi_daemon.model.profiles import LoadedProfile, ProfileStore, Rewrite
 from tracardi_daemon.model.tracardi_names import partition_order
-from tracardi_daemon.settings import Settings, TracardiSettings
 
 LAYOUT = {"08x": "tracardi-0.8", "0820": "tracardi-0.8", "09x": "tracardi-0.9"}
 MONTHS = range(1, 13)

@@ -38,7 +38,7 @@ from tests.tracardi_layouts.install import (
     TracardiInstall,
     install_tracardi_elastic,
 )
-from tracardi_daemon.settings import (
+from tracardi_daemon.config.settings import (
     DefinitionsSettings,
     DispatchSettings,
     MappingSettings,

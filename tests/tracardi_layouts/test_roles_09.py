@@ -48,10 +48,7 @@ from tests.tracardi_layouts.test_tracardi_09_definitions import (
     task_rows,
     trigger_row,
 )
-from tracardi_daemon.model.definition_store import DefinitionStore
-from tracardi_daemon.model.naming import alias_name, base_index_name
-from tracardi_daemon.model.segment_definitions import LiveSegment, Segment
-from tracardi_daemon.settings import (
+from tracardi_daemon.config.settings import (
     DefinitionsSettings,
     DispatchSettings,
     MappingSettings,
@@ -61,6 +58,9 @@ from tracardi_daemon.settings import (
     Settings,
     TracardiSettings,
 )
+from tracardi_daemon.model.definition_store import DefinitionStore
+from tracardi_daemon.model.naming import alias_name, base_index_name
+from tracardi_daemon.model.segment_definitions import LiveSegment, Segment
 
 __all__ = ["http_server", "mysql_database", "roles", "start_role", "tables"]
 

@@ -14,6 +14,7 @@ from elasticsearch import Elasticsearch, helpers
 from tests.tracardi_layouts import documents as docs
 from tests.tracardi_layouts.commands import run_cli
 from tests.tracardi_layouts.install import TracardiInstall, install_tracardi_elastic
+from tracardi_daemon.config.settings import DefinitionsSettings, Settings, TracardiSettings
 from tracardi_daemon.errors import InvalidInput
 from tracardi_daemon.model.definition_store import DefinitionCache, DefinitionStore
 from tracardi_daemon.model.definitions import (
@@ -26,7 +27,6 @@ from tracardi_daemon.model.definitions import (
     Segment,
     WorkflowTrigger,
 )
-from tracardi_daemon.settings import DefinitionsSettings, Settings, TracardiSettings
 
 VERSIONS = ("08x", "0820")
 REFRESH_S = 0.5

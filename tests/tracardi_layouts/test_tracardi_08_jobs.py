@@ -15,6 +15,7 @@ from tests.receivers import LOOPBACK_ALLOWED, ScriptedServer, http_server
 from tests.scheduler.conftest import RoleStarter, start_role
 from tests.tracardi_layouts import documents as docs
 from tests.tracardi_layouts.install import TracardiInstall, install_tracardi_elastic
+from tracardi_daemon.config.settings import Settings, TracardiSettings, UpgradeSettings
 from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.infra.tasks import TaskRecord, TaskStore
@@ -27,7 +28,6 @@ from tracardi_daemon.roles.upgrade.migration.job import (
 )
 from tracardi_daemon.roles.upgrade.migration.plan import load_plan
 from tracardi_daemon.roles.upgrade.role import UpgradeRole
-from tracardi_daemon.settings import Settings, TracardiSettings, UpgradeSettings
 
 __all__ = ["http_server", "start_role"]
 

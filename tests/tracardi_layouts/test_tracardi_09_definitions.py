@@ -20,6 +20,12 @@ from redis import Redis
 from tests.imports.mysql_fixtures import MYSQL_URL, mysql_connection, mysql_database
 from tests.tracardi_layouts.commands import run_cli
 from tests.tracardi_layouts.install import TracardiTables, install_tracardi_mysql
+from tracardi_daemon.config.settings import (
+    DefinitionsSettings,
+    MysqlSettings,
+    Settings,
+    TracardiSettings,
+)
 from tracardi_daemon.errors import BackendError, BackendUnavailable, InvalidInput
 from tracardi_daemon.infra.tasks import TaskStore
 from tracardi_daemon.model.definition_store import DefinitionCache, DefinitionStore
@@ -33,7 +39,6 @@ from tracardi_daemon.model.definitions import (
     Task,
     WorkflowTrigger,
 )
-from tracardi_daemon.settings import DefinitionsSettings, MysqlSettings, Settings, TracardiSettings
 
 __all__ = ["mysql_database"]  # the fixture, used by name
 

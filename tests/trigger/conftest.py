@@ -14,6 +14,13 @@ from elasticsearch import Elasticsearch
 
 from tests.receivers import LOOPBACK_ALLOWED, ScriptedServer, http_server
 from tests.scheduler.conftest import start_role
+from tracardi_daemon.config.settings import (
+    DefinitionsSettings,
+    DispatchSettings,
+    QueueSettings,
+    Settings,
+    TracardiSettings,
+)
 from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.model.definition_store import DefinitionStore
@@ -22,13 +29,6 @@ from tracardi_daemon.model.indices import install
 from tracardi_daemon.roles.base import RoleContext
 from tracardi_daemon.roles.dispatch.role import DispatchRole
 from tracardi_daemon.roles.trigger.role import SEGMENT_CHANGES_QUEUE, TriggerRole
-from tracardi_daemon.settings import (
-    DefinitionsSettings,
-    DispatchSettings,
-    QueueSettings,
-    Settings,
-    TracardiSettings,
-)
 
 __all__ = ["World", "http_server", "start_role"]
 

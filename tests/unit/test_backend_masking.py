@@ -6,11 +6,11 @@ from __future__ import annotations
 import elastic_transport
 import pytest
 
-from tracardi_daemon.backends import Backends
-from tracardi_daemon.config import load_settings
+from tracardi_daemon.config.load import load_settings
+from tracardi_daemon.config.settings import ElasticSettings, RedisSettings
 from tracardi_daemon.errors import BackendError, BackendUnavailable
 from tracardi_daemon.infra import elastic, redis
-from tracardi_daemon.settings import ElasticSettings, RedisSettings
+from tracardi_daemon.runtime.backends import Backends
 
 UNREACHABLE = "http://elastic:hunter2@127.0.0.1:1"  # nothing listens on port 1
 

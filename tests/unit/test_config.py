@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from tracardi_daemon.cli import main
-from tracardi_daemon.config import Overrides, load_settings
+from tracardi_daemon.config.load import Overrides, load_settings
+from tracardi_daemon.config.settings import render_settings
 from tracardi_daemon.errors import ConfigError
-from tracardi_daemon.settings import render_settings
 
 
 def write(tmp_path: Path, text: str) -> str:
@@ -213,7 +213,7 @@ def test_example_config_file_is_complete_and_valid() -> None:
     """config/tracardi-daemon.toml documents every key and loads as it is."""
     from dataclasses import fields
 
-    from tracardi_daemon.config import SECTIONS
+    from tracardi_daemon.config.load import SECTIONS
 
     path = Path(__file__).resolve().parents[2] / "config" / "tracardi-daemon.toml"
     settings = load_settings({}, Overrides(config=str(path)))
@@ -239,8 +239,8 @@ def test_non_finite_number_in_toml_is_refused(tmp_path: Path, text: str) -> None
 @pytest.mark.parametrize("text", ["nan", "NaN", "inf", "-Infinity", "1e400"])
 def test_non_finite_number_from_text_is_refused(text: str) -> None:
     """Text (environment, options) is parsed by float(), which accepts all of these."""
-    from tracardi_daemon.config import build_settings
-    from tracardi_daemon.config_env import RawValue
+    from tracardi_daemon.config.env import RawValue
+    from tracardi_daemon.config.load import build_settings
 
     raw = {"scheduler": {"horizon_s": RawValue(text, "SOME_VARIABLE", True)}}
     with pytest.raises(ConfigError) as info:
@@ -266,7 +266,7 @@ def _numeric_keys() -> list[tuple[str, str, type]]:
     """Every int and float key of every section, from the settings themselves."""
     import typing
 
-    from tracardi_daemon.config import SECTIONS
+    from tracardi_daemon.config.load import SECTIONS
 
     return [(section, key, hint) for section, cls in SECTIONS.items()
             for key, hint in typing.get_type_hints(cls).items() if hint in (int, float)]

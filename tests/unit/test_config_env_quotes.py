@@ -10,8 +10,8 @@ import pytest
 from tests.unit import test_license
 from tests.unit.test_license import NOW, make_token
 from tracardi_daemon import license as lic
-from tracardi_daemon.config import load_settings
-from tracardi_daemon.config_env import ENV_OVERRIDES
+from tracardi_daemon.config.env import ENV_OVERRIDES
+from tracardi_daemon.config.load import load_settings
 from tracardi_daemon.errors import ConfigError, LicenseError
 
 # one value for every variable the daemon reads, unquoted; REDIS_HOST and ELASTIC_HOST in

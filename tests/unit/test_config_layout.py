@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tracardi_daemon.config import load_settings
+from tracardi_daemon.config.load import load_settings
 from tracardi_daemon.errors import ConfigError
 from tracardi_daemon.model.naming import index_name
 

@@ -11,8 +11,8 @@ import pytest
 
 from tracardi_daemon import license as lic
 from tracardi_daemon.cli import main
+from tracardi_daemon.config.settings import LicenseSettings
 from tracardi_daemon.errors import LicenseError
-from tracardi_daemon.settings import LicenseSettings
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tracardi_daemon.logs import setup_logging
-from tracardi_daemon.settings import LogSettings
+from tracardi_daemon.config.settings import LogSettings
+from tracardi_daemon.runtime.logs import setup_logging
 
 URL = "http://elastic:hunter2@es1:9200"
 

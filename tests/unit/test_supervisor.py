@@ -22,10 +22,10 @@ from tests.roles_for_tests import (
     slow,
     wait_for,
 )
+from tracardi_daemon.config.settings import Settings, SupervisorSettings, TracardiSettings
 from tracardi_daemon.roles.base import RoleContext, RoleCounters
 from tracardi_daemon.roles.registry import RoleSpec
-from tracardi_daemon.settings import Settings, SupervisorSettings, TracardiSettings
-from tracardi_daemon.supervisor import Supervisor
+from tracardi_daemon.runtime.supervisor import Supervisor
 
 
 @pytest.fixture

@@ -9,12 +9,12 @@ from collections.abc import Mapping, Sequence
 
 from tracardi_daemon import __version__
 from tracardi_daemon.cli import license as license_commands
-from tracardi_daemon.config import Overrides, load_settings
-from tracardi_daemon.config_env import env_value
+from tracardi_daemon.config.env import env_value
+from tracardi_daemon.config.load import Overrides, load_settings
+from tracardi_daemon.config.settings import DaemonSettings, render_settings
 from tracardi_daemon.errors import ConfigError, DaemonError, ExitCode
 from tracardi_daemon.redact import mask_text
 from tracardi_daemon.roles.registry import Registry, default_registry
-from tracardi_daemon.settings import DaemonSettings, render_settings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,9 +100,9 @@ def main(argv: Sequence[str] | None = None, registry: Registry | None = None,
 
 
 def _run(args: argparse.Namespace, registry: Registry, env: Mapping[str, str]) -> int:
-    from tracardi_daemon.daemon import Daemon
-    from tracardi_daemon.logs import setup_logging
-    from tracardi_daemon.systemd import Notifier
+    from tracardi_daemon.runtime.daemon import Daemon
+    from tracardi_daemon.runtime.logs import setup_logging
+    from tracardi_daemon.runtime.systemd import Notifier
 
     overrides = Overrides(config=args.config, roles=args.roles,
                           health_socket=args.health_socket, log_level=args.log_level)

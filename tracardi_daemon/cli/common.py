@@ -9,11 +9,11 @@ from typing import Protocol, TypeVar
 
 from elasticsearch import Elasticsearch
 
-from tracardi_daemon.config import Overrides, load_settings
+from tracardi_daemon.config.load import Overrides, load_settings
+from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.errors import ConfigError, DaemonError, ExitCode
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.redact import mask_text
-from tracardi_daemon.settings import Settings
 
 
 class _Closable(Protocol):

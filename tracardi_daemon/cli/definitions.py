@@ -15,6 +15,7 @@ from tracardi_daemon.cli.common import (
     run_with_elastic,
     settings_for_command,
 )
+from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.errors import ExitCode, InvalidInput
 from tracardi_daemon.model.definition_limits import read_document
 from tracardi_daemon.model.definition_store import DefinitionStore
@@ -27,7 +28,6 @@ from tracardi_daemon.model.definitions import (
 )
 from tracardi_daemon.model.indices import install
 from tracardi_daemon.redact import mask_json
-from tracardi_daemon.settings import Settings
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 import sys
 
-from tracardi_daemon.health import HealthUnavailable, fetch
-from tracardi_daemon.health_report import HealthReport, RoleReport
+from tracardi_daemon.health.report import HealthReport, RoleReport
+from tracardi_daemon.health.server import HealthUnavailable, fetch
 
 
 def cmd_status(socket_path: str, as_json: bool) -> int:

@@ -13,6 +13,7 @@ from elasticsearch import Elasticsearch
 from tracardi_daemon.cli.common import add_config_option, printable, run_with_backends
 from tracardi_daemon.cli.progress import follow
 from tracardi_daemon.cli.tasks import cancel_task, report_end, show_tasks
+from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.errors import ExitCode, InvalidInput
 from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.redis import RedisClient
@@ -22,7 +23,6 @@ from tracardi_daemon.roles.jobs import queue_task
 from tracardi_daemon.roles.upgrade.imports.failures import MAX_KEPT, FailureLog
 from tracardi_daemon.roles.upgrade.imports.job import IMPORT_TASK, import_params, load_spec
 from tracardi_daemon.roles.upgrade.migration.job import UPGRADE_QUEUE
-from tracardi_daemon.settings import Settings
 
 USAGE_ERROR = 2
 

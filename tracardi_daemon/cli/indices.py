@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from elasticsearch import Elasticsearch
 
 from tracardi_daemon.cli.common import add_config_option, run_with_elastic
+from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.errors import ExitCode
 from tracardi_daemon.model.indices import KindStatus, install, status
 from tracardi_daemon.model.naming import owned_by_tracardi
-from tracardi_daemon.settings import Settings
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

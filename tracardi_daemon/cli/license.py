@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from tracardi_daemon import license as lic
-from tracardi_daemon.config import Overrides, load_settings
+from tracardi_daemon.config.load import Overrides, load_settings
+from tracardi_daemon.config.settings import ROLE_NAMES, LicenseSettings
 from tracardi_daemon.errors import ConfigError, ExitCode, LicenseError
-from tracardi_daemon.settings import ROLE_NAMES, LicenseSettings
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

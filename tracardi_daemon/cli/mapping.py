@@ -15,6 +15,7 @@ from tracardi_daemon.cli.common import add_config_option, printable, run_with_ba
 from tracardi_daemon.cli.definitions import load_definitions_file
 from tracardi_daemon.cli.progress import follow
 from tracardi_daemon.cli.tasks import cancel_task, show_tasks
+from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.errors import BackendError, ExitCode, InvalidInput
 from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.redis import RedisClient
@@ -26,7 +27,6 @@ from tracardi_daemon.model.naming import alias_name
 from tracardi_daemon.redact import mask_json
 from tracardi_daemon.roles.mapping.batch import MAPPING_QUEUE
 from tracardi_daemon.roles.mapping.jobs import TASK_TYPE, JobSpec, submit, validate_spec
-from tracardi_daemon.settings import Settings
 
 USAGE_ERROR = 2
 

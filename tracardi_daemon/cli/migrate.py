@@ -15,6 +15,7 @@ from elasticsearch import Elasticsearch
 from tracardi_daemon.cli.common import add_config_option, printable, run_with_backends
 from tracardi_daemon.cli.progress import follow
 from tracardi_daemon.cli.tasks import cancel_task, report_end, show_tasks
+from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.errors import ExitCode, InvalidInput
 from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.queue_base import text
@@ -38,7 +39,6 @@ from tracardi_daemon.roles.upgrade.migration.plan import (
     shipped_plan,
     shipped_plans,
 )
-from tracardi_daemon.settings import Settings
 
 USAGE_ERROR = 2
 

@@ -24,6 +24,7 @@ from tracardi_daemon.cli.common import (
     printable,
     run_with_redis,
 )
+from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.errors import ExitCode, InvalidInput
 from tracardi_daemon.infra.delayed import DelayedStore, Job
 from tracardi_daemon.infra.dispatch_targets import parse_target
@@ -36,7 +37,6 @@ from tracardi_daemon.roles.scheduler.limits import (
     check_interval,
     check_payload,
 )
-from tracardi_daemon.settings import Settings
 
 USAGE_ERROR = 2  # bad payload, target or duration: the caller's input, like argparse's
 # a sign is accepted here so that "-5s" gets a clear "must be positive", not a parse error

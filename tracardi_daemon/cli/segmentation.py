@@ -12,6 +12,7 @@ from elasticsearch import Elasticsearch
 
 from tracardi_daemon.cli.common import add_config_option, run_with_backends
 from tracardi_daemon.cli.progress import follow
+from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.errors import ExitCode, InvalidInput
 from tracardi_daemon.infra.bulk import BulkWriter
 from tracardi_daemon.infra.queue import WorkQueue
@@ -31,7 +32,6 @@ from tracardi_daemon.roles.segmentation.passes import (
     submit_pass,
 )
 from tracardi_daemon.roles.segmentation.rules import SegmentRules
-from tracardi_daemon.settings import Settings
 
 USAGE_ERROR = 2
 

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from elasticsearch import Elasticsearch
 
 from tracardi_daemon.cli.common import add_config_option, printable, run_with_backends
+from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.errors import ExitCode, InvalidInput
 from tracardi_daemon.infra.dispatch import Attempt, Dispatcher, Target, Timeouts, parse_target
 from tracardi_daemon.infra.outbound import OutboundPolicy
@@ -24,7 +25,6 @@ from tracardi_daemon.model.definition_store import DefinitionStore
 from tracardi_daemon.model.definitions import WorkflowTrigger, machine_name
 from tracardi_daemon.redact import mask_text
 from tracardi_daemon.roles.trigger.role import SegmentChange, delivery_key, trigger_payload
-from tracardi_daemon.settings import Settings
 
 USAGE_ERROR = 2  # unknown trigger or bad target: the caller's input, like argparse's
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.infra.dispatch import DISPATCH_QUEUE
 from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.redis import RedisClient
-from tracardi_daemon.settings import Settings
 
 
 def delivery_queue(client: RedisClient, settings: Settings) -> WorkQueue:

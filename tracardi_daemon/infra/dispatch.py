@@ -16,13 +16,13 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from tracardi_daemon.config.settings import DispatchSettings, OutboundSettings
 from tracardi_daemon.errors import BackendError, BackendUnavailable
 from tracardi_daemon.infra.dispatch_targets import Target, TargetKind, parse_target
 from tracardi_daemon.infra.outbound import OutboundPolicy, OutboundRefused
 from tracardi_daemon.infra.queue_base import redis_errors
 from tracardi_daemon.infra.redis import RedisClient, StreamFields
 from tracardi_daemon.redact import mask_text
-from tracardi_daemon.settings import DispatchSettings, OutboundSettings
 
 __all__ = ["Attempt", "Dispatcher", "Target", "Timeouts", "parse_target"]
 

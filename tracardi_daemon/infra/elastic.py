@@ -17,10 +17,10 @@ import orjson
 from elastic_transport import JsonSerializer, ObjectApiResponse, Transport, TransportApiResponse
 from elasticsearch import ApiError, Elasticsearch, TransportError
 
+from tracardi_daemon.config.settings import ElasticSettings
 from tracardi_daemon.errors import BackendError, BackendUnavailable
 from tracardi_daemon.infra.queue_base import backoff_s
 from tracardi_daemon.redact import mask_text, mask_url
-from tracardi_daemon.settings import ElasticSettings
 
 # answers that say "not now" rather than "not this request": too many requests, and the
 # 5xx a cluster gives while it starts or recovers (search_phase_execution_exception with

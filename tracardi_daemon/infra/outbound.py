@@ -10,8 +10,8 @@ import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from tracardi_daemon.config.settings import OutboundSettings
 from tracardi_daemon.errors import InvalidInput
-from tracardi_daemon.settings import OutboundSettings
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network

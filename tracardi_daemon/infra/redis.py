@@ -9,9 +9,9 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 from redis.typing import EncodableT, FieldT
 
+from tracardi_daemon.config.settings import RedisSettings
 from tracardi_daemon.errors import BackendUnavailable
 from tracardi_daemon.redact import mask_text
-from tracardi_daemon.settings import RedisSettings
 
 # The one name for the client type everywhere: redis-py 8 no longer makes Redis generic
 # over its reply type, and our clients never decode (replies are bytes).

@@ -22,6 +22,7 @@ from typing import Any
 from elasticsearch import Elasticsearch
 from redis.client import Pipeline
 
+from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.errors import BackendError, BackendUnavailable, InvalidInput
 from tracardi_daemon.infra.lease import Command, Fenced
 from tracardi_daemon.infra.queue_base import (
@@ -44,7 +45,6 @@ from tracardi_daemon.infra.task_record import (
 )
 from tracardi_daemon.model.definition_store import DefinitionStore
 from tracardi_daemon.redact import mask_text
-from tracardi_daemon.settings import Settings
 
 __all__ = ["FINISHED_TTL_MS", "TERMINAL_STATUSES", "TaskRecord", "TaskStore", "task_key"]
 

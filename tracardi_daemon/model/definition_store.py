@@ -14,6 +14,7 @@ from typing import Any, Generic, TypeVar, cast, overload
 
 from elasticsearch import Elasticsearch, NotFoundError
 
+from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.errors import BackendError, BackendUnavailable, DaemonError, InvalidInput
 from tracardi_daemon.infra.bulk import RETRY_LATER_STATUSES, BulkAction, BulkWriter
 from tracardi_daemon.infra.elastic import elastic_errors
@@ -22,7 +23,6 @@ from tracardi_daemon.model.indices import ensure_own_index
 from tracardi_daemon.model.mysql_definitions import MysqlTables
 from tracardi_daemon.model.naming import own_index_beside_tracardi
 from tracardi_daemon.model.tracardi_definitions import DefinitionSource, definition_source
-from tracardi_daemon.settings import Settings
 from tracardi_daemon.tql.limits import short
 
 log = logging.getLogger(__name__)

@@ -18,6 +18,7 @@ from elasticsearch import (
     NotFoundError,
 )
 
+from tracardi_daemon.config.settings import Settings, TracardiSettings
 from tracardi_daemon.errors import BackendError, InvalidInput
 from tracardi_daemon.infra.elastic import elastic_errors, mget_documents
 from tracardi_daemon.model.mappings import Conflict, mapping_conflicts, mapping_for, settings_for
@@ -33,7 +34,6 @@ from tracardi_daemon.model.naming import (
     template_name,
 )
 from tracardi_daemon.model.tracardi_names import partition_order
-from tracardi_daemon.settings import Settings, TracardiSettings
 
 log = logging.getLogger(__name__)
 

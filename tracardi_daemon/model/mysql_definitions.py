@@ -15,9 +15,9 @@ import pymysql
 from pymysql.connections import Connection
 from pymysql.cursors import DictCursor
 
+from tracardi_daemon.config.settings import MysqlSettings
 from tracardi_daemon.errors import BackendUnavailable, DaemonError, InvalidInput
 from tracardi_daemon.infra.mysql_errors import converted
-from tracardi_daemon.settings import MysqlSettings
 
 T = TypeVar("T")
 # a definition read or a task written is small: a slow answer is a sick server

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from tracardi_daemon.config.settings import TracardiSettings
 from tracardi_daemon.errors import InvalidInput
 from tracardi_daemon.model.tracardi_names import (
     ALL_KINDS,
@@ -23,7 +24,6 @@ from tracardi_daemon.model.tracardi_names import (
     format_suffix,
     partition_globs,
 )
-from tracardi_daemon.settings import TracardiSettings
 
 __all__ = [
     "ALL_KINDS",

@@ -13,6 +13,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from elasticsearch import Elasticsearch
 
+from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.infra.bulk import BulkAction, BulkWriter
 from tracardi_daemon.infra.elastic import elastic_errors, mget_documents
 from tracardi_daemon.infra.queue import WorkQueue
@@ -22,7 +23,6 @@ from tracardi_daemon.model.indices import Location, alias_members
 from tracardi_daemon.model.mapping_fit import MappingFit
 from tracardi_daemon.model.naming import alias_name
 from tracardi_daemon.model.tracardi_names import partition_order
-from tracardi_daemon.settings import Settings
 
 PROFILE_CHANGED_QUEUE = "profile-changed"
 # without a segmentation role reading it, the queue must not grow without bound: the

@@ -21,10 +21,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.errors import InvalidInput
 from tracardi_daemon.model import mysql_definitions as rows
 from tracardi_daemon.model.naming import alias_name, configured_layout
-from tracardi_daemon.settings import Settings
 
 TRACARDI_08 = "tracardi-0.8"
 TRACARDI_09 = "tracardi-0.9"

@@ -9,8 +9,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from tracardi_daemon.config.settings import TracardiSettings
 from tracardi_daemon.errors import InvalidInput
-from tracardi_daemon.settings import TracardiSettings
 
 # the daemon's kinds of index; naming.py re-exports them
 DATA_KINDS: tuple[str, ...] = ("profile", "event", "session")

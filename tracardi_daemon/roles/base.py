@@ -21,7 +21,7 @@ from tracardi_daemon.infra.redis import RedisClient
 if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
 
-    from tracardi_daemon.settings import Settings
+    from tracardi_daemon.config.settings import Settings
 
 
 class RoleCounters:

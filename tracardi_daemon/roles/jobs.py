@@ -18,13 +18,13 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, Protocol, TypeVar
 
+from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.errors import BackendUnavailable, DaemonError
 from tracardi_daemon.infra.lease import Lease
 from tracardi_daemon.infra.queue import Message, WorkQueue
 from tracardi_daemon.infra.queue_base import valid_name
 from tracardi_daemon.infra.tasks import TaskRecord, TaskStore
 from tracardi_daemon.redact import mask_text
-from tracardi_daemon.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from tracardi_daemon.config.settings import ROLE_NAMES, Settings
 from tracardi_daemon.errors import RoleError
 from tracardi_daemon.license import FREE_ROLES
 from tracardi_daemon.roles.base import RoleFactory
@@ -14,7 +15,6 @@ from tracardi_daemon.roles.scheduler.role import scheduler_factory
 from tracardi_daemon.roles.segmentation.role import segmentation_factory
 from tracardi_daemon.roles.trigger.role import trigger_factory
 from tracardi_daemon.roles.upgrade.role import upgrade_factory
-from tracardi_daemon.settings import ROLE_NAMES, Settings
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
+from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.infra.bulk import BulkAction, BulkWriter
 from tracardi_daemon.infra.deadletters import add_dead_letter
 from tracardi_daemon.infra.elastic import mget_documents
@@ -41,7 +42,6 @@ from tracardi_daemon.roles.mapping.refusals import (
     refusal_reason,
 )
 from tracardi_daemon.roles.mapping.rules import EventFailure, MappingRules
-from tracardi_daemon.settings import Settings
 
 log = logging.getLogger(__name__)
 

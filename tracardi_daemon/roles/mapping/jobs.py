@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.errors import InvalidInput
 from tracardi_daemon.infra.lease import Lease
 from tracardi_daemon.infra.queue import WorkQueue
@@ -32,7 +33,6 @@ from tracardi_daemon.model.definitions import (
 from tracardi_daemon.roles.jobs import end_job, queue_task
 from tracardi_daemon.roles.mapping.batch import BatchApplier, BatchOutcome, load_events
 from tracardi_daemon.roles.mapping.rules import MappingRules
-from tracardi_daemon.settings import Settings
 from tracardi_daemon.tql import Condition, TqlError
 
 log = logging.getLogger(__name__)

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.infra.lease import Lease
 from tracardi_daemon.infra.queue_base import redis_errors, text
 from tracardi_daemon.infra.redis import RedisClient
@@ -28,7 +29,6 @@ from tracardi_daemon.infra.scan import Hit, Scan
 from tracardi_daemon.model.naming import alias_name
 from tracardi_daemon.roles.mapping.batch import BatchApplier, BatchOutcome, load_events
 from tracardi_daemon.roles.mapping.rules import MappingRules
-from tracardi_daemon.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from tracardi_daemon.config.settings import SchedulerSettings
 from tracardi_daemon.errors import InvalidInput
-from tracardi_daemon.settings import SchedulerSettings
 
 _MS_PER_DAY = 86_400_000
 

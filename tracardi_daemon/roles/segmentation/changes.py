@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
+from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.infra.queue_base import queue_key, redis_errors, text
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.model.profiles import LoadedProfile, ProfileStore, Rewrite
-from tracardi_daemon.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.errors import InvalidInput
 from tracardi_daemon.infra.delivery import delivery
 from tracardi_daemon.infra.lease import Lease
@@ -40,7 +41,6 @@ from tracardi_daemon.roles.segmentation.changes import (
     SegmentRef,
 )
 from tracardi_daemon.roles.segmentation.fit import answers, field_types
-from tracardi_daemon.settings import Settings
 from tracardi_daemon.tql import Condition, TqlError
 
 log = logging.getLogger(__name__)

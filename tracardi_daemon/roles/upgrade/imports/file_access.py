@@ -11,8 +11,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.errors import InvalidInput
-from tracardi_daemon.settings import Settings
 
 DEFAULT_MAX_LINE_BYTES = 1 << 20
 # never import files: kernel and device views, whatever import_dirs says

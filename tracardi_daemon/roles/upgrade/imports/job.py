@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from elasticsearch import Elasticsearch
 
+from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.errors import BackendError, BackendUnavailable, InvalidInput
 from tracardi_daemon.infra.bulk import BulkWriter
 from tracardi_daemon.infra.lease import Lease
@@ -39,7 +40,6 @@ from tracardi_daemon.roles.upgrade.imports.rows import Source
 from tracardi_daemon.roles.upgrade.imports.spec import MAX_BATCH, ImportSpec, read_spec
 from tracardi_daemon.roles.upgrade.imports.targets import EventsTarget, ProfilesTarget, Target
 from tracardi_daemon.roles.upgrade.imports.tracker import TrackerTarget
-from tracardi_daemon.settings import Settings
 
 log = logging.getLogger(__name__)
 

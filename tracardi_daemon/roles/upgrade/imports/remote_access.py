@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tracardi_daemon.config.settings import OutboundSettings, Settings
 from tracardi_daemon.errors import BackendUnavailable, InvalidInput
 from tracardi_daemon.infra.outbound import OutboundPolicy, OutboundRefused
-from tracardi_daemon.settings import OutboundSettings, Settings
 
 
 @dataclass(frozen=True)

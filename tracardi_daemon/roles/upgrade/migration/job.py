@@ -28,6 +28,7 @@ from typing import Any
 
 from elasticsearch import BadRequestError, Elasticsearch
 
+from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.errors import InvalidInput
 from tracardi_daemon.infra.bulk import BulkAction, BulkWriter, ItemResult
 from tracardi_daemon.infra.deadletters import add_dead_letter
@@ -43,7 +44,6 @@ from tracardi_daemon.roles.jobs import end_job
 from tracardi_daemon.roles.upgrade.migration.lanes import Lane, LaneReader, WorkItem
 from tracardi_daemon.roles.upgrade.migration.plan import Plan, Step, resolve_targets
 from tracardi_daemon.roles.upgrade.migration.transforms import TransformError, apply_in_place
-from tracardi_daemon.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -29,6 +29,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tracardi_daemon.config.settings import TracardiSettings
 from tracardi_daemon.errors import InvalidInput
 from tracardi_daemon.model.definition_reader import Reader
 from tracardi_daemon.model.tracardi_names import (
@@ -47,7 +48,6 @@ from tracardi_daemon.roles.upgrade.migration.transforms import (
     parse_transforms,
     translate_painless,
 )
-from tracardi_daemon.settings import TracardiSettings
 
 # quarter/year: collapse into that partitioning; target: into the target layout's
 COLLAPSES: tuple[str, ...] = ("quarter", "year", "target")

@@ -7,7 +7,7 @@ import time
 from typing import TYPE_CHECKING
 
 from tracardi_daemon import __version__
-from tracardi_daemon.health_report import (
+from tracardi_daemon.health.report import (
     BackendReport,
     HealthReport,
     LicenseReport,
@@ -16,7 +16,7 @@ from tracardi_daemon.health_report import (
 )
 
 if TYPE_CHECKING:
-    from tracardi_daemon.daemon import Daemon
+    from tracardi_daemon.runtime.daemon import Daemon
 
 
 # how long a health request waits for the new backend probes it asks for; a backend

@@ -19,12 +19,12 @@ import threading
 import time
 from collections.abc import Callable
 
+from tracardi_daemon.config.settings import SupervisorSettings
 from tracardi_daemon.errors import BackendUnavailable, DaemonError
-from tracardi_daemon.health_report import RoleReport, RoleState
+from tracardi_daemon.health.report import RoleReport, RoleState
 from tracardi_daemon.redact import mask_text
 from tracardi_daemon.roles.base import Role, RoleContext, RoleCounters, TendedRole
 from tracardi_daemon.roles.registry import RoleSpec
-from tracardi_daemon.settings import SupervisorSettings
 
 log = logging.getLogger(__name__)
 

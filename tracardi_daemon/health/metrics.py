@@ -6,7 +6,7 @@ import math
 from datetime import UTC, datetime
 from typing import Literal
 
-from tracardi_daemon.health_report import HealthReport, RoleState
+from tracardi_daemon.health.report import HealthReport, RoleState
 
 Sample = tuple[dict[str, str], float]
 _NumericRoleField = Literal["heartbeat_age_s", "step_age_s", "restarts", "processed",

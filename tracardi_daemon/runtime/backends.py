@@ -16,11 +16,11 @@ from dataclasses import dataclass
 
 from elasticsearch import Elasticsearch
 
+from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.errors import BackendError, BackendUnavailable
 from tracardi_daemon.infra.elastic import create_elastic, probe_elastic
 from tracardi_daemon.infra.redis import RedisClient, create_redis, probe_redis
 from tracardi_daemon.redact import mask_text
-from tracardi_daemon.settings import Settings
 
 log = logging.getLogger(__name__)
 

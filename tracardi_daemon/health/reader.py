@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-log = logging.getLogger("tracardi_daemon.health")
+log = logging.getLogger("tracardi_daemon.health.server")
 
 LISTEN_BACKLOG = 512  # a burst of clients waits in the kernel instead of being refused
 REQUEST_HEAD_TIMEOUT_S = 2.0  # for the whole request head, counted from accept

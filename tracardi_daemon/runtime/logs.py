@@ -10,8 +10,8 @@ import logging
 import sys
 from datetime import UTC, datetime
 
+from tracardi_daemon.config.settings import LogSettings
 from tracardi_daemon.redact import mask_text
-from tracardi_daemon.settings import LogSettings
 
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s [%(threadName)s] %(name)s: %(message)s"
 

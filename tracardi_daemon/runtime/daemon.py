@@ -20,19 +20,19 @@ from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from types import FrameType
 
-from tracardi_daemon.backends import Backends
+from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.errors import ConfigError, DaemonError, ExitCode, RoleError
-from tracardi_daemon.health import HealthServer
-from tracardi_daemon.health_report import HealthReport
+from tracardi_daemon.health.report import HealthReport
+from tracardi_daemon.health.server import HealthServer
+from tracardi_daemon.health.status import build_report, one_line_summary, status_lines
 from tracardi_daemon.infra.host_limits import HostLimits
 from tracardi_daemon.license import LicenseStatus, load_status
 from tracardi_daemon.model.indices import ensure_installed
 from tracardi_daemon.roles.base import RoleContext, RoleCounters
 from tracardi_daemon.roles.registry import Registry, resolve_roles
-from tracardi_daemon.settings import Settings
-from tracardi_daemon.status import build_report, one_line_summary, status_lines
-from tracardi_daemon.supervisor import Supervisor
-from tracardi_daemon.systemd import Notifier
+from tracardi_daemon.runtime.backends import Backends
+from tracardi_daemon.runtime.supervisor import Supervisor
+from tracardi_daemon.runtime.systemd import Notifier
 
 log = logging.getLogger(__name__)
 

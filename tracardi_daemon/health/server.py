@@ -24,15 +24,15 @@ from urllib.parse import urlsplit
 
 from tracardi_daemon import __version__
 from tracardi_daemon.errors import DaemonError
-from tracardi_daemon.health_reader import (
+from tracardi_daemon.health.metrics import render_metrics
+from tracardi_daemon.health.reader import (
     LISTEN_BACKLOG,
     MAX_READY_REQUESTS,
     MAX_REQUEST_HEAD,
     HeadReader,
     Request,
 )
-from tracardi_daemon.health_report import HealthReport
-from tracardi_daemon.metrics import render_metrics
+from tracardi_daemon.health.report import HealthReport
 
 log = logging.getLogger(__name__)
 

@@ -17,17 +17,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from tracardi_daemon.config_env import ENV_OVERRIDES, RawValue, env_value, parse_redis_host
-from tracardi_daemon.errors import ConfigError, InvalidInput
-from tracardi_daemon.model.tracardi_names import Layout, tracardi_tenant
-from tracardi_daemon.redact import MASK, mask_text, mask_url
-from tracardi_daemon.settings import (
+from tracardi_daemon.config.env import ENV_OVERRIDES, RawValue, env_value, parse_redis_host
+from tracardi_daemon.config.settings import (
     LAYOUTS,
     ROLE_ALIASES,
     ROLE_NAMES,
     RoleSettings,
     Settings,
 )
+from tracardi_daemon.errors import ConfigError, InvalidInput
+from tracardi_daemon.model.tracardi_names import Layout, tracardi_tenant
+from tracardi_daemon.redact import MASK, mask_text, mask_url
 
 if sys.version_info >= (3, 11):  # noqa: UP036 - tomli serves older Pythons
     import tomllib
