@@ -263,3 +263,40 @@ def test_tend_reaches_the_live_roles_that_keep_claims(make_supervisor: object) -
     supervisor.tend()
     supervisor.tend()
     assert [role.tended for role in made] == [2, 2]
+
+
+def test_reports_read_while_roles_start_and_stop_never_see_a_changing_dict(
+        make_supervisor: object) -> None:
+    """Health threads read the runners while the main thread starts and stops roles
+    (a HUP reload, a licence stop): every read succeeds and sees whole roles."""
+    assert callable(make_supervisor)
+    supervisor: Supervisor = make_supervisor()
+    supervisor.start_role(RoleSpec("upgrade", False, counting), threads=1)
+    done = threading.Event()
+    errors: list[BaseException] = []
+    reads = [0]
+
+    def read() -> None:
+        while not done.is_set():
+            try:
+                views = supervisor.views()
+                supervisor.heartbeats_fresh()
+            except RuntimeError as exc:
+                errors.append(exc)
+                continue
+            assert "upgrade" in views
+            reads[0] += 1
+
+    readers = [threading.Thread(target=read) for _ in range(4)]
+    for reader in readers:
+        reader.start()
+    try:
+        for cycle in range(200):
+            name = ("scheduler", "mapping", "trigger")[cycle % 3]
+            supervisor.start_role(RoleSpec(name, True, counting), threads=1)
+            supervisor.stop_roles([name], 5.0)
+    finally:
+        done.set()
+        for reader in readers:
+            reader.join()
+    assert errors == [] and reads[0] > 0

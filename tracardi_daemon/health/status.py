@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from tracardi_daemon import __version__
 from tracardi_daemon.health.report import (
@@ -14,36 +15,43 @@ from tracardi_daemon.health.report import (
     OverallStatus,
     RoleReport,
 )
+from tracardi_daemon.license import LicenseStatus
 
-if TYPE_CHECKING:
-    from tracardi_daemon.runtime.daemon import Daemon
-
-
-# how long a health request waits for the new backend probes it asks for; a backend
-# that has not answered by then is reported from its last probe (down once it counts
-# as hung), so a hung Elasticsearch never makes /health slow
-FRESH_PROBE_WAIT_S = 0.25
+NOT_CONNECTED: dict[str, BackendReport] = {
+    name: {"up": False, "detail": "not connected yet", "checked_age_s": 0.0}
+    for name in ("redis", "elasticsearch")}
 
 
-def build_report(daemon: Daemon, fresh: bool = False) -> HealthReport:
-    if fresh and daemon.backends is not None:
-        daemon.backends.refresh(FRESH_PROBE_WAIT_S)
-    roles = _role_entries(daemon)
-    backends = _backend_entries(daemon)
+@dataclass(frozen=True)
+class DaemonSnapshot:
+    """What a report is made of, taken by the daemon at one moment: copies, so that a
+    health thread never reads what the main thread is changing."""
+
+    started_at: float  # monotonic
+    stopping: bool
+    roles_started: bool
+    roles: dict[str, RoleReport]  # the supervisor's views of its running roles
+    unlicensed: Mapping[str, str]  # role -> why the licence refuses it
+    backends: dict[str, BackendReport]
+    license: LicenseStatus
+
+
+def build_report(snapshot: DaemonSnapshot) -> HealthReport:
+    roles = _role_entries(snapshot)
     return {
-        "status": _overall(daemon, roles, backends),
+        "status": _overall(snapshot, roles, snapshot.backends),
         "version": __version__,
         "pid": os.getpid(),
-        "uptime_s": round(time.monotonic() - daemon.started_at, 3),
+        "uptime_s": round(time.monotonic() - snapshot.started_at, 3),
         "roles": roles,
-        "backends": backends,
-        "license": _license_entry(daemon),
+        "backends": snapshot.backends,
+        "license": _license_entry(snapshot),
     }
 
 
-def _role_entries(daemon: Daemon) -> dict[str, RoleReport]:
-    roles = daemon.supervisor.views()
-    for name, reason in daemon.unlicensed.items():
+def _role_entries(snapshot: DaemonSnapshot) -> dict[str, RoleReport]:
+    roles = dict(snapshot.roles)
+    for name, reason in snapshot.unlicensed.items():
         roles[name] = {
             "state": "unlicensed", "threads": 0, "heartbeat_age_s": None,
             "step_age_s": None, "restarts": 0,
@@ -53,34 +61,22 @@ def _role_entries(daemon: Daemon) -> dict[str, RoleReport]:
     return roles
 
 
-def _backend_entries(daemon: Daemon) -> dict[str, BackendReport]:
-    if daemon.backends is None:
-        return {name: {"up": False, "detail": "not connected yet", "checked_age_s": 0.0}
-                for name in ("redis", "elasticsearch")}
-    now = time.monotonic()
-    return {
-        name: {"up": state.up, "detail": state.detail,
-               "checked_age_s": round(now - state.checked_at, 3)}
-        for name, state in daemon.backends.states().items()
-    }
-
-
-def _license_entry(daemon: Daemon) -> LicenseReport:
-    licence = daemon.license.license
+def _license_entry(snapshot: DaemonSnapshot) -> LicenseReport:
+    licence = snapshot.license.license
     return {
         "valid": licence is not None,
         "licensee": licence.licensee if licence else None,
         "expires": licence.expires.isoformat() if licence else None,
         "roles": list(licence.roles) if licence else [],
-        "detail": daemon.license.detail,
+        "detail": snapshot.license.detail,
     }
 
 
-def _overall(daemon: Daemon, roles: dict[str, RoleReport],
+def _overall(snapshot: DaemonSnapshot, roles: dict[str, RoleReport],
              backends: dict[str, BackendReport]) -> OverallStatus:
-    if daemon.stopping:
+    if snapshot.stopping:
         return "stopping"
-    if not daemon.roles_started:
+    if not snapshot.roles_started:
         return "starting"
     if any(role["state"] == "failed" for role in roles.values()):
         return "failing"

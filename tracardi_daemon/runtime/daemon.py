@@ -15,7 +15,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from types import FrameType
@@ -24,7 +24,13 @@ from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.errors import ConfigError, DaemonError, ExitCode, RoleError
 from tracardi_daemon.health.report import HealthReport
 from tracardi_daemon.health.server import HealthServer
-from tracardi_daemon.health.status import build_report, one_line_summary, status_lines
+from tracardi_daemon.health.status import (
+    NOT_CONNECTED,
+    DaemonSnapshot,
+    build_report,
+    one_line_summary,
+    status_lines,
+)
 from tracardi_daemon.infra.host_limits import HostLimits
 from tracardi_daemon.license import LicenseStatus, load_status
 from tracardi_daemon.model.indices import ensure_installed
@@ -38,6 +44,10 @@ log = logging.getLogger(__name__)
 
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1)
 TICK_S = 0.5
+# how long a health request waits for the new backend probes it asks for; a backend
+# that has not answered by then is reported from its last probe (down once it counts
+# as hung), so a hung Elasticsearch never makes /health slow
+FRESH_PROBE_WAIT_S = 0.25
 
 
 class Daemon:
@@ -54,7 +64,9 @@ class Daemon:
         self.roles_started = False
         self.license = LicenseStatus(None, "not checked yet")
         self.license_checked_at = 0.0
-        self.unlicensed: dict[str, str] = {}
+        # replaced, never changed in place, like the supervisor's runners: health
+        # threads read it while the main thread reloads
+        self.unlicensed: Mapping[str, str] = {}
         self.backends: Backends | None = None
         self.pool: ProcessPoolExecutor | None = None
         self.host_limits = HostLimits(settings.dispatch.per_host_concurrency)
@@ -116,10 +128,10 @@ class Daemon:
         for name in names:
             refusal = self._refusal(name)
             if refusal is not None:
-                self.unlicensed[name] = refusal
+                self.unlicensed = {**self.unlicensed, name: refusal}
                 log.error("role %s not started: %s", name, refusal)
                 continue
-            self.unlicensed.pop(name, None)
+            self.unlicensed = {n: r for n, r in self.unlicensed.items() if n != name}
             spec = self.registry[name]
             self.supervisor.start_role(spec, spec.threads(self.settings))
 
@@ -176,7 +188,8 @@ class Daemon:
             log.error("licence no longer allows %s; stopping them", ", ".join(refused))
             self.supervisor.stop_roles(refused, self.settings.shutdown.grace_s)
             for name in refused:
-                self.unlicensed[name] = self._refusal(name) or "unlicensed"
+                self.unlicensed = {**self.unlicensed,
+                                   name: self._refusal(name) or "unlicensed"}
 
     def _handle_usr1(self) -> None:
         for line in status_lines(self.report()):
@@ -272,4 +285,20 @@ class Daemon:
         """The health report; ``fresh`` asks for new backend probes and waits a moment
         for them, so that an outage is reported at once, but never longer (the health
         socket asks for this; the main loop does not)."""
-        return build_report(self, fresh=fresh)
+        return build_report(self.snapshot(fresh))
+
+    def snapshot(self, fresh: bool = False) -> DaemonSnapshot:
+        """The daemon's state as a report needs it, copied at one moment."""
+        backends = self.backends
+        if fresh and backends is not None:
+            backends.refresh(FRESH_PROBE_WAIT_S)
+        now = time.monotonic()
+        return DaemonSnapshot(
+            started_at=self.started_at, stopping=self.stopping,
+            roles_started=self.roles_started, roles=self.supervisor.views(),
+            unlicensed=self.unlicensed,
+            backends=NOT_CONNECTED if backends is None else {
+                name: {"up": state.up, "detail": state.detail,
+                       "checked_age_s": round(now - state.checked_at, 3)}
+                for name, state in backends.states().items()},
+            license=self.license)

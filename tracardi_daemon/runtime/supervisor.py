@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from tracardi_daemon.config.settings import SupervisorSettings
 from tracardi_daemon.errors import BackendUnavailable, DaemonError
@@ -301,11 +301,13 @@ class Supervisor:
         self.settings = settings
         self.make_context = make_context
         self.clock = clock
-        self.runners: dict[str, RoleRunner] = {}
+        # replaced, never changed in place: health threads iterate the dict they read
+        # while the main thread starts and stops roles (a reload, a licence stop)
+        self.runners: Mapping[str, RoleRunner] = {}
 
     def start_role(self, spec: RoleSpec, threads: int) -> None:
         runner = RoleRunner(spec, threads, self.settings, self.make_context, self.clock)
-        self.runners[spec.name] = runner
+        self.runners = {**self.runners, spec.name: runner}
         runner.logger.info("starting role %s with %d thread(s)", spec.name, threads)
         runner.start()
 
@@ -316,9 +318,8 @@ class Supervisor:
             runner.request_stop()
         deadline = time.monotonic() + timeout_s
         late = [r.spec.name for r in runners if not r.join(deadline)]
-        for runner in runners:
-            if runner.spec.name not in late:
-                del self.runners[runner.spec.name]
+        ended = {r.spec.name for r in runners} - set(late)
+        self.runners = {name: r for name, r in self.runners.items() if name not in ended}
         return late
 
     def stop_all(self, timeout_s: float) -> list[str]:
