@@ -49,15 +49,15 @@ from tracardi_daemon.config.settings import Settings, TracardiSettings
 from tracardi_daemon.infra.bulk import BulkWriter
 from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.redis import RedisClient, create_redis
-from tracardi_daemon.infra.tasks import TaskStore
 from tracardi_daemon.model.definition_store import DefinitionStore
 from tracardi_daemon.model.definitions import ImportConfig
+from tracardi_daemon.model.import_spec import ImportSpec, read_spec
 from tracardi_daemon.model.indices import install
 from tracardi_daemon.model.naming import alias_name, index_name
+from tracardi_daemon.model.tasks.store import TaskStore
 from tracardi_daemon.roles.jobs import queue_task
 from tracardi_daemon.roles.upgrade.imports.files import open_file_source
 from tracardi_daemon.roles.upgrade.imports.job import IMPORT_TASK, import_params
-from tracardi_daemon.roles.upgrade.imports.spec import ImportSpec, read_spec
 from tracardi_daemon.roles.upgrade.imports.targets import EventsTarget, imported_id, row_key
 from tracardi_daemon.roles.upgrade.migration.job import UPGRADE_QUEUE
 

@@ -44,11 +44,11 @@ from tracardi_daemon.infra.elastic import create_elastic
 from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.redis import create_redis
 from tracardi_daemon.infra.scan import Scan
-from tracardi_daemon.infra.tasks import TaskStore
 from tracardi_daemon.model.definition_store import DefinitionStore
 from tracardi_daemon.model.definitions import Definition, EventToProfile, definition_type
 from tracardi_daemon.model.indices import install
 from tracardi_daemon.model.naming import alias_name, index_name
+from tracardi_daemon.model.tasks.store import TaskStore
 from tracardi_daemon.roles.mapping.batch import MAPPING_QUEUE
 from tracardi_daemon.roles.mapping.jobs import JobSpec, submit
 from tracardi_daemon.roles.mapping.rules import MappingRules

@@ -38,11 +38,11 @@ from tracardi_daemon.config.settings import (
 from tracardi_daemon.infra.host_limits import HostLimits
 from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.redis import create_redis
-from tracardi_daemon.infra.tasks import TaskStore
 from tracardi_daemon.model.definition_store import DefinitionStore
 from tracardi_daemon.model.definitions import Segment, WorkflowTrigger
 from tracardi_daemon.model.indices import install
 from tracardi_daemon.model.naming import index_name
+from tracardi_daemon.model.tasks.store import TaskStore
 from tracardi_daemon.roles.base import RoleContext, RoleCounters
 from tracardi_daemon.roles.dispatch.role import DispatchRole
 from tracardi_daemon.roles.segmentation.changes import SEGMENT_CHANGES_QUEUE

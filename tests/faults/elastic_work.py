@@ -24,11 +24,11 @@ from tracardi_daemon.cli.migrate import choose_plan
 from tracardi_daemon.config.settings import ElasticSettings, Settings, TracardiSettings
 from tracardi_daemon.infra.lease import lease_key
 from tracardi_daemon.infra.queue import WorkQueue
-from tracardi_daemon.infra.tasks import TaskStore
 from tracardi_daemon.model.definition_store import DefinitionStore
 from tracardi_daemon.model.definitions import EventToProfile, ImportConfig, Segment
 from tracardi_daemon.model.indices import install
 from tracardi_daemon.model.naming import alias_name
+from tracardi_daemon.model.tasks.store import TaskStore
 from tracardi_daemon.roles.jobs import queue_task
 from tracardi_daemon.roles.mapping.batch import MAPPING_QUEUE
 from tracardi_daemon.roles.mapping.jobs import JobSpec, submit

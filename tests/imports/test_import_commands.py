@@ -110,7 +110,7 @@ def test_definitions_apply_names_the_bad_field_of_an_import(
 
 def test_tracardi_shaped_imports_are_read_as_tracker_imports(world: ImportWorld) -> None:
     from tracardi_daemon.model.definitions import ImportConfig
-    from tracardi_daemon.roles.upgrade.imports.spec import read_spec
+    from tracardi_daemon.model.import_spec import read_spec
 
     definition = ImportConfig.from_dict({
         "id": "i1", "name": "Legacy table", "description": "", "enabled": True,

@@ -13,7 +13,7 @@ from redis import Redis
 from tracardi_daemon.config.settings import Settings, TracardiSettings
 from tracardi_daemon.infra.lease import Lease
 from tracardi_daemon.infra.queue import WorkQueue
-from tracardi_daemon.infra.tasks import TaskStore
+from tracardi_daemon.model.tasks.store import TaskStore
 from tracardi_daemon.roles.jobs import TaskJob, TaskJobRunner
 
 ORPHAN_AFTER_S = 60.0

@@ -19,16 +19,16 @@ from tracardi_daemon.cli.progress import follow, render
 from tracardi_daemon.config.settings import Settings, TracardiSettings
 from tracardi_daemon.errors import BackendError, InvalidInput
 from tracardi_daemon.infra.lease import Lease
-from tracardi_daemon.infra.task_record import RATE_SMOOTHING_S
-from tracardi_daemon.infra.tasks import (
+from tracardi_daemon.model.definition_store import DefinitionStore
+from tracardi_daemon.model.definitions import Task
+from tracardi_daemon.model.indices import install
+from tracardi_daemon.model.tasks.record import RATE_SMOOTHING_S
+from tracardi_daemon.model.tasks.store import (
     FINISHED_TTL_MS,
     TaskRecord,
     TaskStore,
     task_key,
 )
-from tracardi_daemon.model.definition_store import DefinitionStore
-from tracardi_daemon.model.definitions import Task
-from tracardi_daemon.model.indices import install
 
 StoreFactory = Callable[..., TaskStore]
 
@@ -293,7 +293,7 @@ def test_a_mirror_error_only_warns(
 ) -> None:
     task_id = make_store().create("import", "Import", {}).id
     store = make_store(elastic_client)  # no index installed
-    with caplog.at_level(logging.WARNING, logger="tracardi_daemon.infra.tasks"):
+    with caplog.at_level(logging.WARNING, logger="tracardi_daemon.model.tasks.store"):
         assert store.start(task_id, "daemon-1")
         assert store.progress(task_id, done=3)
     assert "not mirrored" in caplog.text

@@ -20,9 +20,9 @@ from tests.scheduler.conftest import RoleStarter
 from tracardi_daemon.infra.bulk import BulkAction, BulkWriter
 from tracardi_daemon.infra.deadletters import DeadLetter, DeadLetters
 from tracardi_daemon.infra.queue import WorkQueue
-from tracardi_daemon.infra.tasks import TaskRecord, TaskStore
 from tracardi_daemon.model.field_conflicts import IndexMappings
 from tracardi_daemon.model.naming import index_name
+from tracardi_daemon.model.tasks.store import TaskRecord, TaskStore
 from tracardi_daemon.roles.mapping.batch import MAPPING_QUEUE
 from tracardi_daemon.roles.mapping.jobs import JobSpec, submit
 from tracardi_daemon.roles.mapping.refusals import refusal_reason

@@ -19,8 +19,8 @@ from tests.faults.scenarios import private_redis
 from tests.fleet import Fleet, running, wait_for
 from tests.mapping.conftest import World, ago
 from tracardi_daemon.infra.queue import WorkQueue
-from tracardi_daemon.infra.tasks import TaskRecord, TaskStore
 from tracardi_daemon.model.definitions import EventToProfile
+from tracardi_daemon.model.tasks.store import TaskRecord, TaskStore
 from tracardi_daemon.roles.mapping.batch import MAPPING_QUEUE
 from tracardi_daemon.roles.mapping.jobs import JobSpec, submit
 

@@ -16,8 +16,8 @@ from tracardi_daemon.cli import main
 from tracardi_daemon.infra.bulk import BulkWriter
 from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.scan import Hit
-from tracardi_daemon.infra.tasks import TaskRecord, TaskStore
 from tracardi_daemon.model.profiles import LoadedProfile, ProfileStore, Rewrite
+from tracardi_daemon.model.tasks.store import TaskRecord, TaskStore
 from tracardi_daemon.roles.mapping import batch as mapping_batch
 from tracardi_daemon.roles.mapping.batch import MAPPING_QUEUE, BatchOutcome
 from tracardi_daemon.roles.mapping.jobs import JobSpec, submit

@@ -21,8 +21,8 @@ from tracardi_daemon.cli.migrate import choose_plan
 from tracardi_daemon.config.settings import Settings, TracardiSettings
 from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.redis import RedisClient
-from tracardi_daemon.infra.tasks import TaskStore
 from tracardi_daemon.model.indices import install
+from tracardi_daemon.model.tasks.store import TaskStore
 from tracardi_daemon.roles.jobs import queue_task
 from tracardi_daemon.roles.upgrade.migration.job import (
     MIGRATION_TASK,

@@ -15,10 +15,10 @@ from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.infra.bulk import BulkWriter
 from tracardi_daemon.infra.lease import Lease
 from tracardi_daemon.infra.queue import WorkQueue
-from tracardi_daemon.infra.tasks import TaskRecord, TaskStore
 from tracardi_daemon.model.definitions import Segment
 from tracardi_daemon.model.naming import alias_name
 from tracardi_daemon.model.profiles import LoadedProfile, ProfileStore
+from tracardi_daemon.model.tasks.store import TaskRecord, TaskStore
 from tracardi_daemon.roles.segmentation.changes import ChangeOutcome, Decision, SegmentChanges
 from tracardi_daemon.roles.segmentation.passes import (
     SEGMENTATION_QUEUE,

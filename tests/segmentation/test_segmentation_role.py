@@ -18,8 +18,8 @@ from tests.scheduler.conftest import RoleStarter
 from tests.segmentation.conftest import changes, step_until_idle
 from tracardi_daemon.infra.bulk import BulkWriter
 from tracardi_daemon.infra.queue import WorkQueue
-from tracardi_daemon.infra.tasks import TaskRecord, TaskStore
 from tracardi_daemon.model.profiles import LoadedProfile, ProfileStore, cache_key
+from tracardi_daemon.model.tasks.store import TaskRecord, TaskStore
 from tracardi_daemon.roles.dispatch.role import DispatchRole
 from tracardi_daemon.roles.segmentation.changes import Decision, SegmentChanges, SegmentRef
 from tracardi_daemon.roles.segmentation.client import profile_changed

@@ -20,10 +20,10 @@ from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.infra.deadletters import DeadLetters
 from tracardi_daemon.infra.dispatch import DISPATCH_QUEUE
 from tracardi_daemon.infra.queue import WorkQueue
-from tracardi_daemon.infra.tasks import TaskStore
 from tracardi_daemon.model.definition_store import DefinitionStore
 from tracardi_daemon.model.definitions import EventToProfile
 from tracardi_daemon.model.profiles import PROFILE_CHANGED_QUEUE
+from tracardi_daemon.model.tasks.store import TaskStore
 from tracardi_daemon.roles.dispatch.role import DispatchRole
 from tracardi_daemon.roles.mapping.batch import MAPPING_QUEUE
 from tracardi_daemon.roles.mapping.jobs import JobSpec, submit

@@ -18,7 +18,7 @@ from tests.tracardi_layouts.install import TracardiInstall, install_tracardi_ela
 from tracardi_daemon.config.settings import Settings, TracardiSettings, UpgradeSettings
 from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.redis import RedisClient
-from tracardi_daemon.infra.tasks import TaskRecord, TaskStore
+from tracardi_daemon.model.tasks.store import TaskRecord, TaskStore
 from tracardi_daemon.roles.jobs import queue_task
 from tracardi_daemon.roles.upgrade.imports.job import IMPORT_TASK, import_params
 from tracardi_daemon.roles.upgrade.migration.job import (

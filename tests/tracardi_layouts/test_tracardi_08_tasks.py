@@ -12,9 +12,9 @@ from redis import Redis
 from tests.tracardi_layouts import documents as docs
 from tests.tracardi_layouts.install import TracardiInstall, install_tracardi_elastic
 from tracardi_daemon.config.settings import Settings, TracardiSettings
-from tracardi_daemon.infra.tasks import TaskStore
 from tracardi_daemon.model.definition_store import DefinitionStore
 from tracardi_daemon.model.definitions import Task
+from tracardi_daemon.model.tasks.store import TaskStore
 
 
 @pytest.fixture(params=("08x", "0820"))

@@ -27,7 +27,6 @@ from tracardi_daemon.config.settings import (
     TracardiSettings,
 )
 from tracardi_daemon.errors import BackendError, BackendUnavailable, InvalidInput
-from tracardi_daemon.infra.tasks import TaskStore
 from tracardi_daemon.model.definition_store import DefinitionCache, DefinitionStore
 from tracardi_daemon.model.definitions import (
     EventToProfile,
@@ -39,6 +38,7 @@ from tracardi_daemon.model.definitions import (
     Task,
     WorkflowTrigger,
 )
+from tracardi_daemon.model.tasks.store import TaskStore
 
 __all__ = ["mysql_database"]  # the fixture, used by name
 

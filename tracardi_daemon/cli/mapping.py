@@ -20,10 +20,10 @@ from tracardi_daemon.errors import BackendError, ExitCode, InvalidInput
 from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.infra.scan import count
-from tracardi_daemon.infra.tasks import TaskRecord, TaskStore
 from tracardi_daemon.model.definition_store import DefinitionStore
 from tracardi_daemon.model.definitions import Definition, EventToProfile, EventTypeMapping
 from tracardi_daemon.model.naming import alias_name
+from tracardi_daemon.model.tasks.store import TaskRecord, TaskStore
 from tracardi_daemon.redact import mask_json
 from tracardi_daemon.roles.mapping.batch import MAPPING_QUEUE
 from tracardi_daemon.roles.mapping.jobs import TASK_TYPE, JobSpec, submit, validate_spec

@@ -12,7 +12,7 @@ from typing import Protocol, TextIO
 from tqdm import tqdm
 
 from tracardi_daemon.errors import InvalidInput
-from tracardi_daemon.infra.tasks import TaskRecord, TaskStore
+from tracardi_daemon.model.tasks.store import TaskRecord, TaskStore
 
 # without a terminal (a log file, a pipe) a line at most this often, plus the last one
 PLAIN_EVERY_S = 5.0

@@ -18,11 +18,11 @@ from tracardi_daemon.infra.bulk import BulkWriter
 from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.infra.scan import count
-from tracardi_daemon.infra.tasks import TaskRecord, TaskStore
 from tracardi_daemon.model.definition_store import DefinitionStore
 from tracardi_daemon.model.definitions import LiveSegment, Segment
 from tracardi_daemon.model.naming import alias_name
 from tracardi_daemon.model.profiles import ProfileStore
+from tracardi_daemon.model.tasks.store import TaskRecord, TaskStore
 from tracardi_daemon.roles.segmentation.client import profile_changed
 from tracardi_daemon.roles.segmentation.passes import (
     SEGMENTATION_QUEUE,

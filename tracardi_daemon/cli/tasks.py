@@ -14,7 +14,7 @@ from tracardi_daemon.cli.progress import follow, render
 from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.errors import ExitCode
 from tracardi_daemon.infra.redis import RedisClient
-from tracardi_daemon.infra.tasks import TaskRecord, TaskStore
+from tracardi_daemon.model.tasks.store import TaskRecord, TaskStore
 
 # what a command prints after a job ended; returns the exit code
 Final = Callable[[TaskRecord], int]

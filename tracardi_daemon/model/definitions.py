@@ -80,7 +80,7 @@ class ImportConfig(Definition):
         """The daemon's shape (``source``, ``config``), or Tracardi's (``module``, with
         ``event_type``, ``event_source`` and ``api_url`` beside ``config``); the config
         is checked as a job would read it."""
-        from tracardi_daemon.roles.upgrade.imports.spec import from_tracardi, read_spec
+        from tracardi_daemon.model.import_spec import from_tracardi, read_spec
 
         if "source" not in reader.data and "module" in reader.data:
             reader.ignore("module", "config", "event_type", "event_source", "api_url",

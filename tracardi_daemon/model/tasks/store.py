@@ -33,7 +33,8 @@ from tracardi_daemon.infra.queue_base import (
     text,
 )
 from tracardi_daemon.infra.redis import RedisClient
-from tracardi_daemon.infra.task_record import (
+from tracardi_daemon.model.definition_store import DefinitionStore
+from tracardi_daemon.model.tasks.record import (
     FINISHED_TTL_MS,
     TERMINAL_STATUSES,
     TaskRecord,
@@ -43,7 +44,6 @@ from tracardi_daemon.infra.task_record import (
     task_key,
     to_definition,
 )
-from tracardi_daemon.model.definition_store import DefinitionStore
 from tracardi_daemon.redact import mask_text
 
 __all__ = ["FINISHED_TTL_MS", "TERMINAL_STATUSES", "TaskRecord", "TaskStore", "task_key"]

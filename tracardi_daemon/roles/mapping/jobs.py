@@ -23,13 +23,13 @@ from tracardi_daemon.errors import InvalidInput
 from tracardi_daemon.infra.lease import Lease
 from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.scan import Hit, Scan, count
-from tracardi_daemon.infra.tasks import TaskRecord, TaskStore
 from tracardi_daemon.model.definitions import (
     Definition,
     EventToProfile,
     EventTypeMapping,
     definition_type,
 )
+from tracardi_daemon.model.tasks.store import TaskRecord, TaskStore
 from tracardi_daemon.roles.jobs import end_job, queue_task
 from tracardi_daemon.roles.mapping.batch import BatchApplier, BatchOutcome, load_events
 from tracardi_daemon.roles.mapping.rules import MappingRules

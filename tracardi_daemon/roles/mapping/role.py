@@ -15,11 +15,11 @@ import uuid
 from tracardi_daemon.errors import DaemonError
 from tracardi_daemon.infra.bulk import BulkWriter
 from tracardi_daemon.infra.lease import Lease
-from tracardi_daemon.infra.tasks import TaskStore
 from tracardi_daemon.model.definition_store import DefinitionCache, DefinitionStore
 from tracardi_daemon.model.definitions import EventToProfile, EventTypeMapping
 from tracardi_daemon.model.naming import alias_name
 from tracardi_daemon.model.profiles import ProfileStore
+from tracardi_daemon.model.tasks.store import TaskStore
 from tracardi_daemon.roles.base import RoleContext, role_queue
 from tracardi_daemon.roles.jobs import TaskJobRunner, orphan_after_s
 from tracardi_daemon.roles.mapping.batch import MAPPING_QUEUE, BatchApplier, BatchOutcome

@@ -28,11 +28,11 @@ from tracardi_daemon.infra.delivery import delivery
 from tracardi_daemon.infra.lease import Lease
 from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.scan import Hit, Scan, count
-from tracardi_daemon.infra.tasks import TaskRecord, TaskStore
 from tracardi_daemon.model.definitions import LiveSegment, Segment, machine_name
 from tracardi_daemon.model.indices import Location
 from tracardi_daemon.model.mapping_definitions import condition_schema
 from tracardi_daemon.model.profiles import LoadedProfile
+from tracardi_daemon.model.tasks.store import TaskRecord, TaskStore
 from tracardi_daemon.roles.jobs import end_job, queue_task
 from tracardi_daemon.roles.segmentation.changes import (
     ChangeOutcome,

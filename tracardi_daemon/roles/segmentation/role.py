@@ -24,11 +24,11 @@ from tracardi_daemon.infra.delivery import delivery_queue
 from tracardi_daemon.infra.lease import Lease
 from tracardi_daemon.infra.queue import Message
 from tracardi_daemon.infra.queue_base import redis_errors, text
-from tracardi_daemon.infra.tasks import TaskStore
 from tracardi_daemon.model.definition_store import DefinitionCache, DefinitionStore
 from tracardi_daemon.model.definitions import LiveSegment, Segment
 from tracardi_daemon.model.naming import alias_name
 from tracardi_daemon.model.profiles import PROFILE_CHANGED_QUEUE, ProfileStore
+from tracardi_daemon.model.tasks.store import TaskStore
 from tracardi_daemon.roles.base import RoleContext, role_queue
 from tracardi_daemon.roles.jobs import TaskJobRunner, orphan_after_s
 from tracardi_daemon.roles.segmentation.changes import ChangeOutcome, SegmentChanges

@@ -10,7 +10,7 @@ import uuid
 from tracardi_daemon.errors import DaemonError
 from tracardi_daemon.infra.bulk import BulkWriter
 from tracardi_daemon.infra.lease import Lease
-from tracardi_daemon.infra.tasks import TaskRecord, TaskStore
+from tracardi_daemon.model.tasks.store import TaskRecord, TaskStore
 from tracardi_daemon.roles.base import RoleContext, role_queue
 from tracardi_daemon.roles.jobs import TaskJob, TaskJobRunner, orphan_after_s
 from tracardi_daemon.roles.upgrade.imports.job import IMPORT_TASK, ImportJob

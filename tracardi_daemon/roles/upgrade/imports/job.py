@@ -27,17 +27,17 @@ from tracardi_daemon.infra.bulk import BulkWriter
 from tracardi_daemon.infra.lease import Lease
 from tracardi_daemon.infra.queue_base import check_name, redis_errors, text
 from tracardi_daemon.infra.redis import RedisClient
-from tracardi_daemon.infra.tasks import TaskRecord, TaskStore
 from tracardi_daemon.model.definition_store import DefinitionStore
 from tracardi_daemon.model.definitions import ImportConfig
+from tracardi_daemon.model.import_spec import MAX_BATCH, ImportSpec, read_spec
 from tracardi_daemon.model.profiles import ProfileStore
+from tracardi_daemon.model.tasks.store import TaskRecord, TaskStore
 from tracardi_daemon.redact import mask_text
 from tracardi_daemon.roles.jobs import end_job
 from tracardi_daemon.roles.upgrade.imports.elastic_source import open_elastic_source
 from tracardi_daemon.roles.upgrade.imports.failures import FailureLog
 from tracardi_daemon.roles.upgrade.imports.remote_access import RemoteAccess
 from tracardi_daemon.roles.upgrade.imports.rows import Source
-from tracardi_daemon.roles.upgrade.imports.spec import MAX_BATCH, ImportSpec, read_spec
 from tracardi_daemon.roles.upgrade.imports.targets import EventsTarget, ProfilesTarget, Target
 from tracardi_daemon.roles.upgrade.imports.tracker import TrackerTarget
 

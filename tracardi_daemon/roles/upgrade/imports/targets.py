@@ -25,12 +25,12 @@ from elasticsearch import Elasticsearch
 from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.infra.bulk import BulkAction, BulkWriter
 from tracardi_daemon.infra.elastic import search_whole
+from tracardi_daemon.model.import_spec import ImportSpec
 from tracardi_daemon.model.indices import install
 from tracardi_daemon.model.mapping_ops import MappingConflict, apply_op, is_copyable
 from tracardi_daemon.model.naming import alias_name, index_name
 from tracardi_daemon.model.profiles import LoadedProfile, ProfileStore, Rewrite
 from tracardi_daemon.roles.upgrade.imports.rows import Row, RowFailure
-from tracardi_daemon.roles.upgrade.imports.spec import ImportSpec
 
 # deterministic ids of imported documents: a keyed hash of (definition id, row key),
 # written like a UUID as Tracardi's ids are (a quarter of uuid5's cost)

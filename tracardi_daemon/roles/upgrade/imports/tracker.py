@@ -14,9 +14,9 @@ from collections.abc import Sequence
 
 import httpx
 
+from tracardi_daemon.model.import_spec import ImportSpec
 from tracardi_daemon.redact import mask_text
 from tracardi_daemon.roles.upgrade.imports.rows import Row, RowFailure
-from tracardi_daemon.roles.upgrade.imports.spec import ImportSpec
 from tracardi_daemon.roles.upgrade.imports.targets import Failed
 
 _BODY_SHOWN = 200  # characters of an error answer kept in the row's reason

@@ -38,7 +38,7 @@ from tracardi_daemon.infra.pipeline import WriteBehind
 from tracardi_daemon.infra.queue_base import redis_errors, text
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.infra.scan import Hit, count
-from tracardi_daemon.infra.tasks import TaskRecord, TaskStore
+from tracardi_daemon.model.tasks.store import TaskRecord, TaskStore
 from tracardi_daemon.model.tracardi_names import Layout
 from tracardi_daemon.roles.jobs import end_job
 from tracardi_daemon.roles.upgrade.migration.lanes import Lane, LaneReader, WorkItem
