@@ -66,7 +66,8 @@ GOAL_PEAK_RSS_MB = 150.0
 PROFILE_ROWS = 100_000
 SAMPLE_IDS = 500  # daemon events compared with the floor's
 ELASTIC = "http://127.0.0.1:9200"
-# the account scripts/services creates (tests/imports/mysql_fixtures.py: the same default)
+# the account scripts/services creates (the same default as
+# tests/roles/upgrade/imports/mysql_fixtures.py)
 MYSQL_URL = os.environ.get("TEST_MYSQL_URL", "mysql://tracardi:tracardi@127.0.0.1:3306")
 HEADER = ("customer_id", "email", "name", "city", "orders", "score", "joined", "active")
 FIRST = ("Ann", "Bob", "Cid", "Dora", "Eve", "Finn", "Gus", "Hanna", "Ida", "Jan", "Kai")

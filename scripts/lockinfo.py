@@ -1,7 +1,7 @@
 """What the dependency locks in requirements/ were made from, and whether they still fit.
 
 scripts/lock writes a fingerprint of pyproject.toml's dependency declarations into each
-lock; tests/test_lock.py recomputes it, so a dependency changed without re-locking fails
+lock; tests/runtime/test_lock.py recomputes it, so a dependency changed without re-locking fails
 with the command to run. Standard library only: it runs before anything is installed.
 
     python scripts/lockinfo.py fingerprint | build-requirements | check

@@ -1,18 +1,27 @@
 """Shared fixtures: the real Redis and Elasticsearch started by ``scripts/services``
-(MariaDB: ``tests/imports/mysql_fixtures.py``).
+(MariaDB: ``tests/roles/upgrade/imports/mysql_fixtures.py``).
 
 Every test gets its own key/index prefix, so tests never see each other's data.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 from elasticsearch import Elasticsearch
 from redis import Redis
+
+from tracardi_daemon.config.settings import Settings
+from tracardi_daemon.infra.host_limits import HostLimits
+from tracardi_daemon.infra.redis import RedisClient
+from tracardi_daemon.roles.base import RoleContext, RoleCounters
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 ELASTIC_URL = os.environ.get("TEST_ELASTIC_URL", "http://127.0.0.1:9200")
@@ -87,3 +96,47 @@ def drop_indices(client: Elasticsearch, prefix: str) -> None:
     )
     for template in templates.get("index_templates", []):
         client.indices.delete_index_template(name=template["name"])
+
+
+def supervised(kind: type[Any]) -> type[Any]:
+    """``kind`` whose step waits after finding no work, as the supervisor makes it
+    wait (``idle_wait_s`` on the stop event): tests step roles in loops."""
+
+    class Supervised(kind):  # type: ignore[misc, valid-type]
+        def step(self, now: float) -> bool:
+            worked: bool = super().step(now)
+            if not worked:
+                self.ctx.stop.wait(getattr(self, "idle_wait_s", 0.0))
+            return worked
+
+    Supervised.__name__ = Supervised.__qualname__ = kind.__name__
+    return Supervised
+
+
+RoleStarter = Callable[..., tuple[Any, RoleContext]]
+
+
+@pytest.fixture
+def start_role(redis_client: RedisClient, elastic_url: str) -> Iterator[RoleStarter]:
+    """``start_role(RoleClass, settings, limits=None)`` -> (started role, its context);
+    every role is stopped at the end of the test."""
+    pool = ThreadPoolExecutor(1)
+    elastic = Elasticsearch(elastic_url)
+    roles: list[Any] = []
+
+    def start(kind: type[Any], settings: Settings,
+              limits: HostLimits | None = None) -> tuple[Any, RoleContext]:
+        ctx = RoleContext(name=kind.__name__, settings=settings, redis=redis_client,
+                          elastic=elastic, pool=pool, stop=threading.Event(),
+                          logger=logging.getLogger(kind.__name__), counters=RoleCounters(),
+                          consumer_name=f"test-{len(roles)}", host_limits=limits)
+        role = supervised(kind)()
+        role.start(ctx)
+        roles.append(role)
+        return role, ctx
+
+    yield start
+    for role in roles:
+        role.stop()
+    pool.shutdown()
+    elastic.close()

@@ -16,6 +16,8 @@ class ExitCode(IntEnum):
     OK = 0
     FAILURE = 1
     CONFIG = 2
+    # a command's input is wrong (a bad payload, target or id): argparse's own code
+    USAGE = 2
     LICENSE = 3
     BACKEND_UNREACHABLE = 4
 

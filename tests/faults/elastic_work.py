@@ -7,6 +7,7 @@ compared). Each says how far it got, whether it ended, and what it lost or doubl
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -18,8 +19,8 @@ from elasticsearch.helpers import scan
 from redis import Redis
 
 from tests.faults.elastic_node import PrivateElastic
-from tests.mapping.conftest import World, ago
 from tests.receivers import ScriptedServer, start_scripted_server
+from tests.roles.mapping.conftest import World, ago
 from tracardi_daemon.cli.migrate import choose_plan
 from tracardi_daemon.config.settings import ElasticSettings, Settings, TracardiSettings
 from tracardi_daemon.infra.lease import lease_key
@@ -61,11 +62,16 @@ intent_stale_s = 2.0
 batch_size = 100
 lease_s = 2.0
 poll_interval_s = 0.05
+# each trial's import file is in a directory of its own under the temporary directory
+import_dirs = [IMPORT_DIR]
+[outbound]
+# the receivers of the triggers listen on loopback
+allow = ["127.0.0.0/8", "::1"]
 [definitions]
 refresh_s = 0.5
 [elastic]
 hosts = ["{elastic}"]
-"""
+""".replace("IMPORT_DIR", json.dumps(tempfile.gettempdir()))
 PROFILES, EVENTS_EACH = 20, 100  # mapping: 2,000 events
 SEGMENTED = 600  # profiles of the segmentation pass
 PER_MONTH = 1000  # migration: two monthly source indices

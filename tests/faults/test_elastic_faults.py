@@ -18,7 +18,7 @@ from redis import Redis
 
 from tests.faults.elastic_node import PrivateElastic, private_elastic
 from tests.fleet import Fleet, running, wait_for
-from tests.mapping.conftest import World, ago
+from tests.roles.mapping.conftest import World, ago
 from tracardi_daemon.config.settings import (
     DefinitionsSettings,
     ElasticSettings,

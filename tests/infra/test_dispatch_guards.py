@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import start_role
 from tests.receivers import LOOPBACK_ALLOWED, ScriptedServer
-from tests.scheduler.conftest import start_role
 from tracardi_daemon.config.settings import (
     DispatchSettings,
     OutboundSettings,

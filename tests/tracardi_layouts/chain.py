@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from elasticsearch import helpers
 
+from tests.conftest import RoleStarter
 from tests.receivers import ScriptedServer
-from tests.scheduler.conftest import RoleStarter
 from tests.tracardi_layouts import documents as docs
 from tests.tracardi_layouts.install import TracardiInstall
 from tracardi_daemon.config.settings import Settings

@@ -17,7 +17,7 @@ from urllib.parse import unquote, urlsplit
 from elasticsearch import Elasticsearch
 from pymysql.connections import Connection
 
-from tests.imports.mysql_fixtures import mysql_connection
+from tests.roles.upgrade.imports.mysql_fixtures import mysql_connection
 from tests.tracardi_layouts import (
     DATA_INDICES,
     DEFAULT_PARTITIONING,

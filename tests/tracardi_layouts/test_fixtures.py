@@ -12,7 +12,7 @@ import pymysql
 import pytest
 from elasticsearch import BadRequestError, Elasticsearch
 
-from tests.imports.mysql_fixtures import MYSQL_URL, mysql_database
+from tests.roles.upgrade.imports.mysql_fixtures import MYSQL_URL, mysql_database
 from tests.tracardi_layouts import (
     DATA_INDICES,
     DEFINITION_INDICES,

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from elasticsearch import Elasticsearch
 
+from tests.conftest import RoleStarter, start_role
 from tests.receivers import ScriptedServer, http_server
-from tests.scheduler.conftest import RoleStarter, start_role
 from tests.tracardi_layouts import DEFAULT_PARTITIONING, partition_suffix
 from tests.tracardi_layouts import documents as docs
 from tests.tracardi_layouts.chain import (

@@ -14,9 +14,9 @@ from datetime import UTC, datetime
 import pytest
 from elasticsearch import Elasticsearch
 
-from tests.imports.mysql_fixtures import mysql_database
+from tests.conftest import RoleStarter, start_role
 from tests.receivers import ScriptedServer, http_server
-from tests.scheduler.conftest import RoleStarter, start_role
+from tests.roles.upgrade.imports.mysql_fixtures import mysql_database
 from tests.tracardi_layouts import DEFAULT_PARTITIONING, partition_suffix
 from tests.tracardi_layouts import documents as docs
 from tests.tracardi_layouts.chain import (

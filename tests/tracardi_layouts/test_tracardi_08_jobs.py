@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from elasticsearch import Elasticsearch, helpers
 
+from tests.conftest import RoleStarter, start_role
 from tests.receivers import LOOPBACK_ALLOWED, ScriptedServer, http_server
-from tests.scheduler.conftest import RoleStarter, start_role
 from tests.tracardi_layouts import documents as docs
 from tests.tracardi_layouts.install import TracardiInstall, install_tracardi_elastic
 from tracardi_daemon.config.settings import Settings, TracardiSettings, UpgradeSettings

@@ -17,7 +17,7 @@ import pytest
 from elasticsearch import Elasticsearch
 from redis import Redis
 
-from tests.imports.mysql_fixtures import MYSQL_URL, mysql_connection, mysql_database
+from tests.roles.upgrade.imports.mysql_fixtures import MYSQL_URL, mysql_connection, mysql_database
 from tests.tracardi_layouts.commands import run_cli
 from tests.tracardi_layouts.install import TracardiTables, install_tracardi_mysql
 from tracardi_daemon.config.settings import (

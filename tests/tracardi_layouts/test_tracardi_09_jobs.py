@@ -10,9 +10,9 @@ from typing import Any
 
 from elasticsearch import Elasticsearch, helpers
 
-from tests.imports.mysql_fixtures import mysql_database
+from tests.conftest import RoleStarter, start_role
 from tests.receivers import LOOPBACK_ALLOWED, ScriptedServer, http_server
-from tests.scheduler.conftest import RoleStarter, start_role
+from tests.roles.upgrade.imports.mysql_fixtures import mysql_database
 from tests.tracardi_layouts.install import TracardiTables
 from tests.tracardi_layouts.test_tracardi_09_definitions import (
     account,

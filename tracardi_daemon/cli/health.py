@@ -4,11 +4,44 @@ show the answer to a person (a table) or to Docker's HEALTHCHECK (an exit code).
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
+from collections.abc import Mapping
 
+from tracardi_daemon.cli.common import add_config_option
+from tracardi_daemon.config.env import env_value
+from tracardi_daemon.config.load import Overrides, load_settings
+from tracardi_daemon.config.settings import DaemonSettings
+from tracardi_daemon.errors import ConfigError
 from tracardi_daemon.health.report import HealthReport, RoleReport
 from tracardi_daemon.health.server import HealthUnavailable, fetch
+
+
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    status = sub.add_parser("status", help="show the running daemon's health as a table")
+    _add_socket_options(status)
+    status.add_argument("--json", action="store_true", help="print the raw JSON report")
+    status.set_defaults(handler=lambda args, env: cmd_status(
+        health_socket_path(args, env), args.json))
+    check = sub.add_parser("check", help="exit 0 if the daemon is healthy, else 1")
+    _add_socket_options(check)
+    check.set_defaults(handler=lambda args, env: cmd_check(health_socket_path(args, env)))
+
+
+def _add_socket_options(parser: argparse.ArgumentParser) -> None:
+    add_config_option(parser)
+    parser.add_argument("--socket", help="health socket path (or TRACARDI_HEALTH_SOCKET)")
+
+
+def health_socket_path(args: argparse.Namespace, env: Mapping[str, str]) -> str:
+    """--socket, else TRACARDI_HEALTH_SOCKET, else the config file's, else the default."""
+    if args.socket:
+        return str(args.socket)
+    try:
+        return load_settings(env, Overrides(config=args.config)).daemon.health_socket
+    except ConfigError:
+        return env_value(env, "TRACARDI_HEALTH_SOCKET") or DaemonSettings().health_socket
 
 
 def cmd_status(socket_path: str, as_json: bool) -> int:

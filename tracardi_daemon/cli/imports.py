@@ -24,8 +24,6 @@ from tracardi_daemon.roles.upgrade.imports.failures import MAX_KEPT, FailureLog
 from tracardi_daemon.roles.upgrade.imports.job import IMPORT_TASK, import_params, load_spec
 from tracardi_daemon.roles.upgrade.migration.job import UPGRADE_QUEUE
 
-USAGE_ERROR = 2
-
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("import", help="import rows from a file, index or database")
@@ -66,7 +64,7 @@ def _run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             spec = load_spec(DefinitionStore(elastic, settings), args.definition)
         except InvalidInput as exc:
             print(f"error: {exc}", file=sys.stderr)
-            return USAGE_ERROR
+            return int(ExitCode.USAGE)
         tasks = TaskStore(redis, elastic, settings)
         name = f"{'Dry run of import' if args.dry_run else 'Import'} {spec.name}"
         record = queue_task(tasks, WorkQueue(redis, settings.tracardi.tenant, UPGRADE_QUEUE),
@@ -93,7 +91,7 @@ def _status(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 def _failures(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     if args.offset < 0 or args.limit < 1:
         print("error: --offset must be 0 or more and --limit 1 or more", file=sys.stderr)
-        return USAGE_ERROR
+        return int(ExitCode.USAGE)
 
     def action(redis: RedisClient, elastic: Elasticsearch, settings: Settings) -> int:
         record = TaskStore(redis, elastic, settings).get(args.task)

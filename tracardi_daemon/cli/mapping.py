@@ -28,8 +28,6 @@ from tracardi_daemon.redact import mask_json
 from tracardi_daemon.roles.mapping.batch import MAPPING_QUEUE
 from tracardi_daemon.roles.mapping.jobs import TASK_TYPE, JobSpec, submit, validate_spec
 
-USAGE_ERROR = 2
-
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("mapping", help="run batch mapping jobs and follow them")
@@ -98,7 +96,7 @@ def _run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             inline = _file_definitions(args.mappings)
         except InvalidInput as exc:
             print(f"error: {exc}", file=sys.stderr)
-            return USAGE_ERROR
+            return int(ExitCode.USAGE)
 
     def action(redis: RedisClient, elastic: Elasticsearch, settings: Settings) -> int:
         try:
@@ -110,7 +108,7 @@ def _run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             selected = _count(elastic, settings, spec)
         except InvalidInput as exc:
             print(f"error: {exc}", file=sys.stderr)
-            return USAGE_ERROR
+            return int(ExitCode.USAGE)
         tasks = TaskStore(redis, elastic, settings)
         name = "Mapping " + ", ".join(d.name for d in definitions)
         record = submit(tasks, WorkQueue(redis, settings.tracardi.tenant, MAPPING_QUEUE),

@@ -40,8 +40,6 @@ from tracardi_daemon.roles.upgrade.migration.plan import (
     shipped_plans,
 )
 
-USAGE_ERROR = 2
-
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("migrate", help="migrate an installation's indices")
@@ -112,7 +110,7 @@ def _load(args: argparse.Namespace) -> Plan | None:
 def _plan(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     plan = _load(args)
     if plan is None:
-        return USAGE_ERROR
+        return int(ExitCode.USAGE)
 
     def action(redis: RedisClient, elastic: Elasticsearch, settings: Settings) -> int:
         target = plan.target_layout(settings.tracardi)
@@ -150,7 +148,7 @@ def _plan(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 def _run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     plan = _load(args)
     if plan is None:
-        return USAGE_ERROR
+        return int(ExitCode.USAGE)
 
     def action(redis: RedisClient, elastic: Elasticsearch, settings: Settings) -> int:
         try:
@@ -158,7 +156,7 @@ def _run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
                                       max_failed_docs=args.max_failed_docs)
         except InvalidInput as exc:
             print(f"error: {exc}", file=sys.stderr)
-            return USAGE_ERROR
+            return int(ExitCode.USAGE)
         refused = painless_refusals(plan, cluster_modules(elastic))
         if refused:
             print("error: nothing queued: " + "; ".join(refused), file=sys.stderr)

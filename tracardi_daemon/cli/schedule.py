@@ -38,7 +38,6 @@ from tracardi_daemon.roles.scheduler.limits import (
     check_payload,
 )
 
-USAGE_ERROR = 2  # bad payload, target or duration: the caller's input, like argparse's
 # a sign is accepted here so that "-5s" gets a clear "must be positive", not a parse error
 _DURATION = re.compile(r"([+-]?)(\d+(?:\.\d+)?)(ms|s|m|h|d)?", re.ASCII)
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -99,7 +98,7 @@ def handler(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             return command(DelayedStore(client, settings.tracardi.tenant), args, limits)
         except InvalidInput as exc:  # bad input is a usage error here, not a failure
             print(f"error: {mask_text(str(exc))}", file=sys.stderr)
-            return USAGE_ERROR
+            return int(ExitCode.USAGE)
 
     return run_with_redis(args, env, run)
 

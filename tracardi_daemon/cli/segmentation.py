@@ -33,8 +33,6 @@ from tracardi_daemon.roles.segmentation.passes import (
 )
 from tracardi_daemon.roles.segmentation.rules import SegmentRules
 
-USAGE_ERROR = 2
-
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("segmentation", help="segments, passes and re-segmenting")
@@ -125,7 +123,7 @@ def _run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             spec = _spec(elastic, settings, args.segment, args.dry_run)
         except InvalidInput as exc:
             print(f"error: {exc}", file=sys.stderr)
-            return USAGE_ERROR
+            return int(ExitCode.USAGE)
         tasks = TaskStore(redis, elastic, settings)
         queue = WorkQueue(redis, settings.tracardi.tenant, SEGMENTATION_QUEUE)
         record = submit_pass(tasks, queue, spec, f"Segmentation pass {spec.definition}"
@@ -171,7 +169,7 @@ def _plan(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             spec = _spec(elastic, settings, args.segment)
         except InvalidInput as exc:
             print(f"error: {exc}", file=sys.stderr)
-            return USAGE_ERROR
+            return int(ExitCode.USAGE)
         path, why = spec.path()
         print(f"{spec.definition}: segment {spec.segment!r}, operation {spec.operation}")
         print(f"path: {path}: {why}")

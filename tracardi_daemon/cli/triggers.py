@@ -26,8 +26,6 @@ from tracardi_daemon.model.definitions import WorkflowTrigger, machine_name
 from tracardi_daemon.redact import mask_text
 from tracardi_daemon.roles.trigger.role import SegmentChange, delivery_key, trigger_payload
 
-USAGE_ERROR = 2  # unknown trigger or bad target: the caller's input, like argparse's
-
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("triggers", help="try workflow triggers")
@@ -51,7 +49,7 @@ def _test(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             target = _target(args.target or trigger.dispatch_target(), args.target)
         except InvalidInput as exc:
             print(f"error: {mask_text(str(exc))}", file=sys.stderr)
-            return USAGE_ERROR
+            return int(ExitCode.USAGE)
         change = synthetic_change(trigger, args.profile)
         key = delivery_key(trigger, change)
         dispatcher = Dispatcher(redis, settings.tracardi.tenant,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -70,7 +71,9 @@ class Role(Protocol):
     def step(self, now: float) -> bool:
         """Do one bounded unit of work; return True if there was work, False if idle.
 
-        An idle step should wait on ``ctx.stop`` (never ``time.sleep``) for at most its
+        After an idle step the supervisor waits ``idle_wait_s`` (an attribute of the
+        role, 0 if it has none) on the stop event; a step that blocks, on its queue or
+        its timing wheel, does so on ``ctx.stop`` (never ``time.sleep``) for at most its
         poll interval, so the role notices a stop within one interval.
         """
 
@@ -89,6 +92,45 @@ class TendedRole(Protocol):
 
 
 RoleFactory = Callable[[], Role]
+
+
+class BaseRole:
+    """The skeleton the roles share: the context once started, an owner name unique
+    to this role object (a restarted role must not pass for its predecessor in a lease
+    or a claim), how long the supervisor waits after an idle step, and nothing to tend
+    or close unless a role says so. A role implements ``_open``, ``step`` and, when it
+    holds work, ``_close`` and ``tend``."""
+
+    # seconds the supervisor waits on the stop event after a step that found no work;
+    # 0 for a role whose step blocks on its queue itself
+    idle_wait_s = 0.0
+
+    def __init__(self) -> None:
+        self._ctx: RoleContext | None = None
+        self._owner = ""
+
+    @property
+    def ctx(self) -> RoleContext:
+        assert self._ctx is not None, "start() first"
+        return self._ctx
+
+    def start(self, ctx: RoleContext) -> None:
+        self._owner = f"{ctx.consumer_name or ctx.name}:{uuid.uuid4().hex[:8]}"
+        self._open(ctx)
+        self._ctx = ctx  # last: stop() has nothing to hand back if opening failed
+
+    def _open(self, ctx: RoleContext) -> None:
+        raise NotImplementedError
+
+    def tend(self) -> None:
+        """Renew claims on in-flight work; nothing by default."""
+
+    def stop(self) -> None:
+        if self._ctx is not None:
+            self._close()
+
+    def _close(self) -> None:
+        """Hand back in-flight work; nothing by default."""
 
 
 def role_queue(ctx: RoleContext, name: str) -> WorkQueue:

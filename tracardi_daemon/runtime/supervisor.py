@@ -113,8 +113,11 @@ class RoleRunner:
             while not self.stop_event.is_set():
                 with self._lock:
                     self._step_started[index] = self.clock()
-                role.step(ctx.clock())
+                worked = role.step(ctx.clock())
                 self._beat(index, succeeded=True)
+                if not worked:
+                    # an idle role waits here, not in its step; a stop ends the wait
+                    self.stop_event.wait(getattr(role, "idle_wait_s", 0.0))
             return True
         except Exception as exc:  # noqa: BLE001 - the supervisor is the last line for a role
             self._record_failure(exc)

@@ -35,7 +35,7 @@ from tracardi_daemon.infra.host_limits import HostLimits
 from tracardi_daemon.infra.outbound import OutboundPolicy
 from tracardi_daemon.infra.queue import Message
 from tracardi_daemon.redact import mask_url
-from tracardi_daemon.roles.base import RoleContext
+from tracardi_daemon.roles.base import BaseRole, RoleContext
 
 # how long a consume waits for work; bounds how soon a stop is noticed
 POLL_S = 0.5
@@ -45,20 +45,15 @@ HOST_BUSY_DEFER_S = 0.25
 STATS_EVERY_S = 5.0
 
 
-class DispatchRole:
+class DispatchRole(BaseRole):
     """One sender thread."""
 
     def __init__(self) -> None:
-        self._ctx: RoleContext | None = None
+        super().__init__()
         self._lock = threading.Lock()
         self._in_flight: Message | None = None
 
-    @property
-    def ctx(self) -> RoleContext:
-        assert self._ctx is not None, "start() first"
-        return self._ctx
-
-    def start(self, ctx: RoleContext) -> None:
+    def _open(self, ctx: RoleContext) -> None:
         settings = ctx.settings
         self._queue = delivery_queue(ctx.redis, settings)
         self._dispatcher = Dispatcher(ctx.redis, settings.tracardi.tenant,
@@ -69,7 +64,6 @@ class DispatchRole:
         self._consumer = ctx.consumer_name or ctx.name
         self._poll_ms = int(min(POLL_S, settings.queue.poll_interval_s) * 1000)
         self._next_stats = 0.0
-        self._ctx = ctx
 
     def step(self, now: float) -> bool:
         messages = self._queue.consume(self._consumer, count=1, block_ms=self._poll_ms)
@@ -90,9 +84,8 @@ class DispatchRole:
         if message is not None:
             self._queue.extend(self._consumer, [message.id])
 
-    def stop(self) -> None:
-        if self._ctx is not None:
-            self._dispatcher.close()
+    def _close(self) -> None:
+        self._dispatcher.close()
 
     def _deliver(self, message: Message) -> None:
         try:

@@ -10,8 +10,6 @@ tail's lease, so one daemon of many follows the index. The pieces: ``mapping_rul
 
 from __future__ import annotations
 
-import uuid
-
 from tracardi_daemon.errors import DaemonError
 from tracardi_daemon.infra.bulk import BulkWriter
 from tracardi_daemon.infra.lease import Lease
@@ -20,7 +18,7 @@ from tracardi_daemon.model.definitions import EventToProfile, EventTypeMapping
 from tracardi_daemon.model.naming import alias_name
 from tracardi_daemon.model.profiles import ProfileStore
 from tracardi_daemon.model.tasks.store import TaskStore
-from tracardi_daemon.roles.base import RoleContext, role_queue
+from tracardi_daemon.roles.base import BaseRole, RoleContext, role_queue
 from tracardi_daemon.roles.jobs import TaskJobRunner, orphan_after_s
 from tracardi_daemon.roles.mapping.batch import MAPPING_QUEUE, BatchApplier, BatchOutcome
 from tracardi_daemon.roles.mapping.jobs import TASK_TYPE as MAPPING_TASK
@@ -31,22 +29,16 @@ from tracardi_daemon.roles.mapping.rules import MappingRules
 LIVE_LEASE = "mapping-live"
 
 
-class MappingRole:
+class MappingRole(BaseRole):
     """One mapping thread."""
 
     def __init__(self) -> None:
-        self._ctx: RoleContext | None = None
+        super().__init__()
         self._live: LiveTail | None = None
 
-    @property
-    def ctx(self) -> RoleContext:
-        assert self._ctx is not None, "start() first"
-        return self._ctx
-
-    def start(self, ctx: RoleContext) -> None:
+    def _open(self, ctx: RoleContext) -> None:
         settings = ctx.settings
         self._elastic, self._redis, self._settings = ctx.elastic, ctx.redis, settings
-        self._owner = f"{ctx.consumer_name or ctx.name}:{uuid.uuid4().hex[:8]}"
         self._writer = BulkWriter(ctx.elastic, stop=ctx.stop)
         self._profiles = ProfileStore(ctx.elastic, ctx.redis, settings, self._writer)
         store = DefinitionStore(ctx.elastic, settings)
@@ -67,11 +59,14 @@ class MappingRole:
         if settings.mapping.live and ctx.thread_index == 0:
             self._live = LiveTail(ctx.redis, settings, self._applier(LIVE_STREAM),
                                   rules=self._rules, lease=self._live_lease, clock=ctx.clock)
-        self._ctx = ctx
 
     def _applier(self, stream: str) -> BatchApplier:
         return BatchApplier(self._elastic, self._redis, self._settings, writer=self._writer,
                             profiles=self._profiles, stream=stream)
+
+    @property
+    def idle_wait_s(self) -> float:  # type: ignore[override]
+        return self.ctx.settings.mapping.poll_interval_s
 
     def _lease(self, name: str) -> Lease:
         return Lease(self._redis, self._settings.tracardi.tenant, name, self._owner,
@@ -83,10 +78,7 @@ class MappingRole:
         for outcome in (job, live):
             if outcome is not None:
                 self.ctx.counters.add(processed=outcome.applied, failed=outcome.failed)
-        if job is None and live is None:
-            self.ctx.stop.wait(self.ctx.settings.mapping.poll_interval_s)
-            return False
-        return True
+        return job is not None or live is not None
 
     def _live_step(self) -> BatchOutcome | None:
         if self._live is None:
@@ -103,9 +95,7 @@ class MappingRole:
         """Keep the claim on the running job's message while a long batch runs."""
         self._jobs.keep_claim()
 
-    def stop(self) -> None:
-        if self._ctx is None:
-            return
+    def _close(self) -> None:
         try:
             self._jobs.close()
             if self._live is not None:

@@ -5,7 +5,6 @@ completes or re-arms it. The firing thread never waits on a receiver."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from tracardi_daemon.errors import DaemonError, InvalidInput
@@ -15,7 +14,7 @@ from tracardi_daemon.infra.dispatch import parse_target, stream_entry
 from tracardi_daemon.infra.dispatch_targets import TargetKind
 from tracardi_daemon.infra.queue_base import redis_errors
 from tracardi_daemon.infra.timerwheel import Timer, TimingWheel
-from tracardi_daemon.roles.base import RoleContext
+from tracardi_daemon.roles.base import BaseRole, RoleContext
 
 # how often Redis is asked for newly due jobs: bounds the lateness of a job scheduled
 # less than a horizon ahead; one cheap script call per interval
@@ -25,33 +24,25 @@ CLAIM_BATCH = 1000
 FIRING_SLACK_MS = 1000.0
 
 
-class SchedulerRole:
+class SchedulerRole(BaseRole):
     """One scheduler thread; several threads or daemons share the jobs through claims."""
 
     def __init__(self) -> None:
-        self._ctx: RoleContext | None = None
+        super().__init__()
         self._held: dict[str, Timer[Job]] = {}
         self._lease_until_ms: dict[str, float] = {}  # our view of each claim's deadline
 
-    @property
-    def ctx(self) -> RoleContext:
-        assert self._ctx is not None, "start() first"
-        return self._ctx
-
-    def start(self, ctx: RoleContext) -> None:
+    def _open(self, ctx: RoleContext) -> None:
         tenant = ctx.settings.tracardi.tenant
         self._store = DelayedStore(ctx.redis, tenant)
         self._deliveries = delivery_queue(ctx.redis, ctx.settings)
         self._wheel: TimingWheel[Job] = TimingWheel(clock_ms=lambda: ctx.clock() * 1000.0)
-        # unique per role object: a restarted role must not pass for its predecessor
-        self._owner = f"{ctx.consumer_name or ctx.name}:{uuid.uuid4().hex[:8]}"
         settings = ctx.settings.scheduler
         self._horizon_ms = int(settings.horizon_s * 1000)
         self._lease_ms = int(settings.lease_s * 1000)
         self._claim_every_s = min(settings.horizon_s / 3, CLAIM_POLL_S)
         self._renew_every_s = settings.lease_s / 3
         self._next_claim = self._next_renew = 0.0
-        self._ctx = ctx  # last: stop() has nothing to hand back if start() failed
 
     def step(self, now: float) -> bool:
         claimed = 0
@@ -68,9 +59,7 @@ class SchedulerRole:
             self._fire([timer.item for timer in fired])
         return bool(claimed or fired)
 
-    def stop(self) -> None:
-        if self._ctx is None:
-            return
+    def _close(self) -> None:
         try:
             released = self._store.release(self._owner, list(self._held))
             if released:

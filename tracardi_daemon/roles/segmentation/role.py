@@ -12,7 +12,6 @@ segment-change intents of writers that died. Transitions go to ``segment-changes
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,7 +28,7 @@ from tracardi_daemon.model.definitions import LiveSegment, Segment
 from tracardi_daemon.model.naming import alias_name
 from tracardi_daemon.model.profiles import PROFILE_CHANGED_QUEUE, ProfileStore
 from tracardi_daemon.model.tasks.store import TaskStore
-from tracardi_daemon.roles.base import RoleContext, role_queue
+from tracardi_daemon.roles.base import BaseRole, RoleContext, role_queue
 from tracardi_daemon.roles.jobs import TaskJobRunner, orphan_after_s
 from tracardi_daemon.roles.segmentation.changes import ChangeOutcome, SegmentChanges
 from tracardi_daemon.roles.segmentation.passes import (
@@ -48,21 +47,12 @@ SCHEDULE_LEASE = "segmentation-schedule"
 SWEEP_EVERY_S = 10.0
 
 
-class SegmentationRole:
+class SegmentationRole(BaseRole):
     """One segmentation thread."""
 
-    def __init__(self) -> None:
-        self._ctx: RoleContext | None = None
-
-    @property
-    def ctx(self) -> RoleContext:
-        assert self._ctx is not None, "start() first"
-        return self._ctx
-
-    def start(self, ctx: RoleContext) -> None:
+    def _open(self, ctx: RoleContext) -> None:
         settings = ctx.settings
         self._redis, self._settings = ctx.redis, settings
-        self._owner = f"{ctx.consumer_name or ctx.name}:{uuid.uuid4().hex[:8]}"
         profiles = ProfileStore(ctx.elastic, ctx.redis, settings,
                                 BulkWriter(ctx.elastic, stop=ctx.stop))
         self._changes = SegmentChanges(ctx.redis, settings, profiles, clock=ctx.clock)
@@ -86,7 +76,10 @@ class SegmentationRole:
         self._scheduler: schedule.Scheduler | None = None
         self._scheduled_for: Any = None
         self._next_sweep = 0.0
-        self._ctx = ctx
+
+    @property
+    def idle_wait_s(self) -> float:  # type: ignore[override]
+        return self._settings.segmentation.poll_interval_s
 
     def _lease(self, name: str) -> Lease:
         return Lease(self._redis, self._settings.tracardi.tenant, name, self._owner,
@@ -101,17 +94,13 @@ class SegmentationRole:
         did = self._incremental() or did
         if self._schedule_lease is not None and self._schedule_lease.ensure():
             self._run_schedule(now)
-        if not did:
-            self.ctx.stop.wait(self._settings.segmentation.poll_interval_s)
         return did
 
     def tend(self) -> None:
         """Keep the claim on the running job's message while a long batch runs."""
         self._passes.keep_claim()
 
-    def stop(self) -> None:
-        if self._ctx is None:
-            return
+    def _close(self) -> None:
         try:
             self._passes.close()
             if self._schedule_lease is not None:

@@ -21,7 +21,7 @@ from tracardi_daemon.infra.dispatch_targets import TargetKind
 from tracardi_daemon.infra.queue import Message
 from tracardi_daemon.model.definition_store import DefinitionCache, DefinitionStore
 from tracardi_daemon.model.definitions import TRIGGER_EVENT_TYPES, WorkflowTrigger, machine_name
-from tracardi_daemon.roles.base import RoleContext, role_queue
+from tracardi_daemon.roles.base import BaseRole, RoleContext, role_queue
 from tracardi_daemon.roles.segmentation.changes import SEGMENT_CHANGES_QUEUE
 
 # how long a delivery's key is remembered: a change redelivered later than this (a dead
@@ -121,18 +121,10 @@ def _kind(target: str) -> str:
     return target.partition(":")[0].strip().lower()
 
 
-class TriggerRole:
+class TriggerRole(BaseRole):
     """One trigger thread; several threads or daemons share the queue."""
 
-    def __init__(self) -> None:
-        self._ctx: RoleContext | None = None
-
-    @property
-    def ctx(self) -> RoleContext:
-        assert self._ctx is not None, "start() first"
-        return self._ctx
-
-    def start(self, ctx: RoleContext) -> None:
+    def _open(self, ctx: RoleContext) -> None:
         settings = ctx.settings
         queue = settings.queue
         self._changes = role_queue(ctx, SEGMENT_CHANGES_QUEUE)
@@ -143,7 +135,6 @@ class TriggerRole:
         self._batch = max(1, queue.batch_size)
         self._poll_ms = int(min(POLL_S, queue.poll_interval_s) * 1000)
         self._next_stats = 0.0
-        self._ctx = ctx
 
     def step(self, now: float) -> bool:
         # read before consuming: a first load that fails holds no change
@@ -158,8 +149,7 @@ class TriggerRole:
             self._next_stats = now + STATS_EVERY_S
         return bool(messages)
 
-    def stop(self) -> None:
-        """Nothing to hand back: a step acks every change it took before it returns."""
+    # nothing to hand back: a step acks every change it took before it returns
 
     def _handle(self, messages: list[Message], triggers: list[WorkflowTrigger]) -> None:
         handled: list[str] = []

@@ -5,13 +5,11 @@ so a job of a daemon that died is taken over and resumed from its checkpoint."""
 
 from __future__ import annotations
 
-import uuid
-
 from tracardi_daemon.errors import DaemonError
 from tracardi_daemon.infra.bulk import BulkWriter
 from tracardi_daemon.infra.lease import Lease
 from tracardi_daemon.model.tasks.store import TaskRecord, TaskStore
-from tracardi_daemon.roles.base import RoleContext, role_queue
+from tracardi_daemon.roles.base import BaseRole, RoleContext, role_queue
 from tracardi_daemon.roles.jobs import TaskJob, TaskJobRunner, orphan_after_s
 from tracardi_daemon.roles.upgrade.imports.job import IMPORT_TASK, ImportJob
 from tracardi_daemon.roles.upgrade.migration.job import MIGRATION_TASK, UPGRADE_QUEUE, MigrationJob
@@ -35,20 +33,11 @@ class _UnknownJob:
         pass
 
 
-class UpgradeRole:
+class UpgradeRole(BaseRole):
     """One upgrade thread."""
 
-    def __init__(self) -> None:
-        self._ctx: RoleContext | None = None
-
-    @property
-    def ctx(self) -> RoleContext:
-        assert self._ctx is not None, "start() first"
-        return self._ctx
-
-    def start(self, ctx: RoleContext) -> None:
+    def _open(self, ctx: RoleContext) -> None:
         settings = ctx.settings
-        self._owner = f"{ctx.consumer_name or ctx.name}:{uuid.uuid4().hex[:8]}"
         self._queue = role_queue(ctx, UPGRADE_QUEUE)
         tasks = TaskStore(ctx.redis, ctx.elastic, settings)
         writer = BulkWriter(ctx.elastic, stop=ctx.stop)
@@ -70,12 +59,14 @@ class UpgradeRole:
             tasks, self._queue, make_job=make_job, lease_for=lease_for,
             consumer=self._owner, task_types=(MIGRATION_TASK, IMPORT_TASK),
             orphan_after_s=orphan_after_s(settings, settings.upgrade.lease_s))
-        self._ctx = ctx
+
+    @property
+    def idle_wait_s(self) -> float:  # type: ignore[override]
+        return self.ctx.settings.upgrade.poll_interval_s
 
     def step(self, now: float) -> bool:
         copied = self._jobs.step()
         if copied is None:
-            self.ctx.stop.wait(self.ctx.settings.upgrade.poll_interval_s)
             return False
         self.ctx.counters.add(processed=copied)
         return True
@@ -84,9 +75,7 @@ class UpgradeRole:
         """Keep the claim on the running job's message while a long batch runs."""
         self._jobs.keep_claim()
 
-    def stop(self) -> None:
-        if self._ctx is None:
-            return
+    def _close(self) -> None:
         try:
             self._jobs.close()
         except DaemonError as exc:
