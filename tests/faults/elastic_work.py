@@ -64,9 +64,6 @@ lease_s = 2.0
 poll_interval_s = 0.05
 # each trial's import file is in a directory of its own under the temporary directory
 import_dirs = [IMPORT_DIR]
-[outbound]
-# the receivers of the triggers listen on loopback
-allow = ["127.0.0.0/8", "::1"]
 [definitions]
 refresh_s = 0.5
 [elastic]
