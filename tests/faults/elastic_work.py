@@ -25,22 +25,18 @@ from tracardi_daemon.cli.migrate import choose_plan
 from tracardi_daemon.config.settings import ElasticSettings, Settings, TracardiSettings
 from tracardi_daemon.infra.lease import lease_key
 from tracardi_daemon.infra.queue import WorkQueue
+from tracardi_daemon.infra.queues import MAPPING_QUEUE, SEGMENTATION_QUEUE, UPGRADE_QUEUE
 from tracardi_daemon.model.definition_store import DefinitionStore
 from tracardi_daemon.model.definitions import EventToProfile, ImportConfig, Segment
 from tracardi_daemon.model.indices import install
 from tracardi_daemon.model.naming import alias_name
 from tracardi_daemon.model.tasks.store import TaskStore
 from tracardi_daemon.roles.jobs import queue_task
-from tracardi_daemon.roles.mapping.batch import MAPPING_QUEUE
 from tracardi_daemon.roles.mapping.jobs import JobSpec, submit
-from tracardi_daemon.roles.segmentation.passes import SEGMENTATION_QUEUE, pass_spec, submit_pass
+from tracardi_daemon.roles.segmentation.passes import pass_spec, submit_pass
 from tracardi_daemon.roles.upgrade.imports.job import IMPORT_TASK, import_params
 from tracardi_daemon.roles.upgrade.imports.targets import imported_id
-from tracardi_daemon.roles.upgrade.migration.job import (
-    MIGRATION_TASK,
-    UPGRADE_QUEUE,
-    migration_params,
-)
+from tracardi_daemon.roles.upgrade.migration.job import MIGRATION_TASK, migration_params
 
 LEASE_S = 2.0  # of every role in SETTINGS
 SETTINGS = """

@@ -29,10 +29,10 @@ from tracardi_daemon.config.settings import (
 from tracardi_daemon.errors import DaemonError
 from tracardi_daemon.health.server import fetch
 from tracardi_daemon.infra.queue import WorkQueue
+from tracardi_daemon.infra.queues import MAPPING_QUEUE
 from tracardi_daemon.model.definitions import EventToProfile
 from tracardi_daemon.model.indices import install
 from tracardi_daemon.model.tasks.store import TaskRecord, TaskStore
-from tracardi_daemon.roles.mapping.batch import MAPPING_QUEUE
 from tracardi_daemon.roles.mapping.jobs import JobSpec, submit
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e]

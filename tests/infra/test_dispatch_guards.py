@@ -23,7 +23,8 @@ from tracardi_daemon.config.settings import (
     TracardiSettings,
 )
 from tracardi_daemon.infra.deadletters import DeadLetters
-from tracardi_daemon.infra.delivery import delivery, delivery_queue
+from tracardi_daemon.infra.delivery import delivery
+from tracardi_daemon.infra.queues import DISPATCH_QUEUE, work_queue
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.roles.dispatch.role import DispatchRole
 
@@ -50,7 +51,8 @@ def run_until(role: Any, predicate: Callable[[], bool], timeout_s: float = 5.0) 
 
 
 def hand_off(redis_client: RedisClient, settings: Settings, target: str, key: str) -> None:
-    delivery_queue(redis_client, settings).enqueue(delivery(target, key, {"n": 1}, "test"))
+    queue = work_queue(redis_client, settings.tracardi.tenant, DISPATCH_QUEUE, settings)
+    queue.enqueue(delivery(target, key, {"n": 1}, "test"))
 
 
 @pytest.mark.parametrize("url", ["http://169.254.169.254/latest/meta-data/",

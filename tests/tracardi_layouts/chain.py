@@ -18,17 +18,19 @@ from tests.tracardi_layouts import documents as docs
 from tests.tracardi_layouts.install import TracardiInstall
 from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.infra.deadletters import DeadLetters
-from tracardi_daemon.infra.dispatch import DISPATCH_QUEUE
 from tracardi_daemon.infra.queue import WorkQueue
+from tracardi_daemon.infra.queues import (
+    DISPATCH_QUEUE,
+    MAPPING_QUEUE,
+    PROFILE_CHANGED_QUEUE,
+    SEGMENT_CHANGES_QUEUE,
+)
 from tracardi_daemon.model.definition_store import DefinitionStore
 from tracardi_daemon.model.definitions import EventToProfile
-from tracardi_daemon.model.profiles import PROFILE_CHANGED_QUEUE
 from tracardi_daemon.model.tasks.store import TaskStore
 from tracardi_daemon.roles.dispatch.role import DispatchRole
-from tracardi_daemon.roles.mapping.batch import MAPPING_QUEUE
 from tracardi_daemon.roles.mapping.jobs import JobSpec, submit
 from tracardi_daemon.roles.mapping.role import MappingRole
-from tracardi_daemon.roles.segmentation.changes import SEGMENT_CHANGES_QUEUE
 from tracardi_daemon.roles.segmentation.role import SegmentationRole
 from tracardi_daemon.roles.trigger.role import TriggerRole
 

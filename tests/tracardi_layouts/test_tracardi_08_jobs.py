@@ -17,15 +17,12 @@ from tests.tracardi_layouts import documents as docs
 from tests.tracardi_layouts.install import TracardiInstall, install_tracardi_elastic
 from tracardi_daemon.config.settings import Settings, TracardiSettings, UpgradeSettings
 from tracardi_daemon.infra.queue import WorkQueue
+from tracardi_daemon.infra.queues import UPGRADE_QUEUE
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.model.tasks.store import TaskRecord, TaskStore
 from tracardi_daemon.roles.jobs import queue_task
 from tracardi_daemon.roles.upgrade.imports.job import IMPORT_TASK, import_params
-from tracardi_daemon.roles.upgrade.migration.job import (
-    MIGRATION_TASK,
-    UPGRADE_QUEUE,
-    migration_params,
-)
+from tracardi_daemon.roles.upgrade.migration.job import MIGRATION_TASK, migration_params
 from tracardi_daemon.roles.upgrade.migration.plan import load_plan
 from tracardi_daemon.roles.upgrade.role import UpgradeRole
 

@@ -23,11 +23,11 @@ from tests.tracardi_layouts.test_tracardi_09_definitions import (
 )
 from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.infra.queue import WorkQueue
+from tracardi_daemon.infra.queues import UPGRADE_QUEUE
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.model.tasks.store import TaskStore
 from tracardi_daemon.roles.jobs import queue_task
 from tracardi_daemon.roles.upgrade.imports.job import IMPORT_TASK, import_params
-from tracardi_daemon.roles.upgrade.migration.job import UPGRADE_QUEUE
 from tracardi_daemon.roles.upgrade.role import UpgradeRole
 
 __all__ = ["account", "http_server", "mysql_database", "settings", "start_role", "tables"]

@@ -15,14 +15,13 @@ from tracardi_daemon.cli.progress import follow
 from tracardi_daemon.cli.tasks import cancel_task, report_end, show_tasks
 from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.errors import ExitCode, InvalidInput
-from tracardi_daemon.infra.queue import WorkQueue
+from tracardi_daemon.infra.queues import UPGRADE_QUEUE, work_queue
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.model.definition_store import DefinitionStore
 from tracardi_daemon.model.tasks.store import TaskRecord, TaskStore
 from tracardi_daemon.roles.jobs import queue_task
 from tracardi_daemon.roles.upgrade.imports.failures import MAX_KEPT, FailureLog
 from tracardi_daemon.roles.upgrade.imports.job import IMPORT_TASK, import_params, load_spec
-from tracardi_daemon.roles.upgrade.migration.job import UPGRADE_QUEUE
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -67,8 +66,8 @@ def _run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             return int(ExitCode.USAGE)
         tasks = TaskStore(redis, elastic, settings)
         name = f"{'Dry run of import' if args.dry_run else 'Import'} {spec.name}"
-        record = queue_task(tasks, WorkQueue(redis, settings.tracardi.tenant, UPGRADE_QUEUE),
-                            IMPORT_TASK, name, params)
+        queue = work_queue(redis, settings.tracardi.tenant, UPGRADE_QUEUE, settings)
+        record = queue_task(tasks, queue, IMPORT_TASK, name, params)
         print(f"queued {'dry run' if args.dry_run else 'import'} {record.id} "
               f"({spec.source} -> {spec.target}); follow it with: tracardi-daemon import "
               f"status {record.id} --follow")

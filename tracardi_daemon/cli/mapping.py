@@ -17,7 +17,7 @@ from tracardi_daemon.cli.progress import follow
 from tracardi_daemon.cli.tasks import cancel_task, show_tasks
 from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.errors import BackendError, ExitCode, InvalidInput
-from tracardi_daemon.infra.queue import WorkQueue
+from tracardi_daemon.infra.queues import MAPPING_QUEUE, work_queue
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.infra.scan import count
 from tracardi_daemon.model.definition_store import DefinitionStore
@@ -25,7 +25,6 @@ from tracardi_daemon.model.definitions import Definition, EventToProfile, EventT
 from tracardi_daemon.model.naming import alias_name
 from tracardi_daemon.model.tasks.store import TaskRecord, TaskStore
 from tracardi_daemon.redact import mask_json
-from tracardi_daemon.roles.mapping.batch import MAPPING_QUEUE
 from tracardi_daemon.roles.mapping.jobs import TASK_TYPE, JobSpec, submit, validate_spec
 
 
@@ -111,7 +110,7 @@ def _run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             return int(ExitCode.USAGE)
         tasks = TaskStore(redis, elastic, settings)
         name = "Mapping " + ", ".join(d.name for d in definitions)
-        record = submit(tasks, WorkQueue(redis, settings.tracardi.tenant, MAPPING_QUEUE),
+        record = submit(tasks, work_queue(redis, settings.tracardi.tenant, MAPPING_QUEUE, settings),
                         spec, name[:120] + (" (dry run)" if args.dry_run else ""))
         print(f"{selected:,} event(s) selected; queued mapping job {record.id}"
               f"{' (dry run)' if args.dry_run else ''}; "

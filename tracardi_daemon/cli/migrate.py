@@ -17,14 +17,13 @@ from tracardi_daemon.cli.progress import follow
 from tracardi_daemon.cli.tasks import cancel_task, report_end, show_tasks
 from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.errors import ExitCode, InvalidInput
-from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.queue_base import text
+from tracardi_daemon.infra.queues import UPGRADE_QUEUE, work_queue
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.model.tasks.store import TaskRecord, TaskStore
 from tracardi_daemon.roles.jobs import queue_task
 from tracardi_daemon.roles.upgrade.migration.job import (
     MIGRATION_TASK,
-    UPGRADE_QUEUE,
     cluster_modules,
     done_key,
     foreign_targets,
@@ -167,8 +166,9 @@ def _run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
                   "(--force runs it again)")
             return int(ExitCode.OK)
         tasks = TaskStore(redis, elastic, settings)
-        record = queue_task(tasks, WorkQueue(redis, settings.tracardi.tenant, UPGRADE_QUEUE),
-                            MIGRATION_TASK, f"Migration from {plan.source.version}", params)
+        queue = work_queue(redis, settings.tracardi.tenant, UPGRADE_QUEUE, settings)
+        record = queue_task(tasks, queue, MIGRATION_TASK,
+                            f"Migration from {plan.source.version}", params)
         print(f"queued migration {record.id}; follow it with: tracardi-daemon migrate "
               f"status {record.id} --follow")
         if not args.follow:

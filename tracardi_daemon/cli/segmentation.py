@@ -15,7 +15,7 @@ from tracardi_daemon.cli.progress import follow
 from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.errors import ExitCode, InvalidInput
 from tracardi_daemon.infra.bulk import BulkWriter
-from tracardi_daemon.infra.queue import WorkQueue
+from tracardi_daemon.infra.queues import SEGMENTATION_QUEUE, work_queue
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.infra.scan import count
 from tracardi_daemon.model.definition_store import DefinitionStore
@@ -24,13 +24,7 @@ from tracardi_daemon.model.naming import alias_name
 from tracardi_daemon.model.profiles import ProfileStore
 from tracardi_daemon.model.tasks.store import TaskRecord, TaskStore
 from tracardi_daemon.roles.segmentation.client import profile_changed
-from tracardi_daemon.roles.segmentation.passes import (
-    SEGMENTATION_QUEUE,
-    TASK_TYPE,
-    PassSpec,
-    pass_spec,
-    submit_pass,
-)
+from tracardi_daemon.roles.segmentation.passes import TASK_TYPE, PassSpec, pass_spec, submit_pass
 from tracardi_daemon.roles.segmentation.rules import SegmentRules
 
 
@@ -125,7 +119,7 @@ def _run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return int(ExitCode.USAGE)
         tasks = TaskStore(redis, elastic, settings)
-        queue = WorkQueue(redis, settings.tracardi.tenant, SEGMENTATION_QUEUE)
+        queue = work_queue(redis, settings.tracardi.tenant, SEGMENTATION_QUEUE, settings)
         record = submit_pass(tasks, queue, spec, f"Segmentation pass {spec.definition}"
                              + (" (dry run)" if args.dry_run else ""))
         print(f"queued pass {record.id} of {spec.definition} ({spec.path()[0]} path)")

@@ -16,13 +16,13 @@ from tracardi_daemon.errors import InvalidInput
 from tracardi_daemon.infra.deadletters import add_dead_letter
 from tracardi_daemon.infra.dispatch_targets import parse_target
 from tracardi_daemon.infra.queue_base import check_name, load_script, redis_errors, text
+from tracardi_daemon.infra.queues import SCHEDULER_QUEUE
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.redact import mask_text
 
 logger = logging.getLogger(__name__)
 
 _SCRIPTS = ("claim", "renew", "complete", "release")
-DEAD_LETTER_QUEUE = "scheduler"  # unreadable jobs; failed dispatches go to "dispatch"
 
 
 @dataclass(frozen=True)
@@ -222,8 +222,8 @@ class DelayedStore:
         """Move an unreadable job (written by something else) to the dead letters, so
         it is seen and never blocks the jobs behind it."""
         reason = mask_text(f"unreadable delayed job {job_id}: {error}")
-        logger.error("%s; moved to the dead letters of %s", reason, DEAD_LETTER_QUEUE)
-        add_dead_letter(self._client, self._tenant, DEAD_LETTER_QUEUE, payload=body,
+        logger.error("%s; moved to the dead letters of %s", reason, SCHEDULER_QUEUE)
+        add_dead_letter(self._client, self._tenant, SCHEDULER_QUEUE, payload=body,
                         reason=reason, attempts=0, extra={"job_id": job_id})
         with redis_errors(f"remove unreadable job from {self.jobs_key}"):
             self._scripts["complete"](keys=self._all_keys, args=[owner, 0, job_id, "done", 0, ""])

@@ -10,20 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from tracardi_daemon.config.settings import Settings
-from tracardi_daemon.infra.dispatch import DISPATCH_QUEUE
-from tracardi_daemon.infra.queue import WorkQueue
-from tracardi_daemon.infra.redis import RedisClient
-
-
-def delivery_queue(client: RedisClient, settings: Settings) -> WorkQueue:
-    dispatch = settings.dispatch
-    return WorkQueue(client, settings.tracardi.tenant, DISPATCH_QUEUE,
-                     visibility_timeout_s=settings.queue.visibility_timeout_s,
-                     max_attempts=dispatch.max_attempts,
-                     retry_backoff_initial_s=dispatch.retry_backoff_initial_s,
-                     retry_backoff_max_s=dispatch.retry_backoff_max_s)
-
 
 def delivery(target: str, idempotency_key: str, payload: dict[str, Any],
              origin: str) -> dict[str, Any]:

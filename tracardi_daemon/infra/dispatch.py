@@ -27,7 +27,6 @@ from tracardi_daemon.redact import mask_text
 __all__ = ["Attempt", "Dispatcher", "Target", "Timeouts", "parse_target"]
 
 # the durable queue of HTTP deliveries; its dead letters are the dispatcher's
-DISPATCH_QUEUE = "dispatch"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 SIGNATURE_HEADER = "X-Tracardi-Signature"
 # the client's fault, but worth another try: request timeout, rate limit

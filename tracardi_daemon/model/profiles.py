@@ -16,18 +16,14 @@ from elasticsearch import Elasticsearch
 from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.infra.bulk import BulkAction, BulkWriter
 from tracardi_daemon.infra.elastic import elastic_errors, mget_documents
-from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.queue_base import redis_errors
+from tracardi_daemon.infra.queues import PROFILE_CHANGED_QUEUE, work_queue
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.model.indices import Location, alias_members
 from tracardi_daemon.model.mapping_fit import MappingFit
 from tracardi_daemon.model.naming import alias_name
 from tracardi_daemon.model.tracardi_names import partition_order
 
-PROFILE_CHANGED_QUEUE = "profile-changed"
-# without a segmentation role reading it, the queue must not grow without bound: the
-# oldest announcements are dropped beyond this (segmentation passes cover them)
-PROFILE_CHANGED_MAX_LENGTH = 1_000_000
 # one multi-get carries at most this many (index, id) pairs
 _MGET_CHUNK = 5000
 
@@ -112,8 +108,7 @@ class ProfileStore:
         self._writer = writer
         self._alias = alias_name(settings.tracardi, "profile")
         self._fit = MappingFit(elastic)  # no field a Tracardi 0.8.1 profile refuses
-        self._changed = WorkQueue(redis, settings.tracardi.tenant, PROFILE_CHANGED_QUEUE,
-                                  max_length=PROFILE_CHANGED_MAX_LENGTH)
+        self._changed = work_queue(redis, settings.tracardi.tenant, PROFILE_CHANGED_QUEUE)
 
     def fit(self, index: str, document: Mapping[str, Any]) -> Mapping[str, Any]:
         """``document`` without the daemon's own extras that ``index`` refuses."""

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from tracardi_daemon.infra.host_limits import HostLimits
-from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.redis import RedisClient
 
 if TYPE_CHECKING:
@@ -131,14 +130,3 @@ class BaseRole:
 
     def _close(self) -> None:
         """Hand back in-flight work; nothing by default."""
-
-
-def role_queue(ctx: RoleContext, name: str) -> WorkQueue:
-    """The tenant's work queue ``name`` with the ``[queue]`` settings (visibility
-    timeout, attempts, backoff), as every consuming role uses it."""
-    queue = ctx.settings.queue
-    return WorkQueue(ctx.redis, ctx.settings.tracardi.tenant, name,
-                     visibility_timeout_s=queue.visibility_timeout_s,
-                     max_attempts=queue.max_attempts,
-                     retry_backoff_initial_s=queue.retry_backoff_initial_s,
-                     retry_backoff_max_s=queue.retry_backoff_max_s)

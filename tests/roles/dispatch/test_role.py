@@ -21,8 +21,9 @@ from tracardi_daemon.config.settings import (
     TracardiSettings,
 )
 from tracardi_daemon.infra.deadletters import DeadLetters
-from tracardi_daemon.infra.delivery import delivery, delivery_queue
+from tracardi_daemon.infra.delivery import delivery
 from tracardi_daemon.infra.host_limits import HostLimits
+from tracardi_daemon.infra.queues import DISPATCH_QUEUE, work_queue
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.roles.dispatch.role import DispatchRole
 from tracardi_daemon.roles.scheduler.role import SchedulerRole
@@ -64,7 +65,7 @@ def run_until(role: Any, predicate: Callable[[], bool], timeout_s: float) -> Non
 
 def hand_off(redis_client: RedisClient, settings: Settings, target: str, key: str,
              payload: dict[str, Any] | None = None) -> None:
-    delivery_queue(redis_client, settings).enqueue(
+    work_queue(redis_client, settings.tracardi.tenant, DISPATCH_QUEUE, settings).enqueue(
         delivery(target, key, payload or {"n": 1}, origin="test"))
 
 
@@ -125,7 +126,7 @@ def test_a_malformed_delivery_is_dead_lettered_with_the_field_named(
         make_role: Maker, redis_client: RedisClient, settings: Settings, prefix: str,
         body: dict[str, Any]) -> None:
     role, ctx = make_role()
-    delivery_queue(redis_client, settings).enqueue(body)
+    work_queue(redis_client, settings.tracardi.tenant, DISPATCH_QUEUE, settings).enqueue(body)
     run_until(role, lambda: ctx.counters.failed == 1, 3)
     [letter] = dead(redis_client, prefix).oldest()
     assert letter.reason.startswith("invalid delivery: ")
@@ -219,7 +220,7 @@ def test_a_lost_senders_delivery_is_sent_again_with_the_same_key(
         make_role: Maker, http_server: ScriptedServer, redis_client: RedisClient,
         settings: Settings) -> None:
     hand_off(redis_client, settings, f"webhook:{http_server.url}/h", "job-9:9")
-    queue = delivery_queue(redis_client, settings)
+    queue = work_queue(redis_client, settings.tracardi.tenant, DISPATCH_QUEUE, settings)
     [taken] = queue.consume("lost-sender", count=1)  # then it dies: never acked
     role, ctx = make_role()
     started = time.monotonic()
@@ -252,7 +253,7 @@ def test_only_a_written_dead_letter_counts_as_failed(
     from tracardi_daemon.infra.dispatch import Attempt
 
     role, ctx = make_role()
-    queue = delivery_queue(redis_client, settings)
+    queue = work_queue(redis_client, settings.tracardi.tenant, DISPATCH_QUEUE, settings)
     for key in ("taken-over", "own"):
         hand_off(redis_client, settings, "stream:out", key)
     taken_over, own = queue.consume(ctx.consumer_name, count=2)

@@ -20,10 +20,10 @@ from tests.roles.mapping.conftest import World, ago, run_until_idle, settings_wi
 from tracardi_daemon.infra.bulk import BulkAction, BulkWriter
 from tracardi_daemon.infra.deadletters import DeadLetter, DeadLetters
 from tracardi_daemon.infra.queue import WorkQueue
+from tracardi_daemon.infra.queues import MAPPING_QUEUE
 from tracardi_daemon.model.field_conflicts import IndexMappings
 from tracardi_daemon.model.naming import index_name
 from tracardi_daemon.model.tasks.store import TaskRecord, TaskStore
-from tracardi_daemon.roles.mapping.batch import MAPPING_QUEUE
 from tracardi_daemon.roles.mapping.jobs import JobSpec, submit
 from tracardi_daemon.roles.mapping.refusals import refusal_reason
 from tracardi_daemon.roles.mapping.role import MappingRole

@@ -19,9 +19,9 @@ from tests.faults.scenarios import private_redis
 from tests.fleet import Fleet, running, wait_for
 from tests.roles.mapping.conftest import World, ago
 from tracardi_daemon.infra.queue import WorkQueue
+from tracardi_daemon.infra.queues import MAPPING_QUEUE
 from tracardi_daemon.model.definitions import EventToProfile
 from tracardi_daemon.model.tasks.store import TaskRecord, TaskStore
-from tracardi_daemon.roles.mapping.batch import MAPPING_QUEUE
 from tracardi_daemon.roles.mapping.jobs import JobSpec, submit
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e]

@@ -15,11 +15,12 @@ from tests.roles.mapping.conftest import World, ago, run_until_idle, settings_wi
 from tracardi_daemon.cli import main
 from tracardi_daemon.infra.bulk import BulkWriter
 from tracardi_daemon.infra.queue import WorkQueue
+from tracardi_daemon.infra.queues import MAPPING_QUEUE
 from tracardi_daemon.infra.scan import Hit
 from tracardi_daemon.model.profiles import LoadedProfile, ProfileStore, Rewrite
 from tracardi_daemon.model.tasks.store import TaskRecord, TaskStore
 from tracardi_daemon.roles.mapping import batch as mapping_batch
-from tracardi_daemon.roles.mapping.batch import MAPPING_QUEUE, BatchOutcome
+from tracardi_daemon.roles.mapping.batch import BatchOutcome
 from tracardi_daemon.roles.mapping.jobs import JobSpec, submit
 from tracardi_daemon.roles.mapping.role import MappingRole
 from tracardi_daemon.roles.mapping.rules import MappingRules

@@ -11,8 +11,8 @@ from tests.conftest import RoleStarter
 from tests.roles.mapping.conftest import World, ago, run_until_idle, settings_with
 from tracardi_daemon.infra.deadletters import DeadLetters
 from tracardi_daemon.infra.queue import WorkQueue
-from tracardi_daemon.model.profiles import PROFILE_CHANGED_QUEUE, cache_key
-from tracardi_daemon.roles.mapping.batch import MAPPING_QUEUE
+from tracardi_daemon.infra.queues import MAPPING_QUEUE, PROFILE_CHANGED_QUEUE
+from tracardi_daemon.model.profiles import cache_key
 from tracardi_daemon.roles.mapping.role import MappingRole
 
 # as Tracardi stores it: op as a number, condition inside config, RefValues

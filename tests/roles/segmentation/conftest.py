@@ -22,9 +22,9 @@ from tracardi_daemon.config.settings import (
     TracardiSettings,
 )
 from tracardi_daemon.infra.queue import Message, WorkQueue
+from tracardi_daemon.infra.queues import SEGMENT_CHANGES_QUEUE
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.model.indices import install
-from tracardi_daemon.roles.segmentation.changes import SEGMENT_CHANGES_QUEUE
 
 __all__ = ["World", "changes", "segmentation_world", "start_role", "step_until_idle"]
 

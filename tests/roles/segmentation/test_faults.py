@@ -23,10 +23,11 @@ from tests.receivers import ScriptedServer, http_server
 from tests.roles.mapping.conftest import World
 from tracardi_daemon.infra.deadletters import DeadLetters
 from tracardi_daemon.infra.queue import WorkQueue
+from tracardi_daemon.infra.queues import SEGMENTATION_QUEUE
 from tracardi_daemon.model.definition_store import DefinitionStore
 from tracardi_daemon.model.definitions import Segment
 from tracardi_daemon.model.tasks.store import TaskStore
-from tracardi_daemon.roles.segmentation.passes import SEGMENTATION_QUEUE, pass_spec, submit_pass
+from tracardi_daemon.roles.segmentation.passes import pass_spec, submit_pass
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e]
 __all__ = ["http_server"]  # the fixture, used by name

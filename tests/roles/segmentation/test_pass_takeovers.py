@@ -15,17 +15,13 @@ from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.infra.bulk import BulkWriter
 from tracardi_daemon.infra.lease import Lease
 from tracardi_daemon.infra.queue import WorkQueue
+from tracardi_daemon.infra.queues import SEGMENTATION_QUEUE
 from tracardi_daemon.model.definitions import Segment
 from tracardi_daemon.model.naming import alias_name
 from tracardi_daemon.model.profiles import LoadedProfile, ProfileStore
 from tracardi_daemon.model.tasks.store import TaskRecord, TaskStore
 from tracardi_daemon.roles.segmentation.changes import ChangeOutcome, Decision, SegmentChanges
-from tracardi_daemon.roles.segmentation.passes import (
-    SEGMENTATION_QUEUE,
-    PassJob,
-    pass_spec,
-    submit_pass,
-)
+from tracardi_daemon.roles.segmentation.passes import PassJob, pass_spec, submit_pass
 
 PROFILES = 600  # 240 to add (5 batches of 50), 80 to remove (2 batches)
 VIP = {"id": "vip", "name": "VIP", "condition": "profile@traits.orders > 3"}

@@ -18,17 +18,13 @@ from tests.roles.mapping.conftest import World, ago
 from tests.roles.segmentation.conftest import changes, step_until_idle
 from tracardi_daemon.infra.bulk import BulkWriter
 from tracardi_daemon.infra.queue import WorkQueue
+from tracardi_daemon.infra.queues import SEGMENTATION_QUEUE
 from tracardi_daemon.model.profiles import LoadedProfile, ProfileStore, cache_key
 from tracardi_daemon.model.tasks.store import TaskRecord, TaskStore
 from tracardi_daemon.roles.dispatch.role import DispatchRole
 from tracardi_daemon.roles.segmentation.changes import Decision, SegmentChanges, SegmentRef
 from tracardi_daemon.roles.segmentation.client import profile_changed
-from tracardi_daemon.roles.segmentation.passes import (
-    SEGMENTATION_QUEUE,
-    PassSpec,
-    pass_spec,
-    submit_pass,
-)
+from tracardi_daemon.roles.segmentation.passes import PassSpec, pass_spec, submit_pass
 from tracardi_daemon.roles.segmentation.role import SegmentationRole
 
 __all__ = ["http_server"]  # the fixture, used by name

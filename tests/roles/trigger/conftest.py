@@ -22,13 +22,14 @@ from tracardi_daemon.config.settings import (
     TracardiSettings,
 )
 from tracardi_daemon.infra.queue import WorkQueue
+from tracardi_daemon.infra.queues import SEGMENT_CHANGES_QUEUE
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.model.definition_store import DefinitionStore
 from tracardi_daemon.model.definitions import WorkflowTrigger
 from tracardi_daemon.model.indices import install
 from tracardi_daemon.roles.base import RoleContext
 from tracardi_daemon.roles.dispatch.role import DispatchRole
-from tracardi_daemon.roles.trigger.role import SEGMENT_CHANGES_QUEUE, TriggerRole
+from tracardi_daemon.roles.trigger.role import TriggerRole
 
 __all__ = ["World", "http_server", "start_role"]
 

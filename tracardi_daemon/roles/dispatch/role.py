@@ -17,15 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tracardi_daemon.errors import InvalidInput
-from tracardi_daemon.infra.delivery import delivery_queue
-from tracardi_daemon.infra.dispatch import (
-    DISPATCH_QUEUE,
-    Attempt,
-    Dispatcher,
-    Target,
-    Timeouts,
-    parse_target,
-)
+from tracardi_daemon.infra.dispatch import Attempt, Dispatcher, Target, Timeouts, parse_target
 from tracardi_daemon.infra.dispatch_credentials import (
     restored_credentials,
     stored_without_credentials,
@@ -34,6 +26,7 @@ from tracardi_daemon.infra.dispatch_targets import TargetKind
 from tracardi_daemon.infra.host_limits import HostLimits
 from tracardi_daemon.infra.outbound import OutboundPolicy
 from tracardi_daemon.infra.queue import Message
+from tracardi_daemon.infra.queues import DISPATCH_QUEUE, work_queue
 from tracardi_daemon.redact import mask_url
 from tracardi_daemon.roles.base import BaseRole, RoleContext
 
@@ -55,7 +48,8 @@ class DispatchRole(BaseRole):
 
     def _open(self, ctx: RoleContext) -> None:
         settings = ctx.settings
-        self._queue = delivery_queue(ctx.redis, settings)
+        self._queue = work_queue(ctx.redis, ctx.settings.tracardi.tenant, DISPATCH_QUEUE,
+                                 ctx.settings)
         self._dispatcher = Dispatcher(ctx.redis, settings.tracardi.tenant,
                                       tracker_api_url=settings.tracardi.api_url,
                                       timeouts=Timeouts.from_settings(settings.dispatch),

@@ -24,6 +24,7 @@ from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.infra.bulk import BulkAction, BulkWriter
 from tracardi_daemon.infra.deadletters import add_dead_letter
 from tracardi_daemon.infra.elastic import mget_documents
+from tracardi_daemon.infra.queues import MAPPING_QUEUE
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.infra.scan import Hit
 from tracardi_daemon.model.field_conflicts import IndexMappings
@@ -45,7 +46,6 @@ from tracardi_daemon.roles.mapping.rules import EventFailure, MappingRules
 
 log = logging.getLogger(__name__)
 
-MAPPING_QUEUE = "mapping"
 MARKER_FIELD = "mapping_batches"  # inside metadata.aux
 MAX_MARKERS = 8  # streams remembered per profile: the live tail and recent jobs
 SAMPLE_SIZE = 10  # changes a dry run shows

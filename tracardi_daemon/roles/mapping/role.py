@@ -13,14 +13,15 @@ from __future__ import annotations
 from tracardi_daemon.errors import DaemonError
 from tracardi_daemon.infra.bulk import BulkWriter
 from tracardi_daemon.infra.lease import Lease
+from tracardi_daemon.infra.queues import MAPPING_QUEUE, work_queue
 from tracardi_daemon.model.definition_store import DefinitionCache, DefinitionStore
 from tracardi_daemon.model.definitions import EventToProfile, EventTypeMapping
 from tracardi_daemon.model.naming import alias_name
 from tracardi_daemon.model.profiles import ProfileStore
 from tracardi_daemon.model.tasks.store import TaskStore
-from tracardi_daemon.roles.base import BaseRole, RoleContext, role_queue
+from tracardi_daemon.roles.base import BaseRole, RoleContext
 from tracardi_daemon.roles.jobs import TaskJobRunner, orphan_after_s
-from tracardi_daemon.roles.mapping.batch import MAPPING_QUEUE, BatchApplier, BatchOutcome
+from tracardi_daemon.roles.mapping.batch import BatchApplier, BatchOutcome
 from tracardi_daemon.roles.mapping.jobs import TASK_TYPE as MAPPING_TASK
 from tracardi_daemon.roles.mapping.jobs import MappingJob
 from tracardi_daemon.roles.mapping.live import LIVE_STREAM, LeaseLost, LiveTail
@@ -45,7 +46,8 @@ class MappingRole(BaseRole):
         refresh_s = settings.definitions.refresh_s
         self._mappings = DefinitionCache(store, EventToProfile, refresh_s)
         self._event_types = DefinitionCache(store, EventTypeMapping, refresh_s)
-        self._queue = role_queue(ctx, MAPPING_QUEUE)
+        self._queue = work_queue(ctx.redis, ctx.settings.tracardi.tenant, MAPPING_QUEUE,
+                                 ctx.settings)
         tasks = TaskStore(ctx.redis, ctx.elastic, settings)
         event_alias = alias_name(settings.tracardi, "event")
         self._jobs: TaskJobRunner[BatchOutcome] = TaskJobRunner(

@@ -9,10 +9,11 @@ from typing import Any
 
 from tracardi_daemon.errors import DaemonError, InvalidInput
 from tracardi_daemon.infra.delayed import DelayedStore, Job
-from tracardi_daemon.infra.delivery import delivery, delivery_queue
+from tracardi_daemon.infra.delivery import delivery
 from tracardi_daemon.infra.dispatch import parse_target, stream_entry
 from tracardi_daemon.infra.dispatch_targets import TargetKind
 from tracardi_daemon.infra.queue_base import redis_errors
+from tracardi_daemon.infra.queues import DISPATCH_QUEUE, work_queue
 from tracardi_daemon.infra.timerwheel import Timer, TimingWheel
 from tracardi_daemon.roles.base import BaseRole, RoleContext
 
@@ -35,7 +36,8 @@ class SchedulerRole(BaseRole):
     def _open(self, ctx: RoleContext) -> None:
         tenant = ctx.settings.tracardi.tenant
         self._store = DelayedStore(ctx.redis, tenant)
-        self._deliveries = delivery_queue(ctx.redis, ctx.settings)
+        self._deliveries = work_queue(ctx.redis, ctx.settings.tracardi.tenant, DISPATCH_QUEUE,
+                                      ctx.settings)
         self._wheel: TimingWheel[Job] = TimingWheel(clock_ms=lambda: ctx.clock() * 1000.0)
         settings = ctx.settings.scheduler
         self._horizon_ms = int(settings.horizon_s * 1000)

@@ -7,9 +7,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from tracardi_daemon.errors import InvalidInput
-from tracardi_daemon.infra.queue import WorkQueue
+from tracardi_daemon.infra.queues import (
+    PROFILE_CHANGED_QUEUE,
+    work_queue,
+)
 from tracardi_daemon.infra.redis import RedisClient
-from tracardi_daemon.model.profiles import PROFILE_CHANGED_MAX_LENGTH, PROFILE_CHANGED_QUEUE
 
 
 def profile_changed(redis: RedisClient, tenant: str, profile_ids: Iterable[str], *,
@@ -25,6 +27,5 @@ def profile_changed(redis: RedisClient, tenant: str, profile_ids: Iterable[str],
                  "source": source,
                  "event_types": None if event_types is None else sorted(event_types)}
                 for profile_id in ids]
-    queue = WorkQueue(redis, tenant, PROFILE_CHANGED_QUEUE,
-                      max_length=PROFILE_CHANGED_MAX_LENGTH)
+    queue = work_queue(redis, tenant, PROFILE_CHANGED_QUEUE)
     return queue.enqueue_many(payloads)

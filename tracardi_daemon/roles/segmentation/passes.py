@@ -45,7 +45,6 @@ from tracardi_daemon.tql import Condition, TqlError
 
 log = logging.getLogger(__name__)
 
-SEGMENTATION_QUEUE = "segmentation"  # passes waiting for a runner
 TASK_TYPE = "segmentation-pass"
 PASS_SORT = ({"id": "asc"},)
 # a workflow start is not repeated for a week: far longer than any pass takes

@@ -19,27 +19,31 @@ import schedule
 
 from tracardi_daemon.errors import DaemonError
 from tracardi_daemon.infra.bulk import BulkWriter
-from tracardi_daemon.infra.delivery import delivery_queue
 from tracardi_daemon.infra.lease import Lease
 from tracardi_daemon.infra.queue import Message
 from tracardi_daemon.infra.queue_base import redis_errors, text
+from tracardi_daemon.infra.queues import (
+    DISPATCH_QUEUE,
+    PROFILE_CHANGED_QUEUE,
+    SEGMENTATION_QUEUE,
+    work_queue,
+)
 from tracardi_daemon.model.definition_store import DefinitionCache, DefinitionStore
 from tracardi_daemon.model.definitions import LiveSegment, Segment
 from tracardi_daemon.model.naming import alias_name
-from tracardi_daemon.model.profiles import PROFILE_CHANGED_QUEUE, ProfileStore
+from tracardi_daemon.model.profiles import ProfileStore
 from tracardi_daemon.model.tasks.store import TaskStore
-from tracardi_daemon.roles.base import BaseRole, RoleContext, role_queue
+from tracardi_daemon.roles.base import BaseRole, RoleContext
 from tracardi_daemon.roles.jobs import TaskJobRunner, orphan_after_s
 from tracardi_daemon.roles.segmentation.changes import ChangeOutcome, SegmentChanges
 from tracardi_daemon.roles.segmentation.passes import (
-    SEGMENTATION_QUEUE,
+    TASK_TYPE as PASS_TASK,
+)
+from tracardi_daemon.roles.segmentation.passes import (
     PassJob,
     pass_spec,
     scheduled_passes,
     submit_pass,
-)
-from tracardi_daemon.roles.segmentation.passes import (
-    TASK_TYPE as PASS_TASK,
 )
 from tracardi_daemon.roles.segmentation.rules import SegmentRules
 
@@ -60,11 +64,14 @@ class SegmentationRole(BaseRole):
         refresh_s = settings.definitions.refresh_s
         self._segments = DefinitionCache(store, Segment, refresh_s)
         self._live_segments = DefinitionCache(store, LiveSegment, refresh_s)
-        self._changed = role_queue(ctx, PROFILE_CHANGED_QUEUE)
-        self._pass_queue = role_queue(ctx, SEGMENTATION_QUEUE)
+        self._changed = work_queue(ctx.redis, ctx.settings.tracardi.tenant, PROFILE_CHANGED_QUEUE,
+                                   ctx.settings)
+        self._pass_queue = work_queue(ctx.redis, ctx.settings.tracardi.tenant, SEGMENTATION_QUEUE,
+                                      ctx.settings)
         self._tasks = TaskStore(ctx.redis, ctx.elastic, settings)
         profile_alias = alias_name(settings.tracardi, "profile")
-        deliveries = delivery_queue(ctx.redis, settings)
+        deliveries = work_queue(ctx.redis, ctx.settings.tracardi.tenant, DISPATCH_QUEUE,
+                                ctx.settings)
         self._passes: TaskJobRunner[ChangeOutcome] = TaskJobRunner(
             self._tasks, self._pass_queue, lease_for=self._lease,
             consumer=self._owner, task_types=(PASS_TASK,),

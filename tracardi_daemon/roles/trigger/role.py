@@ -16,13 +16,13 @@ from datetime import datetime
 from typing import Any
 
 from tracardi_daemon.errors import InvalidInput
-from tracardi_daemon.infra.delivery import delivery, delivery_queue
+from tracardi_daemon.infra.delivery import delivery
 from tracardi_daemon.infra.dispatch_targets import TargetKind
 from tracardi_daemon.infra.queue import Message
+from tracardi_daemon.infra.queues import DISPATCH_QUEUE, SEGMENT_CHANGES_QUEUE, work_queue
 from tracardi_daemon.model.definition_store import DefinitionCache, DefinitionStore
 from tracardi_daemon.model.definitions import TRIGGER_EVENT_TYPES, WorkflowTrigger, machine_name
-from tracardi_daemon.roles.base import BaseRole, RoleContext, role_queue
-from tracardi_daemon.roles.segmentation.changes import SEGMENT_CHANGES_QUEUE
+from tracardi_daemon.roles.base import BaseRole, RoleContext
 
 # how long a delivery's key is remembered: a change redelivered later than this (a dead
 # letter requeued after a week) starts its workflows again
@@ -127,8 +127,10 @@ class TriggerRole(BaseRole):
     def _open(self, ctx: RoleContext) -> None:
         settings = ctx.settings
         queue = settings.queue
-        self._changes = role_queue(ctx, SEGMENT_CHANGES_QUEUE)
-        self._deliveries = delivery_queue(ctx.redis, settings)
+        self._changes = work_queue(ctx.redis, ctx.settings.tracardi.tenant, SEGMENT_CHANGES_QUEUE,
+                                   ctx.settings)
+        self._deliveries = work_queue(ctx.redis, ctx.settings.tracardi.tenant, DISPATCH_QUEUE,
+                                      ctx.settings)
         self._triggers = DefinitionCache(DefinitionStore(ctx.elastic, settings),
                                          WorkflowTrigger, settings.definitions.refresh_s)
         self._consumer = ctx.consumer_name or ctx.name

@@ -8,11 +8,12 @@ from __future__ import annotations
 from tracardi_daemon.errors import DaemonError
 from tracardi_daemon.infra.bulk import BulkWriter
 from tracardi_daemon.infra.lease import Lease
+from tracardi_daemon.infra.queues import UPGRADE_QUEUE, work_queue
 from tracardi_daemon.model.tasks.store import TaskRecord, TaskStore
-from tracardi_daemon.roles.base import BaseRole, RoleContext, role_queue
+from tracardi_daemon.roles.base import BaseRole, RoleContext
 from tracardi_daemon.roles.jobs import TaskJob, TaskJobRunner, orphan_after_s
 from tracardi_daemon.roles.upgrade.imports.job import IMPORT_TASK, ImportJob
-from tracardi_daemon.roles.upgrade.migration.job import MIGRATION_TASK, UPGRADE_QUEUE, MigrationJob
+from tracardi_daemon.roles.upgrade.migration.job import MIGRATION_TASK, MigrationJob
 
 
 class _UnknownJob:
@@ -38,7 +39,8 @@ class UpgradeRole(BaseRole):
 
     def _open(self, ctx: RoleContext) -> None:
         settings = ctx.settings
-        self._queue = role_queue(ctx, UPGRADE_QUEUE)
+        self._queue = work_queue(ctx.redis, ctx.settings.tracardi.tenant, UPGRADE_QUEUE,
+                                 ctx.settings)
         tasks = TaskStore(ctx.redis, ctx.elastic, settings)
         writer = BulkWriter(ctx.elastic, stop=ctx.stop)
 

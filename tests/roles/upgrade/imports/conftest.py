@@ -16,6 +16,7 @@ from tests.conftest import RoleStarter, start_role
 from tests.receivers import LOOPBACK_ALLOWED
 from tracardi_daemon.config.settings import Settings, TracardiSettings, UpgradeSettings
 from tracardi_daemon.infra.queue import WorkQueue
+from tracardi_daemon.infra.queues import UPGRADE_QUEUE
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.model.definition_store import DefinitionStore
 from tracardi_daemon.model.definitions import ImportConfig
@@ -25,7 +26,6 @@ from tracardi_daemon.model.tasks.store import TaskRecord, TaskStore
 from tracardi_daemon.roles.jobs import queue_task
 from tracardi_daemon.roles.upgrade.imports.failures import FailedRow, FailureLog
 from tracardi_daemon.roles.upgrade.imports.job import IMPORT_TASK, import_params
-from tracardi_daemon.roles.upgrade.migration.job import UPGRADE_QUEUE
 from tracardi_daemon.roles.upgrade.role import UpgradeRole
 
 __all__ = ["ImportWorld", "start_role"]

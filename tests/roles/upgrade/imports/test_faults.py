@@ -19,6 +19,7 @@ from tests.faults.scenarios import private_redis
 from tests.fleet import UnlicensedFleet, running, unlicensed_fleet, wait_for
 from tracardi_daemon.config.settings import Settings, TracardiSettings
 from tracardi_daemon.infra.queue import WorkQueue
+from tracardi_daemon.infra.queues import UPGRADE_QUEUE
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.model.definition_store import DefinitionStore
 from tracardi_daemon.model.definitions import ImportConfig
@@ -28,7 +29,6 @@ from tracardi_daemon.model.tasks.store import TaskStore
 from tracardi_daemon.roles.jobs import queue_task
 from tracardi_daemon.roles.upgrade.imports.job import IMPORT_TASK, import_params
 from tracardi_daemon.roles.upgrade.imports.targets import imported_id
-from tracardi_daemon.roles.upgrade.migration.job import UPGRADE_QUEUE
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e]
 

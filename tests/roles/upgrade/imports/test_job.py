@@ -10,9 +10,10 @@ from pathlib import Path
 
 from tests.roles.upgrade.imports.conftest import ImportWorld
 from tracardi_daemon.infra.queue import WorkQueue
+from tracardi_daemon.infra.queues import PROFILE_CHANGED_QUEUE
 from tracardi_daemon.model.indices import install
 from tracardi_daemon.model.naming import alias_name, index_name
-from tracardi_daemon.model.profiles import PROFILE_CHANGED_QUEUE, cache_key
+from tracardi_daemon.model.profiles import cache_key
 from tracardi_daemon.roles.upgrade.imports.job import written_key
 from tracardi_daemon.roles.upgrade.imports.targets import imported_id
 from tracardi_daemon.roles.upgrade.role import UpgradeRole

@@ -20,15 +20,12 @@ from tests.fleet import UnlicensedFleet, running, unlicensed_fleet, wait_for
 from tracardi_daemon.cli.migrate import choose_plan
 from tracardi_daemon.config.settings import Settings, TracardiSettings
 from tracardi_daemon.infra.queue import WorkQueue
+from tracardi_daemon.infra.queues import UPGRADE_QUEUE
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.model.indices import install
 from tracardi_daemon.model.tasks.store import TaskStore
 from tracardi_daemon.roles.jobs import queue_task
-from tracardi_daemon.roles.upgrade.migration.job import (
-    MIGRATION_TASK,
-    UPGRADE_QUEUE,
-    migration_params,
-)
+from tracardi_daemon.roles.upgrade.migration.job import MIGRATION_TASK, migration_params
 from tracardi_daemon.roles.upgrade.migration.plan import Plan
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e]

@@ -19,13 +19,13 @@ from tracardi_daemon.cli.migrate import choose_plan
 from tracardi_daemon.config.settings import Settings, TracardiSettings, UpgradeSettings
 from tracardi_daemon.infra.deadletters import DeadLetters
 from tracardi_daemon.infra.queue import WorkQueue
+from tracardi_daemon.infra.queues import UPGRADE_QUEUE
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.model.indices import install
 from tracardi_daemon.model.tasks.store import TaskRecord, TaskStore
 from tracardi_daemon.roles.jobs import queue_task
 from tracardi_daemon.roles.upgrade.migration.job import (
     MIGRATION_TASK,
-    UPGRADE_QUEUE,
     migration_params,
     painless_refusals,
 )

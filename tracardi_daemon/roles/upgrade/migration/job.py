@@ -36,6 +36,7 @@ from tracardi_daemon.infra.elastic import elastic_errors
 from tracardi_daemon.infra.lease import Lease
 from tracardi_daemon.infra.pipeline import WriteBehind
 from tracardi_daemon.infra.queue_base import redis_errors, text
+from tracardi_daemon.infra.queues import UPGRADE_QUEUE
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.infra.scan import Hit, count
 from tracardi_daemon.model.tasks.store import TaskRecord, TaskStore
@@ -47,7 +48,6 @@ from tracardi_daemon.roles.upgrade.migration.transforms import TransformError, a
 
 log = logging.getLogger(__name__)
 
-UPGRADE_QUEUE = "upgrade"
 MIGRATION_TASK = "upgrade"  # Tracardi's task type for migrations
 META_KEY = "tracardi_daemon_plan"  # in a target index's mapping _meta
 PAINLESS_MODULES = ("reindex", "lang-painless")
