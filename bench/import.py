@@ -48,6 +48,7 @@ from bench.migration import _drop_redis, _wait, settle
 from tracardi_daemon.config.settings import Settings, TracardiSettings
 from tracardi_daemon.infra.bulk import BulkWriter
 from tracardi_daemon.infra.queue import WorkQueue
+from tracardi_daemon.infra.queues import UPGRADE_QUEUE
 from tracardi_daemon.infra.redis import RedisClient, create_redis
 from tracardi_daemon.model.definition_store import DefinitionStore
 from tracardi_daemon.model.definitions import ImportConfig
@@ -59,7 +60,6 @@ from tracardi_daemon.roles.jobs import queue_task
 from tracardi_daemon.roles.upgrade.imports.files import open_file_source
 from tracardi_daemon.roles.upgrade.imports.job import IMPORT_TASK, import_params
 from tracardi_daemon.roles.upgrade.imports.targets import EventsTarget, imported_id, row_key
-from tracardi_daemon.roles.upgrade.migration.job import UPGRADE_QUEUE
 
 GOAL_SHARE_OF_FLOOR = 0.8
 GOAL_PEAK_RSS_MB = 150.0

@@ -21,6 +21,7 @@ from bench.mapping import Daemon, _drop, bench_elastic
 from bench.migration import _drop_redis
 from tracardi_daemon.config.settings import Settings, TracardiSettings
 from tracardi_daemon.infra.queue import WorkQueue
+from tracardi_daemon.infra.queues import UPGRADE_QUEUE
 from tracardi_daemon.infra.redis import create_redis
 from tracardi_daemon.model.definition_store import DefinitionStore
 from tracardi_daemon.model.definitions import ImportConfig
@@ -28,7 +29,6 @@ from tracardi_daemon.model.indices import install
 from tracardi_daemon.model.tasks.store import TaskStore
 from tracardi_daemon.roles.jobs import queue_task
 from tracardi_daemon.roles.upgrade.imports.job import IMPORT_TASK, import_params
-from tracardi_daemon.roles.upgrade.migration.job import UPGRADE_QUEUE
 
 GOAL_PEAK_RSS_MB = 150.0
 ELASTIC = "http://127.0.0.1:9200"

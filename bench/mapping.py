@@ -42,6 +42,7 @@ from tracardi_daemon.config.settings import Settings, TracardiSettings
 from tracardi_daemon.health.server import HealthUnavailable, fetch
 from tracardi_daemon.infra.elastic import create_elastic
 from tracardi_daemon.infra.queue import WorkQueue
+from tracardi_daemon.infra.queues import MAPPING_QUEUE
 from tracardi_daemon.infra.redis import create_redis
 from tracardi_daemon.infra.scan import Scan
 from tracardi_daemon.model.definition_store import DefinitionStore
@@ -49,7 +50,6 @@ from tracardi_daemon.model.definitions import Definition, EventToProfile, defini
 from tracardi_daemon.model.indices import install
 from tracardi_daemon.model.naming import alias_name, index_name
 from tracardi_daemon.model.tasks.store import TaskStore
-from tracardi_daemon.roles.mapping.batch import MAPPING_QUEUE
 from tracardi_daemon.roles.mapping.jobs import JobSpec, submit
 from tracardi_daemon.roles.mapping.rules import MappingRules
 

@@ -38,14 +38,11 @@ from bench.mapping import Daemon, _drop, bench_elastic
 from tracardi_daemon.cli.migrate import choose_plan
 from tracardi_daemon.config.settings import Settings, TracardiSettings
 from tracardi_daemon.infra.queue import WorkQueue
+from tracardi_daemon.infra.queues import UPGRADE_QUEUE
 from tracardi_daemon.infra.redis import RedisClient, create_redis
 from tracardi_daemon.model.tasks.store import TaskRecord, TaskStore
 from tracardi_daemon.roles.jobs import queue_task
-from tracardi_daemon.roles.upgrade.migration.job import (
-    MIGRATION_TASK,
-    UPGRADE_QUEUE,
-    migration_params,
-)
+from tracardi_daemon.roles.upgrade.migration.job import MIGRATION_TASK, migration_params
 from tracardi_daemon.roles.upgrade.migration.plan import Plan, Step, resolve_targets
 from tracardi_daemon.roles.upgrade.migration.transforms import apply_all
 

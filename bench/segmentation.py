@@ -37,6 +37,7 @@ from tracardi_daemon.config.settings import (
 )
 from tracardi_daemon.infra.host_limits import HostLimits
 from tracardi_daemon.infra.queue import WorkQueue
+from tracardi_daemon.infra.queues import SEGMENT_CHANGES_QUEUE, SEGMENTATION_QUEUE
 from tracardi_daemon.infra.redis import create_redis
 from tracardi_daemon.model.definition_store import DefinitionStore
 from tracardi_daemon.model.definitions import Segment, WorkflowTrigger
@@ -45,9 +46,8 @@ from tracardi_daemon.model.naming import index_name
 from tracardi_daemon.model.tasks.store import TaskStore
 from tracardi_daemon.roles.base import RoleContext, RoleCounters
 from tracardi_daemon.roles.dispatch.role import DispatchRole
-from tracardi_daemon.roles.segmentation.changes import SEGMENT_CHANGES_QUEUE
 from tracardi_daemon.roles.segmentation.client import profile_changed
-from tracardi_daemon.roles.segmentation.passes import SEGMENTATION_QUEUE, pass_spec, submit_pass
+from tracardi_daemon.roles.segmentation.passes import pass_spec, submit_pass
 from tracardi_daemon.roles.segmentation.role import SegmentationRole
 from tracardi_daemon.roles.trigger.role import TriggerRole
 
