@@ -249,7 +249,7 @@ def run_daemon(client: RedisClient, prefix: str, opts: Options,
         supervisor.start_role(RoleSpec(ROLE, False, factory), threads=opts.threads)
         done = wait_for_counter(client, counter_key, opts.messages)
     finally:
-        late = supervisor.stop_all(timeout_s=10.0)
+        late = supervisor.drain(list(supervisor.runners), grace_s=10.0).late
         for cleanup in cleanups:
             cleanup()
     if late:

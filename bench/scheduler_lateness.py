@@ -120,7 +120,8 @@ class DaemonPath:
                                    threads=self.opts.threads)
 
     def stop(self) -> None:
-        late = self.supervisor.stop_all(timeout_s=10.0) if self.supervisor else []
+        late = (self.supervisor.drain(list(self.supervisor.runners), grace_s=10.0).late
+                if self.supervisor else ())
         for cleanup in self.cleanups:
             cleanup()
         if late:

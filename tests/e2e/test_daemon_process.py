@@ -97,6 +97,96 @@ def test_second_term_stops_fast(daemon: DaemonProcess) -> None:
     assert "fast stop" in daemon.output()
 
 
+def wait_output(daemon: DaemonProcess, text: str, after: int = 0,
+                timeout_s: float = 10.0) -> None:
+    """Until ``text`` is in the daemon's log past its first ``after`` characters."""
+    deadline = time.monotonic() + timeout_s
+    while text not in daemon.log.read_text(errors="replace")[after:]:
+        assert time.monotonic() < deadline, daemon.output()
+        time.sleep(0.05)
+
+
+def test_usr1_and_hup_while_stopping_are_answered(daemon: DaemonProcess) -> None:
+    daemon.env["TEST_ROLES"] = "upgrade=slow:30"
+    daemon.start()
+    daemon.wait_health(lambda s, r: r["roles"].get("upgrade", {}).get("step_age_s")
+                       is not None)  # the slow step has begun
+    daemon.signal(signal.SIGTERM)
+    wait_output(daemon, "stopping: draining roles")
+    draining_from = len(daemon.log.read_text(errors="replace"))
+    daemon.signal(signal.SIGUSR1)
+    wait_output(daemon, "status: role upgrade: stopping", after=draining_from)
+    daemon.signal(signal.SIGHUP)
+    wait_output(daemon, "SIGHUP while stopping: not reloading", after=draining_from)
+    assert daemon.proc is not None and daemon.proc.poll() is None  # still draining
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit(timeout_s=5) == 0
+    assert "fast stop" in daemon.output()
+
+
+def test_hup_while_a_reload_drains_is_carried_out_after_it(daemon: DaemonProcess,
+                                                           prefix: str) -> None:
+    daemon.env["TEST_ROLES"] = "upgrade=slow:3,scheduler=counting,trigger=counting"
+    daemon.env["LICENSE"] = issue_licence(daemon, ("scheduler", "trigger"))
+    write_config(daemon.config, prefix, daemon.socket, ["upgrade", "scheduler"])
+    daemon.start()
+    daemon.wait_health(lambda s, r: running("upgrade", "scheduler")(s, r)
+                       and r["roles"]["upgrade"]["step_age_s"] is not None)
+    write_config(daemon.config, prefix, daemon.socket, ["scheduler"])
+    daemon.signal(signal.SIGHUP)  # upgrade drains: its 3 s step runs on
+    daemon.wait_health(lambda s, r: r["roles"].get("upgrade", {}).get("state") == "stopping")
+    write_config(daemon.config, prefix, daemon.socket, ["scheduler", "trigger"])
+    daemon.signal(signal.SIGHUP)
+    wait_output(daemon, "reloading again once they have stopped")
+    report = daemon.wait_health(running("scheduler", "trigger"))
+    assert set(report["roles"]) == {"scheduler", "trigger"}
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit(10) == 0
+
+
+def test_term_while_a_reload_drains_stops_the_daemon(daemon: DaemonProcess,
+                                                     prefix: str) -> None:
+    daemon.env["TEST_ROLES"] = "upgrade=slow:30,scheduler=counting"
+    daemon.env["LICENSE"] = issue_licence(daemon, ("scheduler",))
+    write_config(daemon.config, prefix, daemon.socket, ["upgrade", "scheduler"])
+    daemon.start()
+    daemon.wait_health(lambda s, r: running("upgrade", "scheduler")(s, r)
+                       and r["roles"]["upgrade"]["step_age_s"] is not None)
+    write_config(daemon.config, prefix, daemon.socket, ["scheduler"])
+    daemon.signal(signal.SIGHUP)
+    daemon.wait_health(lambda s, r: r["roles"].get("upgrade", {}).get("state") == "stopping")
+    daemon.signal(signal.SIGTERM)  # the reload's drain is cut short; the stop begins
+    wait_output(daemon, "reload cut short: the daemon is stopping")
+    wait_output(daemon, "stopping: draining roles")
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit(timeout_s=5) == 0
+    assert "fast stop" in daemon.output()
+
+
+def test_a_licence_that_stops_granting_a_role_stops_it(daemon: DaemonProcess,
+                                                        prefix: str) -> None:
+    daemon.env["TEST_ROLES"] = "upgrade=counting,scheduler=counting"
+    licence = daemon.workdir / "licence.txt"
+    licence.write_text(issue_licence(daemon, ("scheduler",)))
+    write_config(daemon.config, prefix, daemon.socket, ["upgrade", "scheduler"],
+                 extra=f'[license]\nfile = "{licence}"\ncheck_interval_s = 0.2\n')
+    daemon.start()
+    daemon.wait_health(running("upgrade", "scheduler"))
+    licence.write_text(issue_licence(daemon, ("trigger",)))
+    report = daemon.wait_health(
+        lambda s, r: r["roles"]["scheduler"]["state"] == "unlicensed")
+    assert report["roles"]["scheduler"]["detail"] == (
+        "licence does not grant role 'scheduler' (it grants: trigger)")
+    assert report["roles"]["upgrade"]["state"] == "running"  # needs no licence
+    assert "licence no longer allows scheduler; stopping them" in daemon.output()
+    # a licence that grants it again lets a reload start it
+    licence.write_text(issue_licence(daemon, ("scheduler",)))
+    daemon.signal(signal.SIGHUP)
+    daemon.wait_health(running("upgrade", "scheduler"))
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit(10) == 0
+
+
 def test_usr1_dumps_status(daemon: DaemonProcess) -> None:
     daemon.env["TEST_ROLES"] = "upgrade=counting"
     daemon.start()

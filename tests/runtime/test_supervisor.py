@@ -51,7 +51,7 @@ def make_supervisor(redis_client: Redis, elastic_url: str, prefix: str
 
     yield make
     for supervisor in supervisors:
-        supervisor.stop_all(5.0)
+        supervisor.drain(list(supervisor.runners), 5.0)
     pool.shutdown()
     elastic.close()
 
@@ -123,8 +123,8 @@ def test_graceful_stop_finishes_the_in_flight_step(
     supervisor: Supervisor = make_supervisor()
     supervisor.start_role(RoleSpec("upgrade", False, slow(0.6)), threads=1)
     assert wait_for(lambda: steps(redis_client, prefix, "upgrade", "begun") == 1)
-    late = supervisor.stop_all(timeout_s=5.0)
-    assert late == []
+    drained = supervisor.drain(["upgrade"], grace_s=5.0)
+    assert drained.late == () and not drained.hurried
     assert steps(redis_client, prefix, "upgrade", "finished") == 1
     assert steps(redis_client, prefix, "upgrade", "begun") == 1  # no new step after stop
     assert steps(redis_client, prefix, "upgrade", "stopped") == 1
@@ -137,8 +137,44 @@ def test_stop_reports_roles_that_overrun_the_grace_period(
     supervisor: Supervisor = make_supervisor()
     supervisor.start_role(RoleSpec("upgrade", False, slow(1.5)), threads=1)
     assert wait_for(lambda: steps(redis_client, prefix, "upgrade", "begun") == 1)
-    assert supervisor.stop_all(timeout_s=0.2) == ["upgrade"]
+    assert supervisor.drain(["upgrade"], grace_s=0.2).late == ("upgrade",)
     assert wait_for(lambda: steps(redis_client, prefix, "upgrade", "stopped") == 1)
+
+
+def test_a_hurried_drain_stops_waiting_and_keeps_the_late_role(
+        make_supervisor: object, redis_client: Redis, prefix: str) -> None:
+    assert callable(make_supervisor)
+    supervisor: Supervisor = make_supervisor()
+    supervisor.start_role(RoleSpec("upgrade", False, slow(1.5)), threads=1)
+    supervisor.start_role(RoleSpec("scheduler", True, counting), threads=1)
+    assert wait_for(lambda: steps(redis_client, prefix, "upgrade", "begun") == 1)
+    asked: list[int] = []
+
+    def hurry() -> bool:
+        asked.append(1)
+        return len(asked) >= 2  # the second time the drain asks
+
+    drained = supervisor.drain(["upgrade", "scheduler"], grace_s=60.0, hurry=hurry)
+    assert drained.hurried and drained.late == ("upgrade",)
+    assert len(asked) == 2
+    # the role that ended left; the late one stays, shown as stopping, and ends by itself
+    assert set(supervisor.runners) == {"upgrade"}
+    assert supervisor.views()["upgrade"]["state"] == "stopping"
+    assert steps(redis_client, prefix, "upgrade", "finished") == 0
+    assert wait_for(lambda: steps(redis_client, prefix, "upgrade", "stopped") == 1)
+
+
+def test_a_drain_that_ends_in_time_never_asks_to_hurry(
+        make_supervisor: object, redis_client: Redis, prefix: str) -> None:
+    assert callable(make_supervisor)
+    supervisor: Supervisor = make_supervisor()
+    supervisor.start_role(RoleSpec("scheduler", True, counting), threads=2)
+    assert wait_for(lambda: steps(redis_client, prefix, "scheduler") > 0)
+    asked: list[int] = []
+    drained = supervisor.drain(["scheduler", "not-running"], grace_s=5.0,
+                               hurry=lambda: bool(asked.append(1)))
+    assert drained.late == () and not drained.hurried
+    assert supervisor.runners == {}
 
 
 def test_stale_heartbeat_detected(make_supervisor: object, redis_client: Redis,
@@ -294,7 +330,7 @@ def test_reports_read_while_roles_start_and_stop_never_see_a_changing_dict(
         for cycle in range(200):
             name = ("scheduler", "mapping", "trigger")[cycle % 3]
             supervisor.start_role(RoleSpec(name, True, counting), threads=1)
-            supervisor.stop_roles([name], 5.0)
+            supervisor.drain([name], 5.0)
     finally:
         done.set()
         for reader in readers:

@@ -2,7 +2,9 @@
 
 The main thread runs ``Daemon.run``: it starts everything in order, then waits for
 signals (which handlers only enqueue) and keeps systemd informed, and on TERM/INT stops
-everything in the reverse order within ``shutdown.grace_s``.
+everything in the reverse order within ``shutdown.grace_s``. Roles are stopped one way,
+the supervisor's drain, whether for a stop, a reload or the licence; signals that arrive
+while roles drain are answered or kept for after it (``_during_drain``), never dropped.
 """
 
 from __future__ import annotations
@@ -15,9 +17,8 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from datetime import UTC, datetime
 from types import FrameType
 
 from tracardi_daemon.config.settings import Settings
@@ -32,12 +33,12 @@ from tracardi_daemon.health.status import (
     status_lines,
 )
 from tracardi_daemon.infra.host_limits import HostLimits
-from tracardi_daemon.license import LicenseStatus, load_status
 from tracardi_daemon.model.indices import ensure_installed
 from tracardi_daemon.roles.base import RoleContext, RoleCounters
 from tracardi_daemon.roles.registry import Registry, resolve_roles
 from tracardi_daemon.runtime.backends import Backends
-from tracardi_daemon.runtime.supervisor import Supervisor
+from tracardi_daemon.runtime.license_gate import LicenseGate
+from tracardi_daemon.runtime.supervisor import Drained, Supervisor
 from tracardi_daemon.runtime.systemd import Notifier
 
 log = logging.getLogger(__name__)
@@ -62,11 +63,9 @@ class Daemon:
         self.started_at = time.monotonic()
         self.stopping = False
         self.roles_started = False
-        self.license = LicenseStatus(None, "not checked yet")
-        self.license_checked_at = 0.0
-        # replaced, never changed in place, like the supervisor's runners: health
-        # threads read it while the main thread reloads
-        self.unlicensed: Mapping[str, str] = {}
+        self.license = LicenseGate(registry)
+        # signals taken during a drain that must be acted on after it (a HUP, a stop)
+        self._deferred: list[int] = []
         self.backends: Backends | None = None
         self.pool: ProcessPoolExecutor | None = None
         self.host_limits = HostLimits(settings.dispatch.per_host_concurrency)
@@ -93,8 +92,8 @@ class Daemon:
 
     def _prepare(self) -> tuple[str, ...]:
         """Everything that can refuse a start, in order: licence, roles, health, backends."""
-        self._check_license()
-        wanted = resolve_roles(self.settings.daemon.roles, self.registry, self._licensed)
+        self.license.check(self.settings.license)
+        wanted = resolve_roles(self.settings.daemon.roles, self.registry, self.license.allows)
         self.health.start()
         self.backends = Backends(self.settings)
         self.backends.wait_until_up(self.settings.startup.wait_s, self.stop)
@@ -106,34 +105,11 @@ class Daemon:
             "forkserver"))
         return wanted
 
-    def _licensed(self, role: str) -> bool:
-        return self._refusal(role) is None
-
-    def _refusal(self, role: str) -> str | None:
-        """Why the licence keeps ``role`` from running; roles that need none (upgrade,
-        the internal senders) are never refused."""
-        return self.license.refusal(role) if self.registry[role].licensed else None
-
-    def _check_license(self, settings: Settings | None = None) -> None:
-        self.license = load_status((settings or self.settings).license, datetime.now(UTC))
-        self.license_checked_at = time.monotonic()
-        if self.license.license is not None:
-            log.info("licence for %s valid until %s, grants: %s", self.license.license.licensee,
-                     self.license.license.expires.isoformat(),
-                     ", ".join(self.license.license.roles) or "none")
-        else:
-            log.warning("no valid licence: %s", self.license.detail)
-
     def _start_roles(self, names: tuple[str, ...]) -> None:
         for name in names:
-            refusal = self._refusal(name)
-            if refusal is not None:
-                self.unlicensed = {**self.unlicensed, name: refusal}
-                log.error("role %s not started: %s", name, refusal)
-                continue
-            self.unlicensed = {n: r for n, r in self.unlicensed.items() if n != name}
-            spec = self.registry[name]
-            self.supervisor.start_role(spec, spec.threads(self.settings))
+            if self.license.admit(name):
+                spec = self.registry[name]
+                self.supervisor.start_role(spec, spec.threads(self.settings))
 
     def _make_context(self, name: str, index: int, stop: threading.Event,
                       counters: RoleCounters) -> RoleContext:
@@ -158,10 +134,7 @@ class Daemon:
 
     def _main_loop(self) -> int:
         while True:
-            try:
-                signum = self.signals.get(timeout=TICK_S)
-            except queue.Empty:
-                signum = None
+            signum = self._next_signal()
             if signum in (signal.SIGTERM, signal.SIGINT):
                 return self._shutdown()
             if signum == signal.SIGHUP:
@@ -169,6 +142,49 @@ class Daemon:
             elif signum == signal.SIGUSR1:
                 self._handle_usr1()
             self._tick()
+
+    def _next_signal(self) -> int | None:
+        """A signal kept from a drain first (a stop before a reload), else the next one
+        to arrive within a tick."""
+        if self._deferred:
+            stops = [s for s in self._deferred if s in (signal.SIGTERM, signal.SIGINT)]
+            signum = stops[0] if stops else self._deferred[0]
+            self._deferred.remove(signum)
+            return signum
+        try:
+            return self.signals.get(timeout=TICK_S)
+        except queue.Empty:
+            return None
+
+    def _drain(self, names: list[str], grace_s: float, stopping: bool = False) -> Drained:
+        return self.supervisor.drain(names, grace_s, lambda: self._during_drain(stopping))
+
+    def _during_drain(self, stopping: bool) -> bool:
+        """Signals that arrive while roles drain; True cuts the drain short. USR1 is
+        answered at once. TERM/INT hurries the drain: during a stop it makes the stop
+        fast; during a reload or a licence stop, the stop follows at once. A HUP is
+        carried out once a reload's drain ends, and refused, with a log line, during a
+        stop."""
+        hurry = False
+        while True:
+            try:
+                signum = self.signals.get_nowait()
+            except queue.Empty:
+                return hurry
+            if signum == signal.SIGUSR1:
+                self._handle_usr1()
+            elif signum in (signal.SIGTERM, signal.SIGINT):
+                hurry = True
+                if not stopping:
+                    self._deferred.append(signum)
+            elif stopping:
+                log.warning("SIGHUP while stopping: not reloading")
+            elif signum not in self._deferred:
+                log.info("SIGHUP while roles stop: reloading again once they have stopped")
+                self._deferred.append(signum)
+
+    def _stop_requested(self) -> bool:
+        return any(s in (signal.SIGTERM, signal.SIGINT) for s in self._deferred)
 
     def _tick(self) -> None:
         self.supervisor.tend()
@@ -178,18 +194,16 @@ class Daemon:
             self.notifier.status(summary)
         if self.supervisor.heartbeats_fresh():
             self.notifier.watchdog()
-        if time.monotonic() - self.license_checked_at >= self.settings.license.check_interval_s:
+        if self.license.due(self.settings.license.check_interval_s):
             self._recheck_license()
 
     def _recheck_license(self) -> None:
-        self._check_license()
-        refused = [n for n in self.supervisor.runners if self._refusal(n) is not None]
+        self.license.check(self.settings.license)
+        refused = [n for n in self.supervisor.runners if not self.license.allows(n)]
         if refused:
             log.error("licence no longer allows %s; stopping them", ", ".join(refused))
-            self.supervisor.stop_roles(refused, self.settings.shutdown.grace_s)
-            for name in refused:
-                self.unlicensed = {**self.unlicensed,
-                                   name: self._refusal(name) or "unlicensed"}
+            self._drain(refused, self.settings.shutdown.grace_s)
+            self.license.stopped(refused)
 
     def _handle_usr1(self) -> None:
         for line in status_lines(self.report()):
@@ -200,8 +214,8 @@ class Daemon:
         self.notifier.reloading()
         try:
             new = self.reload_settings()
-            self._check_license(new)
-            wanted = resolve_roles(new.daemon.roles, self.registry, self._licensed)
+            self.license.check(new.license)
+            wanted = resolve_roles(new.daemon.roles, self.registry, self.license.allows)
         except (ConfigError, RoleError) as exc:
             log.error("reload refused, keeping the running configuration: %s", exc)
             self.notifier.ready()
@@ -224,11 +238,14 @@ class Daemon:
         changed = {n for n in running & set(wanted)
                    if self.registry[n].threads(new) != self.supervisor.runners[n].thread_count}
         to_stop = sorted((running - set(wanted)) | changed)
-        self.unlicensed = {n: r for n, r in self.unlicensed.items() if n in wanted}
-        late = self.supervisor.stop_roles(to_stop, new.shutdown.grace_s)
-        if late:
-            log.error("roles %s did not stop within the grace period", ", ".join(late))
+        self.license.keep_only(wanted)
+        drained = self._drain(to_stop, new.shutdown.grace_s)
+        if drained.late and not drained.hurried:
+            log.error("roles %s did not stop within the grace period", ", ".join(drained.late))
         self.settings = new
+        if self._stop_requested():
+            log.info("reload cut short: the daemon is stopping")
+            return
         self._start_roles(tuple(n for n in wanted if n not in self.supervisor.runners))
         log.info("configuration reloaded; roles now: %s",
                  ", ".join(self.supervisor.runners) or "none")
@@ -241,36 +258,18 @@ class Daemon:
         grace_s = self.settings.shutdown.grace_s
         log.info("stopping: draining roles within %.0fs (send TERM again to stop fast)",
                  grace_s)
-        for runner in self.supervisor.runners.values():
-            runner.request_stop()
-        deadline = time.monotonic() + grace_s
-        fast = False
-        while not fast and time.monotonic() < deadline:
-            pending = [r for r in self.supervisor.runners.values()
-                       if not r.join(min(deadline, time.monotonic() + 0.1))]
-            if not pending:
-                break
-            fast = self._second_stop_signal()
-        late = [r.spec.name for r in self.supervisor.runners.values()
-                if r.state not in ("stopped", "failed")]
+        drained = self._drain(list(self.supervisor.runners), grace_s, stopping=True)
         self.stop.set()
-        self._close(fast=fast)
-        if fast:
+        self._close(fast=drained.hurried)
+        if drained.hurried:
             log.warning("fast stop: in-flight work of %s is left to other daemons",
-                        ", ".join(late) or "no role")
+                        ", ".join(drained.late) or "no role")
             return int(ExitCode.OK)
-        if late:
-            log.error("roles %s did not finish within %.0fs", ", ".join(late), grace_s)
+        if drained.late:
+            log.error("roles %s did not finish within %.0fs", ", ".join(drained.late), grace_s)
             return int(ExitCode.FAILURE)
         log.info("stopped cleanly")
         return int(ExitCode.OK)
-
-    def _second_stop_signal(self) -> bool:
-        try:
-            signum = self.signals.get_nowait()
-        except queue.Empty:
-            return False
-        return signum in (signal.SIGTERM, signal.SIGINT)
 
     def _close(self, fast: bool = False) -> None:
         self.stop.set()
@@ -296,9 +295,9 @@ class Daemon:
         return DaemonSnapshot(
             started_at=self.started_at, stopping=self.stopping,
             roles_started=self.roles_started, roles=self.supervisor.views(),
-            unlicensed=self.unlicensed,
+            unlicensed=self.license.refused,
             backends=NOT_CONNECTED if backends is None else {
                 name: {"up": state.up, "detail": state.detail,
                        "checked_age_s": round(now - state.checked_at, 3)}
                 for name, state in backends.states().items()},
-            license=self.license)
+            license=self.license.status)

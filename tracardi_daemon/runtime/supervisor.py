@@ -17,7 +17,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 
 from tracardi_daemon.config.settings import SupervisorSettings
 from tracardi_daemon.errors import BackendUnavailable, DaemonError
@@ -33,8 +34,20 @@ BACKEND_RETRY_S = 0.5
 # while a role waits for a backend, say so this often (not at every retry)
 OUTAGE_LOG_INTERVAL_S = 30.0
 
+# how often a drain asks whether to stop waiting (a second TERM, say)
+DRAIN_POLL_S = 0.1
+
 # builds the context for one thread of one role: (name, index, stop event, counters)
 ContextFactory = Callable[[str, int, threading.Event, RoleCounters], RoleContext]
+
+
+@dataclass(frozen=True)
+class Drained:
+    """How a drain ended: the roles whose threads were still running, and whether it
+    was hurried (cut short before the grace period ran out)."""
+
+    late: tuple[str, ...]
+    hurried: bool = False
 
 
 class RoleRunner:
@@ -314,19 +327,30 @@ class Supervisor:
         runner.logger.info("starting role %s with %d thread(s)", spec.name, threads)
         runner.start()
 
-    def stop_roles(self, names: list[str], timeout_s: float) -> list[str]:
-        """Stop the named roles within ``timeout_s``; returns those that did not end."""
-        runners = [self.runners[n] for n in names if n in self.runners]
+    def drain(self, names: Iterable[str], grace_s: float,
+              hurry: Callable[[], bool] = lambda: False) -> Drained:
+        """Ask the named roles to stop and wait for their threads, for at most
+        ``grace_s`` or until ``hurry()`` (asked every DRAIN_POLL_S) says to stop waiting.
+        The one way roles are stopped: by a stop signal, a reload, the licence and tests.
+        Roles that ended leave the supervisor; late ones stay (health shows them
+        stopping) and their threads end on their own, or with the process."""
+        runners = [self.runners[name] for name in names if name in self.runners]
         for runner in runners:
             runner.request_stop()
-        deadline = time.monotonic() + timeout_s
-        late = [r.spec.name for r in runners if not r.join(deadline)]
-        ended = {r.spec.name for r in runners} - set(late)
+        deadline = time.monotonic() + grace_s
+        pending, hurried = runners, False
+        while pending:
+            until = min(deadline, time.monotonic() + DRAIN_POLL_S)
+            pending = [runner for runner in pending if not runner.join(until)]
+            if not pending or time.monotonic() >= deadline:
+                break
+            if hurry():
+                hurried = True
+                break
+        late = tuple(runner.spec.name for runner in pending)
+        ended = {runner.spec.name for runner in runners} - set(late)
         self.runners = {name: r for name, r in self.runners.items() if name not in ended}
-        return late
-
-    def stop_all(self, timeout_s: float) -> list[str]:
-        return self.stop_roles(list(self.runners), timeout_s)
+        return Drained(late, hurried)
 
     def views(self) -> dict[str, RoleReport]:
         return {name: runner.view() for name, runner in self.runners.items()}
