@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import get_args
 
 import pytest
 from elasticsearch import Elasticsearch
@@ -23,9 +24,10 @@ from tests.roles_for_tests import (
     wait_for,
 )
 from tracardi_daemon.config.settings import Settings, SupervisorSettings, TracardiSettings
+from tracardi_daemon.health.report import RoleState
 from tracardi_daemon.roles.base import RoleContext, RoleCounters
 from tracardi_daemon.roles.registry import RoleSpec
-from tracardi_daemon.runtime.supervisor import Supervisor
+from tracardi_daemon.runtime.supervisor import TRANSITIONS, Supervisor
 
 
 @pytest.fixture
@@ -336,3 +338,12 @@ def test_reports_read_while_roles_start_and_stop_never_see_a_changing_dict(
         for reader in readers:
             reader.join()
     assert errors == [] and reads[0] > 0
+
+
+def test_every_runner_state_has_its_moves_and_the_ends_have_none() -> None:
+    report_only = {"stalled", "unlicensed"}
+    assert set(TRANSITIONS) == set(get_args(RoleState)) - report_only
+    assert TRANSITIONS["stopped"] == TRANSITIONS["failed"] == frozenset()
+    assert all(not (moves & report_only) for moves in TRANSITIONS.values())
+    # a role asked to stop never goes back to work
+    assert TRANSITIONS["stopping"] == {"stopped", "failed"}

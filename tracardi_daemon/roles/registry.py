@@ -1,4 +1,4 @@
-"""Which roles exist, whether they need a licence, and which are built in this version."""
+"""Which roles exist, whether they need a licence, and what each starts with it."""
 
 from __future__ import annotations
 
@@ -21,17 +21,13 @@ from tracardi_daemon.roles.upgrade.role import upgrade_factory
 class RoleSpec:
     name: str
     licensed: bool
-    factory: RoleFactory | None  # None: not implemented in this version
+    factory: RoleFactory
     # roles started with this one (the senders of what it produces)
     companions: tuple[str, ...] = ()
     # internal: started only as a companion, never named in daemon.roles
     internal: bool = False
     # its thread count, when a setting other than [role.<name>] threads decides it
     threads_setting: Callable[[Settings], int] | None = None
-
-    @property
-    def implemented(self) -> bool:
-        return self.factory is not None
 
     def threads(self, settings: Settings) -> int:
         if self.threads_setting is not None:
@@ -43,8 +39,7 @@ Registry = Mapping[str, RoleSpec]
 
 
 def default_registry() -> dict[str, RoleSpec]:
-    """The five roles and the internal ``dispatch`` senders; a role's factory is filled
-    in once its implementation lands."""
+    """The five roles and the internal ``dispatch`` senders."""
     factories: dict[str, RoleFactory] = {"scheduler": scheduler_factory,
                                          "mapping": mapping_factory,
                                          "segmentation": segmentation_factory,
@@ -54,7 +49,7 @@ def default_registry() -> dict[str, RoleSpec]:
     companions = {"scheduler": ("dispatch",), "trigger": ("dispatch",),
                   "segmentation": ("dispatch",)}
     registry = {
-        name: RoleSpec(name, name not in FREE_ROLES, factories.get(name),
+        name: RoleSpec(name, name not in FREE_ROLES, factories[name],
                        companions=companions.get(name, ()))
         for name in ROLE_NAMES
     }
@@ -69,25 +64,18 @@ def resolve_roles(
 ) -> tuple[str, ...]:
     """Turn the configured role list into role names to run.
 
-    ``all`` means every implemented role the licence allows; a role named explicitly
-    but not implemented in this version is refused, never run as a stub. A role named
-    explicitly but not licensed is kept: the daemon reports it as unlicensed.
+    ``all`` means every role the licence allows. A role named explicitly but not
+    licensed is kept: the daemon reports it as unlicensed.
     """
     names: list[str] = []
     for name in requested:
         if name == "all":
             names.extend(n for n, s in registry.items()
-                         if s.implemented and not s.internal and licensed(n))
+                         if not s.internal and licensed(n))
             continue
         spec = registry.get(name)
         if spec is None or spec.internal:
             raise RoleError(f"unknown role '{name}'")
-        if not spec.implemented:
-            available = _available(registry)
-            raise RoleError(
-                f"role '{name}' is not implemented in this version of tracardi-daemon "
-                f"(available: {available}); remove it from daemon.roles / TRACARDI_ROLES"
-            )
         names.append(name)
     names += [companion for name in names for companion in registry[name].companions]
     resolved = tuple(n for n in registry if n in set(names))
@@ -95,11 +83,11 @@ def resolve_roles(
         available = _available(registry)
         raise RoleError(
             f"no role to run: daemon.roles is {', '.join(requested) or 'empty'}; "
-            f"implemented in this version: {available}; a commercial role also needs a "
+            f"the roles: {available}; a commercial role also needs a "
             "licence that grants it"
         )
     return resolved
 
 
 def _available(registry: Registry) -> str:
-    return ", ".join(n for n, s in registry.items() if s.implemented and not s.internal) or "none"
+    return ", ".join(n for n, s in registry.items() if not s.internal) or "none"

@@ -41,6 +41,19 @@ DRAIN_POLL_S = 0.1
 ContextFactory = Callable[[str, int, threading.Event, RoleCounters], RoleContext]
 
 
+# The states a role runner moves between, and where each may go. A move not listed is
+# ignored: a stopping role that finishes a step stays stopping, a failed one stays
+# failed. "stalled" (a step past its budget) and "unlicensed" exist only in the report.
+TRANSITIONS: Mapping[RoleState, frozenset[RoleState]] = {
+    "starting": frozenset({"running", "backoff", "stopping", "stopped", "failed"}),
+    "running": frozenset({"backoff", "stopping", "stopped", "failed"}),
+    "backoff": frozenset({"running", "stopping", "stopped", "failed"}),
+    "stopping": frozenset({"stopped", "failed"}),
+    "stopped": frozenset(),
+    "failed": frozenset(),
+}
+
+
 @dataclass(frozen=True)
 class Drained:
     """How a drain ended: the roles whose threads were still running, and whether it
@@ -88,9 +101,7 @@ class RoleRunner:
             thread.start()
 
     def request_stop(self) -> None:
-        with self._lock:
-            if self.state not in ("failed", "stopped"):
-                self.state = "stopping"
+        self._move("stopping")
         self.stop_event.set()
 
     def join(self, deadline: float) -> bool:
@@ -99,9 +110,7 @@ class RoleRunner:
             thread.join(max(0.0, deadline - time.monotonic()))
         alive = [t for t in self._threads if t.is_alive()]
         if not alive:
-            with self._lock:
-                if self.state != "failed":
-                    self.state = "stopped"
+            self._move("stopped")
         return not alive
 
     # -- one thread ----------------------------------------------------------------
@@ -115,14 +124,13 @@ class RoleRunner:
 
     def _run_one_role(self, index: int, ctx: RoleContext) -> bool:
         """Start and step a fresh role object; True if it ended by request."""
-        assert self.spec.factory is not None  # the registry refuses roles without one
         role: Role | None = None
         try:
             role = self.spec.factory()
             role.start(ctx)
             with self._lock:
                 self._roles[index] = role
-            self._set_state("running")
+            self._move("running")
             while not self.stop_event.is_set():
                 with self._lock:
                     self._step_started[index] = self.clock()
@@ -184,11 +192,10 @@ class RoleRunner:
             # backend returns, and health shows the backend as down meanwhile
             if (failures >= self.settings.max_consecutive_failures
                     and not self.waiting_for_backend):
-                self.state = "failed"
+                self._move_locked("failed")
                 give_up = True
             else:
-                if self.state != "stopping":
-                    self.state = "backoff"
+                self._move_locked("backoff")
                 self.restarts += 1
                 give_up = False
         if give_up:
@@ -223,15 +230,18 @@ class RoleRunner:
             if succeeded:
                 self.consecutive_failures = self.own_failures = 0
                 self.waiting_for_backend = False
-                if self.state in ("backoff", "starting"):
-                    self.state = "running"
+                self._move_locked("running")
         if succeeded:
             self._outage.ended()
 
-    def _set_state(self, state: RoleState) -> None:
+    def _move(self, state: RoleState) -> None:
         with self._lock:
-            if self.state not in ("stopping", "failed"):
-                self.state = state
+            self._move_locked(state)
+
+    def _move_locked(self, state: RoleState) -> None:
+        """Go to ``state`` if TRANSITIONS allows it (the caller holds the lock)."""
+        if state in TRANSITIONS[self.state]:
+            self.state = state
 
     # -- reading -----------------------------------------------------------------
     def view(self) -> RoleReport:
