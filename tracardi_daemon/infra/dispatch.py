@@ -20,8 +20,7 @@ from tracardi_daemon.config.settings import DispatchSettings, OutboundSettings
 from tracardi_daemon.errors import BackendError, BackendUnavailable
 from tracardi_daemon.infra.dispatch_targets import Target, TargetKind, parse_target
 from tracardi_daemon.infra.outbound import OutboundPolicy, OutboundRefused
-from tracardi_daemon.infra.queue_base import redis_errors
-from tracardi_daemon.infra.redis import RedisClient, StreamFields
+from tracardi_daemon.infra.redis import RedisClient, StreamFields, redis_errors
 from tracardi_daemon.redact import mask_text
 
 __all__ = ["Attempt", "Dispatcher", "Target", "Timeouts", "parse_target"]

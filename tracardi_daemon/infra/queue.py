@@ -28,12 +28,10 @@ from tracardi_daemon.infra.queue_base import (
     is_nogroup,
     load_script,
     queue_key,
-    redis_errors,
     retry_key,
-    text,
 )
 from tracardi_daemon.infra.queue_stats import QueueStats, read_stats
-from tracardi_daemon.infra.redis import RedisClient, StreamFields
+from tracardi_daemon.infra.redis import RedisClient, StreamFields, redis_errors, text
 
 __all__ = ["DeadLetter", "Message", "QueueStats", "WorkQueue", "add_dead_letter"]
 

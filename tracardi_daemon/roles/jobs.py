@@ -22,7 +22,7 @@ from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.errors import BackendUnavailable, DaemonError
 from tracardi_daemon.infra.lease import Lease
 from tracardi_daemon.infra.queue import Message, WorkQueue
-from tracardi_daemon.infra.queue_base import valid_name
+from tracardi_daemon.infra.redis import valid_name
 from tracardi_daemon.model.tasks.store import TaskRecord, TaskStore
 from tracardi_daemon.redact import mask_text
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tracardi_daemon.errors import InvalidInput
-from tracardi_daemon.infra.queue_base import check_name
+from tracardi_daemon.infra.redis import check_name
 from tracardi_daemon.model.definitions import Task
 
 TERMINAL_STATUSES = ("finished", "failed", "cancelled")

@@ -25,14 +25,8 @@ from redis.client import Pipeline
 from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.errors import BackendError, BackendUnavailable, InvalidInput
 from tracardi_daemon.infra.lease import Command, Fenced
-from tracardi_daemon.infra.queue_base import (
-    check_name,
-    decode_fields,
-    flatten,
-    redis_errors,
-    text,
-)
-from tracardi_daemon.infra.redis import RedisClient
+from tracardi_daemon.infra.queue_base import decode_fields, flatten
+from tracardi_daemon.infra.redis import RedisClient, check_name, redis_errors, text
 from tracardi_daemon.model.definition_store import DefinitionStore
 from tracardi_daemon.model.tasks.record import (
     FINISHED_TTL_MS,

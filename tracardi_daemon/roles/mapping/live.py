@@ -23,8 +23,7 @@ from typing import Any
 
 from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.infra.lease import Lease
-from tracardi_daemon.infra.queue_base import redis_errors, text
-from tracardi_daemon.infra.redis import RedisClient
+from tracardi_daemon.infra.redis import RedisClient, redis_errors, text
 from tracardi_daemon.infra.scan import Hit, Scan
 from tracardi_daemon.model.naming import alias_name
 from tracardi_daemon.roles.mapping.batch import BatchApplier, BatchOutcome, load_events

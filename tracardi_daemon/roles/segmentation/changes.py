@@ -24,9 +24,9 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from tracardi_daemon.config.settings import Settings
-from tracardi_daemon.infra.queue_base import queue_key, redis_errors, text
+from tracardi_daemon.infra.queue_base import queue_key
 from tracardi_daemon.infra.queues import SEGMENT_CHANGES_QUEUE
-from tracardi_daemon.infra.redis import RedisClient
+from tracardi_daemon.infra.redis import RedisClient, redis_errors, text
 from tracardi_daemon.model.profiles import LoadedProfile, ProfileStore, Rewrite
 
 log = logging.getLogger(__name__)

@@ -21,13 +21,13 @@ from tracardi_daemon.errors import DaemonError
 from tracardi_daemon.infra.bulk import BulkWriter
 from tracardi_daemon.infra.lease import Lease
 from tracardi_daemon.infra.queue import Message
-from tracardi_daemon.infra.queue_base import redis_errors, text
 from tracardi_daemon.infra.queues import (
     DISPATCH_QUEUE,
     PROFILE_CHANGED_QUEUE,
     SEGMENTATION_QUEUE,
     work_queue,
 )
+from tracardi_daemon.infra.redis import redis_errors, text
 from tracardi_daemon.model.definition_store import DefinitionCache, DefinitionStore
 from tracardi_daemon.model.definitions import LiveSegment, Segment
 from tracardi_daemon.model.naming import alias_name

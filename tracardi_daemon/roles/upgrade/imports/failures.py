@@ -11,8 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tracardi_daemon.infra.queue_base import check_name, redis_errors, text
-from tracardi_daemon.infra.redis import RedisClient
+from tracardi_daemon.infra.redis import RedisClient, check_name, redis_errors, text
 from tracardi_daemon.model.tasks.record import FINISHED_TTL_MS
 from tracardi_daemon.redact import mask_text
 from tracardi_daemon.roles.upgrade.imports.rows import Row, RowFailure

@@ -25,8 +25,7 @@ from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.errors import BackendError, BackendUnavailable, InvalidInput
 from tracardi_daemon.infra.bulk import BulkWriter
 from tracardi_daemon.infra.lease import Lease
-from tracardi_daemon.infra.queue_base import check_name, redis_errors, text
-from tracardi_daemon.infra.redis import RedisClient
+from tracardi_daemon.infra.redis import RedisClient, check_name, redis_errors, text
 from tracardi_daemon.model.definition_store import DefinitionStore
 from tracardi_daemon.model.definitions import ImportConfig
 from tracardi_daemon.model.import_spec import MAX_BATCH, ImportSpec, read_spec

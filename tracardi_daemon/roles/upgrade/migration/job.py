@@ -35,9 +35,8 @@ from tracardi_daemon.infra.deadletters import add_dead_letter
 from tracardi_daemon.infra.elastic import elastic_errors
 from tracardi_daemon.infra.lease import Lease
 from tracardi_daemon.infra.pipeline import WriteBehind
-from tracardi_daemon.infra.queue_base import redis_errors, text
 from tracardi_daemon.infra.queues import UPGRADE_QUEUE
-from tracardi_daemon.infra.redis import RedisClient
+from tracardi_daemon.infra.redis import RedisClient, redis_errors, text
 from tracardi_daemon.infra.scan import Hit, count
 from tracardi_daemon.model.tasks.store import TaskRecord, TaskStore
 from tracardi_daemon.model.tracardi_names import Layout
