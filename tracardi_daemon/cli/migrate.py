@@ -21,10 +21,10 @@ from tracardi_daemon.infra.queues import UPGRADE_QUEUE, work_queue
 from tracardi_daemon.infra.redis import RedisClient, text
 from tracardi_daemon.model.tasks.store import TaskRecord, TaskStore
 from tracardi_daemon.roles.jobs import queue_task
+from tracardi_daemon.roles.upgrade.keys import done_key
 from tracardi_daemon.roles.upgrade.migration.job import (
     MIGRATION_TASK,
     cluster_modules,
-    done_key,
     foreign_targets,
     migration_params,
     painless_refusals,

@@ -41,6 +41,7 @@ from tracardi_daemon.infra.scan import Hit, count
 from tracardi_daemon.model.tasks.store import TaskRecord, TaskStore
 from tracardi_daemon.model.tracardi_names import Layout
 from tracardi_daemon.roles.jobs import end_job
+from tracardi_daemon.roles.upgrade.keys import done_key
 from tracardi_daemon.roles.upgrade.migration.lanes import Lane, LaneReader, WorkItem
 from tracardi_daemon.roles.upgrade.migration.plan import Plan, Step, resolve_targets
 from tracardi_daemon.roles.upgrade.migration.transforms import TransformError, apply_in_place
@@ -68,10 +69,6 @@ def plan_key(plan: Plan) -> str:
     """The plan's identity: what "already done" and "written by this plan" refer to."""
     text_form = json.dumps(plan.to_dict(), sort_keys=True)
     return hashlib.sha256(text_form.encode()).hexdigest()[:16]
-
-
-def done_key(tenant: str, key: str) -> str:
-    return f"{tenant}:migration:done:{key}"
 
 
 def cluster_modules(elastic: Elasticsearch) -> set[str]:
