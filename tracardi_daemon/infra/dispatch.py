@@ -1,7 +1,7 @@
-"""The one dispatcher of scheduler and trigger output: one attempt at sending a payload
-to a tracker, webhook or stream target with an idempotency key, within connect, read and
-total timeouts. Retries, dead letters and per-host limits are the dispatch queue's
-(``roles/dispatch.py``)."""
+"""The one dispatcher of what the scheduler, the trigger and segmentation passes hand
+off: one attempt at sending a payload to a tracker, webhook or stream target with an
+idempotency key, within connect, read and total timeouts. Retries, dead letters and
+per-host limits are the dispatch queue's (``roles/dispatch/role.py``)."""
 
 from __future__ import annotations
 
