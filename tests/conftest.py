@@ -118,18 +118,20 @@ RoleStarter = Callable[..., tuple[Any, RoleContext]]
 
 @pytest.fixture
 def start_role(redis_client: RedisClient, elastic_url: str) -> Iterator[RoleStarter]:
-    """``start_role(RoleClass, settings, limits=None)`` -> (started role, its context);
-    every role is stopped at the end of the test."""
+    """``start_role(RoleClass, settings, limits=None, clock=None)`` -> (started role, its
+    context); every role is stopped at the end of the test."""
     pool = ThreadPoolExecutor(1)
     elastic = Elasticsearch(elastic_url)
     roles: list[Any] = []
 
     def start(kind: type[Any], settings: Settings,
-              limits: HostLimits | None = None) -> tuple[Any, RoleContext]:
+              limits: HostLimits | None = None,
+              clock: Callable[[], float] | None = None) -> tuple[Any, RoleContext]:
+        timing = {} if clock is None else {"clock": clock}
         ctx = RoleContext(name=kind.__name__, settings=settings, redis=redis_client,
                           elastic=elastic, pool=pool, stop=threading.Event(),
                           logger=logging.getLogger(kind.__name__), counters=RoleCounters(),
-                          consumer_name=f"test-{len(roles)}", host_limits=limits)
+                          consumer_name=f"test-{len(roles)}", host_limits=limits, **timing)
         role = supervised(kind)()
         role.start(ctx)
         roles.append(role)

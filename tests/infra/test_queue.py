@@ -42,6 +42,24 @@ def test_enqueue_consume_ack(make_queue: QueueFactory) -> None:
     assert stats.oldest_pending_age_s is None
 
 
+def test_messages_added_in_a_callers_transaction_are_consumed(
+        make_queue: QueueFactory, redis_client: Redis, prefix: str) -> None:
+    """A producer that must add messages atomically with its own writes hands the queue
+    its transaction; what it adds is consumed like any enqueued message."""
+    work = make_queue()
+    beside = f"{queue_key(prefix, 'work')}:beside"
+    pipe = redis_client.pipeline(transaction=True)
+    work.pipeline_enqueue(pipe, [{"n": 1}, {"n": 2}])
+    pipe.set(beside, "written")
+    replies = pipe.execute()
+    messages = work.consume("c1", count=10)
+    assert [m.id for m in messages] == [r.decode() for r in replies[:2]]
+    assert [(m.payload, m.attempt) for m in messages] == [({"n": 1}, 1), ({"n": 2}, 1)]
+    assert redis_client.get(beside) == b"written"
+    with pytest.raises(InvalidInput, match="JSON object"):
+        work.pipeline_enqueue(redis_client.pipeline(), ["not an object"])  # type: ignore[list-item]
+
+
 def test_stats_of_a_queue_never_used(make_queue: QueueFactory) -> None:
     stats = make_queue().stats()
     assert (stats.length, stats.pending, stats.lag, stats.retrying, stats.dead) == (0,) * 5

@@ -5,6 +5,7 @@ left alone (an ended one leaves the set of active tasks)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from tracardi_daemon.config.settings import Settings, TracardiSettings
 from tracardi_daemon.infra.lease import Lease
 from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.model.tasks.store import TaskStore
-from tracardi_daemon.roles.jobs import TaskJob, TaskJobRunner
+from tracardi_daemon.roles.jobs import CLAIM_RENEWAL_S, TaskJob, TaskJobRunner
 
 ORPHAN_AFTER_S = 60.0
 START = 1_700_000_000.0
@@ -95,3 +96,43 @@ def test_other_types_pending_and_ended_tasks_are_left_alone(world: World) -> Non
     assert world.runner.adopt_orphans(later) == []
     assert world.messages() == []
     assert set(world.tasks.active_ids()) == {other, pending}
+
+
+class _Endless:
+    """A job that always has one more batch."""
+
+    def __init__(self, record: Any, lease: Lease) -> None:
+        self.id, self.done = record.id, False
+
+    def step(self) -> int:
+        return 1
+
+    def close(self) -> None:
+        pass
+
+
+class _CountingQueue(WorkQueue):
+    """The real queue, counting the claim renewals the runner asks for."""
+
+    renewals = 0
+
+    def extend(self, consumer: str, ids: Sequence[str]) -> list[str]:
+        self.renewals += 1
+        return super().extend(consumer, ids)
+
+
+def test_the_runner_renews_a_claim_by_its_injected_monotonic_clock(
+        redis_client: Redis, prefix: str) -> None:
+    world = World(redis_client, prefix)
+    ticks = Clock()
+    queue = _CountingQueue(redis_client, prefix, "renewal-test")
+    runner: TaskJobRunner[int] = TaskJobRunner(
+        world.tasks, queue, make_job=_Endless, lease_for=world.lease, consumer="adopter",
+        clock=world.clock, monotonic=ticks)
+    record = world.tasks.create("copy", "a long job", {})
+    queue.enqueue({"task_id": record.id})
+    assert runner.step() == 1 and queue.renewals == 1  # the claim, renewed on taking it
+    assert runner.step() == 1 and queue.renewals == 1  # no time passed
+    ticks.now += CLAIM_RENEWAL_S
+    assert runner.step() == 1 and queue.renewals == 2
+    runner.close()

@@ -17,15 +17,14 @@ from tracardi_daemon.cli.progress import follow
 from tracardi_daemon.cli.tasks import cancel_task, report_end, show_tasks
 from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.errors import ExitCode, InvalidInput
-from tracardi_daemon.infra.queue_base import text
 from tracardi_daemon.infra.queues import UPGRADE_QUEUE, work_queue
-from tracardi_daemon.infra.redis import RedisClient
+from tracardi_daemon.infra.redis import RedisClient, text
 from tracardi_daemon.model.tasks.store import TaskRecord, TaskStore
 from tracardi_daemon.roles.jobs import queue_task
+from tracardi_daemon.roles.upgrade.keys import done_key
 from tracardi_daemon.roles.upgrade.migration.job import (
     MIGRATION_TASK,
     cluster_modules,
-    done_key,
     foreign_targets,
     migration_params,
     painless_refusals,

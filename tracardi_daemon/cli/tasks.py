@@ -17,7 +17,7 @@ from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.model.tasks.store import TaskRecord, TaskStore
 
 # what a command prints after a job ended; returns the exit code
-Final = Callable[[TaskRecord], int]
+EndReport = Callable[[TaskRecord], int]
 
 
 def report_end(record: TaskRecord, *, failed_items: str, look_at: str) -> int:
@@ -31,7 +31,7 @@ def report_end(record: TaskRecord, *, failed_items: str, look_at: str) -> int:
 
 
 def show_tasks(args: argparse.Namespace, env: Mapping[str, str], *, task_type: str,
-               none: str, final: Final) -> int:
+               none: str, final: EndReport) -> int:
     """Every task of ``task_type`` (``args.task`` absent), or one, with ``--follow``."""
     def action(redis: RedisClient, elastic: Elasticsearch, settings: Settings) -> int:
         tasks = TaskStore(redis, elastic, settings)

@@ -8,16 +8,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from tracardi_daemon.infra.queue_base import (
-    dead_key,
-    id_ms,
-    load_script,
-    queue_key,
-    redis_errors,
-    stream_entries,
-    text,
-)
-from tracardi_daemon.infra.redis import RedisClient, StreamFields
+from tracardi_daemon.infra.queue_base import dead_key, id_ms, load_script, queue_key, stream_entries
+from tracardi_daemon.infra.redis import RedisClient, StreamFields, redis_errors, text
 
 # fields every dead letter has; anything else (a dispatch target, ...) is ``extra``
 _KNOWN = frozenset({"id", "reason", "attempts", "first_error", "last_error", "payload"})

@@ -15,9 +15,9 @@ from typing import Any
 from tracardi_daemon.errors import InvalidInput
 from tracardi_daemon.infra.deadletters import add_dead_letter
 from tracardi_daemon.infra.dispatch_targets import parse_target
-from tracardi_daemon.infra.queue_base import check_name, load_script, redis_errors, text
+from tracardi_daemon.infra.queue_base import load_script
 from tracardi_daemon.infra.queues import SCHEDULER_QUEUE
-from tracardi_daemon.infra.redis import RedisClient
+from tracardi_daemon.infra.redis import RedisClient, check_name, redis_errors, text
 from tracardi_daemon.redact import mask_text
 
 logger = logging.getLogger(__name__)

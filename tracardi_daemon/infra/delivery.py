@@ -1,5 +1,5 @@
-"""The durable hand-off between what decides to send (scheduler, trigger) and the
-senders that deliver HTTP targets: the tenant's ``dispatch`` work queue.
+"""The durable hand-off between what decides to send (scheduler, trigger, segmentation
+passes) and the senders that deliver HTTP targets: the tenant's ``dispatch`` work queue.
 
 A message is ``{target, idempotency_key, payload, origin}``; its dead letters are the
 dispatcher's (``tracardi-daemon dead list dispatch``), and a requeued one is delivered

@@ -1,7 +1,7 @@
-"""The one dispatcher of scheduler and trigger output: one attempt at sending a payload
-to a tracker, webhook or stream target with an idempotency key, within connect, read and
-total timeouts. Retries, dead letters and per-host limits are the dispatch queue's
-(``roles/dispatch.py``)."""
+"""The one dispatcher of what the scheduler, the trigger and segmentation passes hand
+off: one attempt at sending a payload to a tracker, webhook or stream target with an
+idempotency key, within connect, read and total timeouts. Retries, dead letters and
+per-host limits are the dispatch queue's (``roles/dispatch/role.py``)."""
 
 from __future__ import annotations
 
@@ -20,8 +20,7 @@ from tracardi_daemon.config.settings import DispatchSettings, OutboundSettings
 from tracardi_daemon.errors import BackendError, BackendUnavailable
 from tracardi_daemon.infra.dispatch_targets import Target, TargetKind, parse_target
 from tracardi_daemon.infra.outbound import OutboundPolicy, OutboundRefused
-from tracardi_daemon.infra.queue_base import redis_errors
-from tracardi_daemon.infra.redis import RedisClient, StreamFields
+from tracardi_daemon.infra.redis import RedisClient, StreamFields, redis_errors
 from tracardi_daemon.redact import mask_text
 
 __all__ = ["Attempt", "Dispatcher", "Target", "Timeouts", "parse_target"]

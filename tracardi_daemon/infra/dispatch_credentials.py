@@ -9,8 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from tracardi_daemon.errors import InvalidInput
-from tracardi_daemon.infra.queue_base import check_name, redis_errors, text
-from tracardi_daemon.infra.redis import RedisClient
+from tracardi_daemon.infra.redis import RedisClient, check_name, redis_errors, text
 from tracardi_daemon.redact import MASK
 
 # the payload key of a dead letter whose URL's credentials were taken out

@@ -29,8 +29,8 @@ from typing import NamedTuple
 from redis.commands.core import Script
 
 from tracardi_daemon.errors import InvalidInput
-from tracardi_daemon.infra.queue_base import check_name, load_script, redis_errors, text
-from tracardi_daemon.infra.redis import RedisClient
+from tracardi_daemon.infra.queue_base import load_script
+from tracardi_daemon.infra.redis import RedisClient, check_name, redis_errors, text
 
 logger = logging.getLogger(__name__)
 

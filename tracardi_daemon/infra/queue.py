@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import redis
+from redis.client import Pipeline
 
 from tracardi_daemon.errors import InvalidInput
 from tracardi_daemon.infra.deadletters import (
@@ -28,12 +29,10 @@ from tracardi_daemon.infra.queue_base import (
     is_nogroup,
     load_script,
     queue_key,
-    redis_errors,
     retry_key,
-    text,
 )
 from tracardi_daemon.infra.queue_stats import QueueStats, read_stats
-from tracardi_daemon.infra.redis import RedisClient, StreamFields
+from tracardi_daemon.infra.redis import RedisClient, StreamFields, redis_errors, text
 
 __all__ = ["DeadLetter", "Message", "QueueStats", "WorkQueue", "add_dead_letter"]
 
@@ -99,12 +98,18 @@ class WorkQueue:
 
     def enqueue_many(self, payloads: Iterable[dict[str, Any]]) -> list[str]:
         """Add messages in one round trip; returns their ids in order."""
-        entries = [_new_entry(p) for p in payloads]
         with redis_errors(f"enqueue to {self._stream}"):
             pipe = self._client.pipeline(transaction=False)
-            for fields in entries:
-                pipe.xadd(self._stream, fields, maxlen=self._max_length, approximate=True)
+            self.pipeline_enqueue(pipe, payloads)
             return [text(entry_id) for entry_id in pipe.execute()]
+
+    def pipeline_enqueue(self, pipe: Pipeline, payloads: Iterable[dict[str, Any]]) -> None:
+        """Add messages on the caller's pipeline, so that a producer whose messages must
+        go out with its own writes (one transaction) still leaves the entry's format to
+        the queue; their ids are the XADD replies of the caller's ``execute()``."""
+        entries = [_new_entry(p) for p in payloads]  # all checked before any is added
+        for fields in entries:
+            pipe.xadd(self._stream, fields, maxlen=self._max_length, approximate=True)
 
     def enqueue_once(self, payload: dict[str, Any], key: str, ttl_s: float) -> bool:
         """Add a message unless one with ``key`` was added within the last ``ttl_s``;

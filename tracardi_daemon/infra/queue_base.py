@@ -1,12 +1,10 @@
-"""What the work queue, its dead letters and the dispatcher share: key names, redis
-error conversion, Lua script loading and decoding of stream entries."""
+"""What the work queue, its dead letters and the dispatcher share: queue key names, Lua
+script loading and decoding of stream entries."""
 
 from __future__ import annotations
 
 import random
-import re
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -14,24 +12,9 @@ from typing import Any
 import redis
 from redis.commands.core import Script
 
-from tracardi_daemon.errors import BackendError, BackendUnavailable, InvalidInput
-from tracardi_daemon.infra.redis import RedisClient
-
-# a hash tag must stay intact: braces would break it, whitespace breaks the CLI
-_NAME = re.compile(r"[^\s{}]+")
+from tracardi_daemon.infra.redis import RedisClient, check_name, text
 
 Fields = Mapping[str, str]
-
-
-def valid_name(value: str) -> bool:
-    """Whether ``value`` can be part of a key: non-empty, without braces or spaces."""
-    return _NAME.fullmatch(value) is not None
-
-
-def check_name(kind: str, value: str) -> str:
-    if not valid_name(value):
-        raise InvalidInput(f"{kind} {value!r}: must be non-empty, without braces or spaces")
-    return value
 
 
 def queue_key(tenant: str, queue: str) -> str:
@@ -47,17 +30,6 @@ def retry_key(tenant: str, queue: str) -> str:
     return f"{queue_key(tenant, queue)}:retry"
 
 
-@contextmanager
-def redis_errors(action: str) -> Iterator[None]:
-    """Convert redis-py exceptions to the daemon's own, naming what was being done."""
-    try:
-        yield
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        raise BackendUnavailable("redis", f"{action}: {exc}") from exc
-    except redis.RedisError as exc:
-        raise BackendError("redis", f"{action}: {exc}") from exc
-
-
 def is_nogroup(exc: BaseException) -> bool:
     """True for the error of a stream whose consumer group is gone (key deleted)."""
     return isinstance(exc, redis.ResponseError) and str(exc).startswith("NOGROUP")
@@ -71,13 +43,6 @@ def _script_source(name: str) -> str:
 def load_script(client: RedisClient, name: str) -> Script:
     """A script object; redis-py loads it on first use and again after a SCRIPT FLUSH."""
     return client.register_script(_script_source(name))
-
-
-def text(value: object) -> str:
-    """A reply value as text (bytes are UTF-8; anything else through str)."""
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    return str(value)
 
 
 def decode_fields(raw: Mapping[Any, Any] | list[Any]) -> dict[str, str]:

@@ -7,8 +7,8 @@ from typing import Any
 
 import redis
 
-from tracardi_daemon.infra.queue_base import id_ms, text
-from tracardi_daemon.infra.redis import RedisClient
+from tracardi_daemon.infra.queue_base import id_ms
+from tracardi_daemon.infra.redis import RedisClient, text
 
 
 @dataclass(frozen=True)

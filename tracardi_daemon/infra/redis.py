@@ -1,7 +1,11 @@
-"""The Redis client built from settings, and a reachability probe."""
+"""The Redis client built from settings, a reachability probe, and what every user of
+Redis shares: key-part checks, error conversion and reply decoding."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TypeAlias
 
 import redis
@@ -10,7 +14,7 @@ from redis.retry import Retry
 from redis.typing import EncodableT, FieldT
 
 from tracardi_daemon.config.settings import RedisSettings
-from tracardi_daemon.errors import BackendUnavailable
+from tracardi_daemon.errors import BackendError, BackendUnavailable, InvalidInput
 from tracardi_daemon.redact import mask_text
 
 # The one name for the client type everywhere: redis-py 8 no longer makes Redis generic
@@ -56,3 +60,35 @@ def probe_redis(client: RedisClient, settings: RedisSettings) -> None:
         raise BackendUnavailable("redis", f"{describe(settings)}: authentication failed") from exc
     except redis.RedisError as exc:
         raise BackendUnavailable("redis", f"{describe(settings)}: {mask_text(str(exc))}") from exc
+
+
+# a hash tag must stay intact: braces would break it, whitespace breaks the CLI
+_NAME = re.compile(r"[^\s{}]+")
+
+def valid_name(value: str) -> bool:
+    """Whether ``value`` can be part of a key: non-empty, without braces or spaces."""
+    return _NAME.fullmatch(value) is not None
+
+
+def check_name(kind: str, value: str) -> str:
+    if not valid_name(value):
+        raise InvalidInput(f"{kind} {value!r}: must be non-empty, without braces or spaces")
+    return value
+
+
+@contextmanager
+def redis_errors(action: str) -> Iterator[None]:
+    """Convert redis-py exceptions to the daemon's own, naming what was being done."""
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise BackendUnavailable("redis", f"{action}: {exc}") from exc
+    except redis.RedisError as exc:
+        raise BackendError("redis", f"{action}: {exc}") from exc
+
+
+def text(value: object) -> str:
+    """A reply value as text (bytes are UTF-8; anything else through str)."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)

@@ -16,9 +16,8 @@ from elasticsearch import Elasticsearch
 from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.infra.bulk import BulkAction, BulkWriter
 from tracardi_daemon.infra.elastic import elastic_errors, mget_documents
-from tracardi_daemon.infra.queue_base import redis_errors
 from tracardi_daemon.infra.queues import PROFILE_CHANGED_QUEUE, work_queue
-from tracardi_daemon.infra.redis import RedisClient
+from tracardi_daemon.infra.redis import RedisClient, redis_errors
 from tracardi_daemon.model.indices import Location, alias_members
 from tracardi_daemon.model.mapping_fit import MappingFit
 from tracardi_daemon.model.naming import alias_name

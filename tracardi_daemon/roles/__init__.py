@@ -1,1 +1,2 @@
-"""The roles the supervisor runs: upgrade, segmentation, mapping, scheduler, trigger."""
+"""The roles the supervisor runs: upgrade, segmentation, mapping, scheduler, trigger,
+and the internal dispatch senders that start with the roles handing off deliveries."""

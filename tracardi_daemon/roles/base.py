@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from tracardi_daemon.infra.host_limits import HostLimits
@@ -56,7 +57,7 @@ class RoleContext:
     counters: RoleCounters
     thread_index: int = 0
     consumer_name: str = ""
-    clock: Callable[[], float] = field(default=lambda: __import__("time").time())
+    clock: Callable[[], float] = time.time
     # the daemon's per-host limit, shared by every sender thread (None: the role's own)
     host_limits: HostLimits | None = None
 

@@ -22,7 +22,7 @@ from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.errors import BackendUnavailable, DaemonError
 from tracardi_daemon.infra.lease import Lease
 from tracardi_daemon.infra.queue import Message, WorkQueue
-from tracardi_daemon.infra.queue_base import valid_name
+from tracardi_daemon.infra.redis import valid_name
 from tracardi_daemon.model.tasks.store import TaskRecord, TaskStore
 from tracardi_daemon.redact import mask_text
 
@@ -82,7 +82,8 @@ class TaskJobRunner(Generic[Outcome_co]):
                  make_job: Callable[[TaskRecord, Lease], TaskJob[Outcome_co]],
                  lease_for: Callable[[str], Lease], consumer: str,
                  task_types: tuple[str, ...] = (), orphan_after_s: float = 600.0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self._tasks = tasks
         self._queue = queue
         self._make_job = make_job
@@ -93,7 +94,9 @@ class TaskJobRunner(Generic[Outcome_co]):
         # a message can wait for its retry, so that no retried job is adopted twice
         self._task_types = task_types
         self._orphan_after_s = orphan_after_s
-        self._clock = clock
+        # wall time for the records' ages; a monotonic one paces the claim's renewal,
+        # which a step of the wall clock must neither stall nor hurry
+        self._clock, self._monotonic = clock, monotonic
         self._swept_at: float | None = None
         self.message: Message | None = None
         self._job: TaskJob[Outcome_co] | None = None
@@ -106,7 +109,7 @@ class TaskJobRunner(Generic[Outcome_co]):
             return None
         assert self._job is not None and self.message is not None and self._lease is not None
         job, message, lease = self._job, self.message, self._lease
-        now = time.monotonic()
+        now = self._monotonic()
         if self._claim_renewed_at is None or now - self._claim_renewed_at >= CLAIM_RENEWAL_S:
             self._queue.extend(self._consumer, [message.id])
             self._claim_renewed_at = now

@@ -136,6 +136,23 @@ def test_time_alone_moves_a_profile_out_and_a_pass_fixes_it(
     assert [m.payload["change"] for m in changes(world)] == ["add", "remove"]
 
 
+def test_the_injected_clock_decides_a_time_relative_segment_on_profile_changes(
+        segmentation_world: World, start_role: RoleStarter) -> None:
+    """A profile-changed message is decided at the role's clock, not the machine's."""
+    world = segmentation_world
+    world.define(segment=[{
+        "id": "new", "name": "New customers",
+        "condition": 'profile@metadata.time.insert > now.offset("-7d")'}])
+    world.add_profile("fresh", when=datetime.now(UTC) - timedelta(days=3))
+    later = (datetime.now(UTC) + timedelta(days=5)).timestamp()
+    role, ctx = start_role(SegmentationRole, world.settings, clock=lambda: later)
+    profile_changed(world.redis, world.settings.tracardi.tenant, ["fresh"])
+    step_until_idle(role, ctx)
+    # eight days old at the role's clock: not a new customer
+    assert _segments(world, "fresh") == []
+    assert changes(world) == []
+
+
 def test_a_dry_run_pass_changes_nothing(segmentation_world: World,
                                         start_role: RoleStarter) -> None:
     world = segmentation_world
@@ -185,6 +202,37 @@ def test_two_daemons_queue_one_scheduled_pass(segmentation_world: World,
     assert len(leaders) == 1  # a second request while the first waits is refused
     tasks = TaskStore(world.redis, world.es, world.settings).list("segmentation-pass")
     assert len(tasks) == 1
+
+
+def test_two_requests_racing_past_a_finished_pass_queue_one(
+        segmentation_world: World, start_role: RoleStarter) -> None:
+    """Both read the marker of a finished pass before either writes it: one queues, the
+    other sees the marker moved and queues nothing."""
+    world = segmentation_world
+    world.define(live_segment=[{
+        "id": "busy", "name": "Busy", "type": "condition",
+        "condition": "profile@traits.orders > 3", "segment": {"id": "vip", "name": "VIP"},
+        "schedule": {"every": "1m"}}])
+    first, _ = start_role(SegmentationRole, world.settings)
+    second, _ = start_role(SegmentationRole, world.settings)
+    tasks = TaskStore(world.redis, world.es, world.settings)
+    earlier = first.queue_pass("live-segment:busy")
+    assert earlier is not None and tasks.finish(earlier, "finished")
+    looked_up = first._tasks.get
+    raced: list[str | None] = []
+
+    def look_up_then_race(task_id: str) -> TaskRecord | None:
+        # the second request runs between the first's read of the marker and its write
+        record = looked_up(task_id)
+        if not raced:
+            raced.append(second.queue_pass("live-segment:busy"))
+        return record
+
+    first._tasks.get = look_up_then_race
+    mine = first.queue_pass("live-segment:busy")
+    assert raced[0] is not None and mine is None
+    waiting = [t.id for t in tasks.list("segmentation-pass") if not t.terminal]
+    assert waiting == [raced[0]]
 
 
 def test_a_concurrent_writer_is_reloaded_and_decided_again(

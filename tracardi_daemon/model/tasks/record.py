@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tracardi_daemon.errors import InvalidInput
-from tracardi_daemon.infra.queue_base import check_name
+from tracardi_daemon.infra.redis import check_name
 from tracardi_daemon.model.definitions import Task
 
 TERMINAL_STATUSES = ("finished", "failed", "cancelled")
@@ -25,7 +25,18 @@ _LIVE_FIELDS = ("total", "done", "failed", "rate", "eta_s", "started_at", "updat
 
 
 def task_key(tenant: str, task_id: str) -> str:
+    """A hash: one task's record (Tracardi's task shape, plus the daemon's fields)."""
     return f"{check_name('tenant', tenant)}:task:{check_name('task id', task_id)}"
+
+
+def active_key(tenant: str) -> str:
+    """A set: the ids of the tasks that may not have ended."""
+    return f"{check_name('tenant', tenant)}:tasks:active"
+
+
+def active_indexed_key(tenant: str) -> str:
+    """Set once the active set holds the tasks of earlier versions (found by a scan)."""
+    return f"{active_key(tenant)}:indexed"
 
 
 @dataclass(frozen=True)

@@ -25,19 +25,15 @@ from redis.client import Pipeline
 from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.errors import BackendError, BackendUnavailable, InvalidInput
 from tracardi_daemon.infra.lease import Command, Fenced
-from tracardi_daemon.infra.queue_base import (
-    check_name,
-    decode_fields,
-    flatten,
-    redis_errors,
-    text,
-)
-from tracardi_daemon.infra.redis import RedisClient
+from tracardi_daemon.infra.queue_base import decode_fields, flatten
+from tracardi_daemon.infra.redis import RedisClient, check_name, redis_errors, text
 from tracardi_daemon.model.definition_store import DefinitionStore
 from tracardi_daemon.model.tasks.record import (
     FINISHED_TTL_MS,
     TERMINAL_STATUSES,
     TaskRecord,
+    active_indexed_key,
+    active_key,
     json_text,
     number_text,
     rate_changes,
@@ -84,7 +80,7 @@ class TaskStore:
 
     @property
     def _active_key(self) -> str:
-        return f"{check_name('tenant', self._tenant)}:tasks:active"
+        return active_key(self._tenant)
 
     def create(
         self,
@@ -276,7 +272,7 @@ class TaskStore:
         """Ids of the tasks that may not have ended: every task created since the set
         ``<tenant>:tasks:active`` exists, and once, the tasks found by a scan (records
         of an earlier version). Ended ones stay until ``forget_active``."""
-        marker = f"{self._active_key}:indexed"
+        marker = active_indexed_key(self._tenant)
         with redis_errors(f"read {self._active_key}"):
             if not self._redis.exists(marker):
                 ids = [record.id for record in self.list() if not record.terminal]

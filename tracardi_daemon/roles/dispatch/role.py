@@ -1,5 +1,6 @@
 """The ``dispatch`` role: sender threads that deliver the webhook and tracker targets
-handed off by the scheduler (and later the trigger) through the durable dispatch queue.
+handed off by the scheduler, the trigger and segmentation passes (workflow live
+segments) through the durable dispatch queue.
 
 It starts with the roles that produce deliveries, ``dispatch.senders`` threads. Each
 thread sends one delivery at a time within the dispatcher's timeouts, under a per-host

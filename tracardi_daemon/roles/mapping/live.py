@@ -23,11 +23,11 @@ from typing import Any
 
 from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.infra.lease import Lease
-from tracardi_daemon.infra.queue_base import redis_errors, text
-from tracardi_daemon.infra.redis import RedisClient
+from tracardi_daemon.infra.redis import RedisClient, redis_errors, text
 from tracardi_daemon.infra.scan import Hit, Scan
 from tracardi_daemon.model.naming import alias_name
 from tracardi_daemon.roles.mapping.batch import BatchApplier, BatchOutcome, load_events
+from tracardi_daemon.roles.mapping.keys import live_applied_key, live_state_key
 from tracardi_daemon.roles.mapping.rules import MappingRules
 
 log = logging.getLogger(__name__)
@@ -69,8 +69,8 @@ class LiveTail:
         self._clock = clock
         self._elastic = applier.elastic
         tenant = settings.tracardi.tenant
-        self._state_key = f"{tenant}:mapping:live"
-        self._applied_key = f"{tenant}:mapping:live:applied"
+        self._state_key = live_state_key(tenant)
+        self._applied_key = live_applied_key(tenant)
         self._alias = alias_name(settings.tracardi, "event")
         self._state: _State | None = None
         self._token: int | None = None

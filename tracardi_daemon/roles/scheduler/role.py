@@ -12,8 +12,8 @@ from tracardi_daemon.infra.delayed import DelayedStore, Job
 from tracardi_daemon.infra.delivery import delivery
 from tracardi_daemon.infra.dispatch import parse_target, stream_entry
 from tracardi_daemon.infra.dispatch_targets import TargetKind
-from tracardi_daemon.infra.queue_base import redis_errors
 from tracardi_daemon.infra.queues import DISPATCH_QUEUE, work_queue
+from tracardi_daemon.infra.redis import redis_errors
 from tracardi_daemon.infra.timerwheel import Timer, TimingWheel
 from tracardi_daemon.roles.base import BaseRole, RoleContext
 

@@ -24,10 +24,10 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from tracardi_daemon.config.settings import Settings
-from tracardi_daemon.infra.queue_base import queue_key, redis_errors, text
-from tracardi_daemon.infra.queues import SEGMENT_CHANGES_QUEUE
-from tracardi_daemon.infra.redis import RedisClient
+from tracardi_daemon.infra.queues import SEGMENT_CHANGES_QUEUE, work_queue
+from tracardi_daemon.infra.redis import RedisClient, redis_errors, text
 from tracardi_daemon.model.profiles import LoadedProfile, ProfileStore, Rewrite
+from tracardi_daemon.roles.segmentation.keys import intent_field, intent_key
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +67,9 @@ class SegmentChanges:
         self._max_attempts = settings.segmentation.max_conflict_retries + 1
         self._stale_s = settings.segmentation.intent_stale_s
         self._clock = clock
-        self._queue_key = queue_key(settings.tracardi.tenant, SEGMENT_CHANGES_QUEUE)
-        self._intent_key = f"{self._queue_key}:intent"
+        self._queue = work_queue(redis, settings.tracardi.tenant, SEGMENT_CHANGES_QUEUE,
+                                 settings)
+        self._intent_key = intent_key(settings.tracardi.tenant)
 
     def apply(self, ids: Iterable[str], decide: Callable[[LoadedProfile], Decision],
               cause: str, *, preloaded: Mapping[str, LoadedProfile] | None = None,
@@ -97,7 +98,7 @@ class SegmentChanges:
                     outcome.samples.append({"profile_id": loaded.id, "before": current,
                                             "after": segments})
                 return Rewrite(None, transitions)
-            intents[f"{loaded.id}:{token}"] = json.dumps(
+            intents[intent_field(loaded.id, token)] = json.dumps(
                 {"at": self._clock(), "profile_id": loaded.id, "token": token,
                  "transitions": transitions})
             document = {"segments": segments, "metadata": {
@@ -130,19 +131,19 @@ class SegmentChanges:
     def _announce(self, written: Sequence[tuple[str, str, list[dict[str, Any]]]]) -> None:
         if not written:
             return
-        with redis_errors(f"announce segment changes on {self._queue_key}"):
+        # the messages and the intents' removal in one transaction (one hash tag)
+        with redis_errors(f"announce segment changes on {SEGMENT_CHANGES_QUEUE}"):
             pipe = self._redis.pipeline(transaction=True)
             for profile_id, token, transitions in written:
-                for transition in transitions:
-                    pipe.xadd(self._queue_key, {"payload": json.dumps(transition),
-                                                "attempts": "0"})
-                pipe.hdel(self._intent_key, f"{profile_id}:{token}")
+                self._queue.pipeline_enqueue(pipe, transitions)
+                pipe.hdel(self._intent_key, intent_field(profile_id, token))
             pipe.execute()
 
     def _forget_unwritten(self, token: str, profile_ids: Sequence[str]) -> None:
         if profile_ids:
             with redis_errors(f"drop segment change intents in {self._intent_key}"):
-                self._redis.hdel(self._intent_key, *[f"{p}:{token}" for p in profile_ids])
+                self._redis.hdel(self._intent_key,
+                                 *[intent_field(p, token) for p in profile_ids])
 
     def sweep(self, older_than_s: float | None = None) -> int:
         """Settle the intents of writers that died; returns the transitions announced.
@@ -150,8 +151,9 @@ class SegmentChanges:
         with redis_errors(f"read {self._intent_key}"):
             raw = {text(k): text(v) for k, v in self._redis.hgetall(self._intent_key).items()}
         cutoff = self._clock() - (self._stale_s if older_than_s is None else older_than_s)
-        stale = {key: json.loads(value) for key, value in raw.items()
-                 if json.loads(value).get("at", 0) < cutoff}
+        intents = {key: json.loads(value) for key, value in raw.items()}
+        stale = {key: intent for key, intent in intents.items()
+                 if intent.get("at", 0) < cutoff}
         if not stale:
             return 0
         loaded = self._profiles.load_many({intent["profile_id"] for intent in stale.values()})
@@ -159,7 +161,7 @@ class SegmentChanges:
         drop: list[str] = []
         for key, intent in stale.items():
             profile = loaded.get(intent["profile_id"])
-            aux = (profile.source.get("metadata") or {}).get("aux") or {} if profile else {}
+            aux = ((profile.source.get("metadata") or {}).get("aux") or {}) if profile else {}
             if isinstance(aux, dict) and aux.get(MARKER) == intent["token"]:
                 announce.append((intent["profile_id"], intent["token"], intent["transitions"]))
             else:

@@ -12,8 +12,8 @@ segment-change intents of writers that died. Transitions go to ``segment-changes
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 import schedule
 
@@ -21,7 +21,6 @@ from tracardi_daemon.errors import DaemonError
 from tracardi_daemon.infra.bulk import BulkWriter
 from tracardi_daemon.infra.lease import Lease
 from tracardi_daemon.infra.queue import Message
-from tracardi_daemon.infra.queue_base import redis_errors, text
 from tracardi_daemon.infra.queues import (
     DISPATCH_QUEUE,
     PROFILE_CHANGED_QUEUE,
@@ -36,6 +35,7 @@ from tracardi_daemon.model.tasks.store import TaskStore
 from tracardi_daemon.roles.base import BaseRole, RoleContext
 from tracardi_daemon.roles.jobs import TaskJobRunner, orphan_after_s
 from tracardi_daemon.roles.segmentation.changes import ChangeOutcome, SegmentChanges
+from tracardi_daemon.roles.segmentation.keys import PassMarkers
 from tracardi_daemon.roles.segmentation.passes import (
     TASK_TYPE as PASS_TASK,
 )
@@ -69,6 +69,7 @@ class SegmentationRole(BaseRole):
         self._pass_queue = work_queue(ctx.redis, ctx.settings.tracardi.tenant, SEGMENTATION_QUEUE,
                                       ctx.settings)
         self._tasks = TaskStore(ctx.redis, ctx.elastic, settings)
+        self._markers = PassMarkers(ctx.redis, settings.tracardi.tenant)
         profile_alias = alias_name(settings.tracardi, "profile")
         deliveries = work_queue(ctx.redis, ctx.settings.tracardi.tenant, DISPATCH_QUEUE,
                                 ctx.settings)
@@ -81,12 +82,16 @@ class SegmentationRole(BaseRole):
                 elastic=ctx.elastic, alias=profile_alias, deliveries=deliveries))
         self._schedule_lease = self._lease(SCHEDULE_LEASE) if ctx.thread_index == 0 else None
         self._scheduler: schedule.Scheduler | None = None
-        self._scheduled_for: Any = None
+        self._scheduled_for: tuple[tuple[Segment, ...], tuple[LiveSegment, ...]] | None = None
         self._next_sweep = 0.0
 
     @property
     def idle_wait_s(self) -> float:  # type: ignore[override]
         return self._settings.segmentation.poll_interval_s
+
+    def _now(self) -> datetime:
+        """The role's clock as the conditions' ``now()``."""
+        return datetime.fromtimestamp(self.ctx.clock(), UTC)
 
     def _lease(self, name: str) -> Lease:
         return Lease(self._redis, self._settings.tracardi.tenant, name, self._owner,
@@ -133,10 +138,13 @@ class SegmentationRole(BaseRole):
             by_profile.setdefault(profile_id, []).append(message)
             types = message.payload.get("event_types")
             known = causes.setdefault(profile_id, set())
-            if known is not None:
-                causes[profile_id] = known | {str(t) for t in types} \
-                    if isinstance(types, list) and types else None
-        rules = SegmentRules(self._segments.get_all(), clock=lambda: datetime.now(UTC))
+            if known is None:
+                continue  # already every segment
+            if isinstance(types, list) and types:
+                causes[profile_id] = known | {str(t) for t in types}
+            else:
+                causes[profile_id] = None
+        rules = SegmentRules(self._segments.get_all(), clock=self._now)
         outcome = self._changes.apply(
             list(by_profile), lambda loaded: rules.decide(loaded.source, causes[loaded.id]),
             cause="profile-changed")
@@ -169,7 +177,7 @@ class SegmentationRole(BaseRole):
             self._changes.sweep()
             self._next_sweep = now + SWEEP_EVERY_S
 
-    def _pass_runner(self, key: str) -> Any:
+    def _pass_runner(self, key: str) -> Callable[[], None]:
         def run() -> None:
             self.queue_pass(key)
         return run
@@ -181,17 +189,24 @@ class SegmentationRole(BaseRole):
         definition = scheduled_passes(segments, self._live_segments.get_all()).get(key)
         if definition is None:
             return None
-        marker = f"{self._settings.tracardi.tenant}:segmentation:pass:{key}"
-        with redis_errors(f"read {marker}"):
-            last = self._redis.get(marker)
-        previous = self._tasks.get(text(last)) if last else None
-        if previous is not None and not previous.terminal:
+        last = self._markers.last(key)
+        if last is not None and (self._markers.is_claim(last) or not self._finished(last)):
             return None
-        spec = pass_spec(definition, segments, now_iso=_iso(self.ctx.clock()))
-        record = submit_pass(self._tasks, self._pass_queue, spec, f"Segmentation pass {key}")
-        with redis_errors(f"write {marker}"):
-            self._redis.set(marker, record.id)
-        return record.id
+        claim = self._markers.claim(key, last)
+        if claim is None:
+            return None  # another request moved the marker since we read it
+        task_id: str | None = None
+        try:
+            spec = pass_spec(definition, segments, now_iso=_iso(self.ctx.clock()))
+            task_id = submit_pass(self._tasks, self._pass_queue, spec,
+                                  f"Segmentation pass {key}").id
+        finally:
+            self._markers.settle(key, claim, task_id)
+        return task_id
+
+    def _finished(self, task_id: str) -> bool:
+        previous = self._tasks.get(task_id)
+        return previous is None or previous.terminal
 
 
 def _iso(now: float) -> str:

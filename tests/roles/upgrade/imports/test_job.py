@@ -14,8 +14,8 @@ from tracardi_daemon.infra.queues import PROFILE_CHANGED_QUEUE
 from tracardi_daemon.model.indices import install
 from tracardi_daemon.model.naming import alias_name, index_name
 from tracardi_daemon.model.profiles import cache_key
-from tracardi_daemon.roles.upgrade.imports.job import written_key
 from tracardi_daemon.roles.upgrade.imports.targets import imported_id
+from tracardi_daemon.roles.upgrade.keys import written_key
 from tracardi_daemon.roles.upgrade.role import UpgradeRole
 
 # line 1 is the header; lines 3, 5, 6 and 8 are bad in four different ways

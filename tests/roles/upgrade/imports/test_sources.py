@@ -15,7 +15,7 @@ from elasticsearch import Elasticsearch
 from tests.receivers import ScriptedServer, http_server
 from tests.roles.upgrade.imports.conftest import ImportWorld
 from tests.roles.upgrade.imports.mysql_fixtures import mysql_connection, mysql_database
-from tracardi_daemon.infra.queue_base import text
+from tracardi_daemon.infra.redis import text
 from tracardi_daemon.model.naming import alias_name
 from tracardi_daemon.roles.upgrade.imports.targets import imported_id
 

@@ -11,11 +11,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tracardi_daemon.infra.queue_base import check_name, redis_errors, text
-from tracardi_daemon.infra.redis import RedisClient
+from tracardi_daemon.infra.redis import RedisClient, redis_errors, text
 from tracardi_daemon.model.tasks.record import FINISHED_TTL_MS
 from tracardi_daemon.redact import mask_text
 from tracardi_daemon.roles.upgrade.imports.rows import Row, RowFailure
+from tracardi_daemon.roles.upgrade.keys import failures_key
 
 MAX_KEPT = 100_000
 
@@ -29,10 +29,6 @@ class FailedRow:
 
     def to_dict(self) -> dict[str, Any]:
         return {"row": self.row, "column": self.column, "reason": self.reason, "raw": self.raw}
-
-
-def failures_key(tenant: str, task_id: str) -> str:
-    return f"{check_name('tenant', tenant)}:import:failures:{check_name('task id', task_id)}"
 
 
 class FailureLog:

@@ -25,8 +25,7 @@ from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.errors import BackendError, BackendUnavailable, InvalidInput
 from tracardi_daemon.infra.bulk import BulkWriter
 from tracardi_daemon.infra.lease import Lease
-from tracardi_daemon.infra.queue_base import check_name, redis_errors, text
-from tracardi_daemon.infra.redis import RedisClient
+from tracardi_daemon.infra.redis import RedisClient, redis_errors, text
 from tracardi_daemon.model.definition_store import DefinitionStore
 from tracardi_daemon.model.definitions import ImportConfig
 from tracardi_daemon.model.import_spec import MAX_BATCH, ImportSpec, read_spec
@@ -40,15 +39,11 @@ from tracardi_daemon.roles.upgrade.imports.remote_access import RemoteAccess
 from tracardi_daemon.roles.upgrade.imports.rows import Source
 from tracardi_daemon.roles.upgrade.imports.targets import EventsTarget, ProfilesTarget, Target
 from tracardi_daemon.roles.upgrade.imports.tracker import TrackerTarget
+from tracardi_daemon.roles.upgrade.keys import written_key
 
 log = logging.getLogger(__name__)
 
 IMPORT_TASK = "import"  # Tracardi's task type for imports
-
-
-def written_key(tenant: str, definition_id: str) -> str:
-    """Set (to the task's id) before the first events of a definition are written."""
-    return f"{check_name('tenant', tenant)}:import:written:{definition_id}"
 
 
 def import_params(definition_id: str, *, dry_run: bool = False,

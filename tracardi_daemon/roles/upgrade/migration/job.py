@@ -35,13 +35,13 @@ from tracardi_daemon.infra.deadletters import add_dead_letter
 from tracardi_daemon.infra.elastic import elastic_errors
 from tracardi_daemon.infra.lease import Lease
 from tracardi_daemon.infra.pipeline import WriteBehind
-from tracardi_daemon.infra.queue_base import redis_errors, text
 from tracardi_daemon.infra.queues import UPGRADE_QUEUE
-from tracardi_daemon.infra.redis import RedisClient
+from tracardi_daemon.infra.redis import RedisClient, redis_errors, text
 from tracardi_daemon.infra.scan import Hit, count
 from tracardi_daemon.model.tasks.store import TaskRecord, TaskStore
 from tracardi_daemon.model.tracardi_names import Layout
 from tracardi_daemon.roles.jobs import end_job
+from tracardi_daemon.roles.upgrade.keys import done_key
 from tracardi_daemon.roles.upgrade.migration.lanes import Lane, LaneReader, WorkItem
 from tracardi_daemon.roles.upgrade.migration.plan import Plan, Step, resolve_targets
 from tracardi_daemon.roles.upgrade.migration.transforms import TransformError, apply_in_place
@@ -69,10 +69,6 @@ def plan_key(plan: Plan) -> str:
     """The plan's identity: what "already done" and "written by this plan" refer to."""
     text_form = json.dumps(plan.to_dict(), sort_keys=True)
     return hashlib.sha256(text_form.encode()).hexdigest()[:16]
-
-
-def done_key(tenant: str, key: str) -> str:
-    return f"{tenant}:migration:done:{key}"
 
 
 def cluster_modules(elastic: Elasticsearch) -> set[str]:
