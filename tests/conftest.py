@@ -11,7 +11,6 @@ import os
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -19,6 +18,7 @@ from elasticsearch import Elasticsearch
 from redis import Redis
 
 from tracardi_daemon.config.settings import Settings
+from tracardi_daemon.infra.cpu_pool import CpuPool
 from tracardi_daemon.infra.host_limits import HostLimits
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.roles.base import RoleContext, RoleCounters
@@ -120,7 +120,7 @@ RoleStarter = Callable[..., tuple[Any, RoleContext]]
 def start_role(redis_client: RedisClient, elastic_url: str) -> Iterator[RoleStarter]:
     """``start_role(RoleClass, settings, limits=None)`` -> (started role, its context);
     every role is stopped at the end of the test."""
-    pool = ThreadPoolExecutor(1)
+    pool = CpuPool(1)  # inline: a role's CPU work runs in its own thread
     elastic = Elasticsearch(elastic_url)
     roles: list[Any] = []
 
