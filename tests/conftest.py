@@ -118,16 +118,17 @@ RoleStarter = Callable[..., tuple[Any, RoleContext]]
 
 @pytest.fixture
 def start_role(redis_client: RedisClient, elastic_url: str) -> Iterator[RoleStarter]:
-    """``start_role(RoleClass, settings, limits=None)`` -> (started role, its context);
-    every role is stopped at the end of the test."""
+    """``start_role(RoleClass, settings, limits=None, cpu_pool=None)`` -> (started role,
+    its context; its pool inline unless one is given); every role is stopped at the end
+    of the test."""
     pool = CpuPool(1)  # inline: a role's CPU work runs in its own thread
     elastic = Elasticsearch(elastic_url)
     roles: list[Any] = []
 
-    def start(kind: type[Any], settings: Settings,
-              limits: HostLimits | None = None) -> tuple[Any, RoleContext]:
+    def start(kind: type[Any], settings: Settings, limits: HostLimits | None = None,
+              cpu_pool: CpuPool | None = None) -> tuple[Any, RoleContext]:
         ctx = RoleContext(name=kind.__name__, settings=settings, redis=redis_client,
-                          elastic=elastic, pool=pool, stop=threading.Event(),
+                          elastic=elastic, pool=cpu_pool or pool, stop=threading.Event(),
                           logger=logging.getLogger(kind.__name__), counters=RoleCounters(),
                           consumer_name=f"test-{len(roles)}", host_limits=limits)
         role = supervised(kind)()
