@@ -17,10 +17,13 @@ Shared = TypeVar("Shared")
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 
-# Below this many items a batch runs in the calling thread. Measured by bench/pool.py on
-# 2 cores: pickling a profile or a document to a worker and its result back costs about
-# as much as evaluating a condition or applying a few transforms to it, and a round trip
-# to the workers costs ~1 ms, so a pool only wins on batches of thousands of items.
+# Below this many items a batch runs in the calling thread: a batch sent to the workers
+# pays a fixed cost (a wake-up and a future per worker, ~1 ms) before any item. Above it
+# the pool still pays per item: bench/pool.py on 2 idle cores measured a profile's or a
+# document's pickle round trip at 1-5x the work done on it (a condition, a migration's
+# transforms), so those jobs ran at 0.3-0.75x of one thread through the pool. The
+# default job batches (1000) stay below this, inline; the pool is there for heavier
+# per-item work and for operators who measure a gain on more cores.
 INLINE_BELOW_ITEMS = 5000
 
 
