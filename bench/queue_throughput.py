@@ -19,7 +19,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +30,7 @@ from tracardi_daemon.config.settings import (
     SupervisorSettings,
     TracardiSettings,
 )
+from tracardi_daemon.infra.cpu_pool import CpuPool
 from tracardi_daemon.infra.queue import DEFAULT_GROUP, WorkQueue
 from tracardi_daemon.infra.redis import RedisClient, create_redis
 from tracardi_daemon.roles.base import Role, RoleContext, RoleCounters
@@ -215,7 +215,7 @@ def make_supervisor(client: RedisClient, tenant: str, stack: list[Callable[[], A
                     ) -> Supervisor:
     """A supervisor whose role contexts share one Redis client, as in the daemon."""
     settings = Settings(tracardi=TracardiSettings(tenant=tenant))
-    pool = ThreadPoolExecutor(1)
+    pool = CpuPool(1)
     elastic = Elasticsearch(settings.elastic.hosts[0])  # never called by the bench role
     stack += [pool.shutdown, elastic.close]
 

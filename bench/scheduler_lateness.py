@@ -18,7 +18,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -31,6 +30,7 @@ from tracardi_daemon.config.settings import (
     SupervisorSettings,
     TracardiSettings,
 )
+from tracardi_daemon.infra.cpu_pool import CpuPool
 from tracardi_daemon.infra.delayed import DelayedStore, Job
 from tracardi_daemon.infra.dispatch import stream_entry
 from tracardi_daemon.infra.redis import RedisClient, create_redis
@@ -104,7 +104,7 @@ class DaemonPath:
         settings = Settings(tracardi=TracardiSettings(tenant=self.tenant),
                             redis=RedisSettings(host=self.opts.redis_host,
                                                 port=self.opts.redis_port))
-        pool = ThreadPoolExecutor(1)
+        pool = CpuPool(1)
         elastic = Elasticsearch(settings.elastic.hosts[0])  # never called by the scheduler
         self.cleanups += [pool.shutdown, elastic.close]
 

@@ -20,7 +20,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -35,6 +34,7 @@ from tracardi_daemon.config.settings import (
     Settings,
     TracardiSettings,
 )
+from tracardi_daemon.infra.cpu_pool import CpuPool
 from tracardi_daemon.infra.host_limits import HostLimits
 from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.queues import SEGMENT_CHANGES_QUEUE, SEGMENTATION_QUEUE
@@ -124,7 +124,7 @@ class Roles:
         self.stop = threading.Event()
         self.counters = RoleCounters()
         redis = create_redis(settings.redis)
-        pool = ThreadPoolExecutor(1)
+        pool = CpuPool(1)
         self.threads = []
         for index in range(threads):
             ctx = RoleContext(name="segmentation", settings=settings, redis=redis,
@@ -224,7 +224,7 @@ def run_triggers(es: Elasticsearch, settings: Settings, changes: int) -> float:
                          "segment_id": "hot", "change": "add", "at": at, "cause": "bench"}
                         for n in range(changes)])
     stop = threading.Event()
-    pool = ThreadPoolExecutor(1)
+    pool = CpuPool(1)
     limits = HostLimits(settings.dispatch.per_host_concurrency * 2)
     roles: list[Any] = []
     for index, kind in enumerate([TriggerRole] + [DispatchRole] * 4):

@@ -11,7 +11,6 @@ import os
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -19,6 +18,7 @@ from elasticsearch import Elasticsearch
 from redis import Redis
 
 from tracardi_daemon.config.settings import Settings
+from tracardi_daemon.infra.cpu_pool import CpuPool
 from tracardi_daemon.infra.host_limits import HostLimits
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.roles.base import RoleContext, RoleCounters
@@ -118,18 +118,19 @@ RoleStarter = Callable[..., tuple[Any, RoleContext]]
 
 @pytest.fixture
 def start_role(redis_client: RedisClient, elastic_url: str) -> Iterator[RoleStarter]:
-    """``start_role(RoleClass, settings, limits=None, clock=None)`` -> (started role, its
-    context); every role is stopped at the end of the test."""
-    pool = ThreadPoolExecutor(1)
+    """``start_role(RoleClass, settings, limits=None, clock=None, cpu_pool=None)`` ->
+    (started role, its context; its pool inline unless one is given); every role is
+    stopped at the end of the test."""
+    pool = CpuPool(1)  # inline: a role's CPU work runs in its own thread
     elastic = Elasticsearch(elastic_url)
     roles: list[Any] = []
 
-    def start(kind: type[Any], settings: Settings,
-              limits: HostLimits | None = None,
-              clock: Callable[[], float] | None = None) -> tuple[Any, RoleContext]:
+    def start(kind: type[Any], settings: Settings, limits: HostLimits | None = None,
+              clock: Callable[[], float] | None = None,
+              cpu_pool: CpuPool | None = None) -> tuple[Any, RoleContext]:
         timing = {} if clock is None else {"clock": clock}
         ctx = RoleContext(name=kind.__name__, settings=settings, redis=redis_client,
-                          elastic=elastic, pool=pool, stop=threading.Event(),
+                          elastic=elastic, pool=cpu_pool or pool, stop=threading.Event(),
                           logger=logging.getLogger(kind.__name__), counters=RoleCounters(),
                           consumer_name=f"test-{len(roles)}", host_limits=limits, **timing)
         role = supervised(kind)()

@@ -7,7 +7,6 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import get_args
 
 import pytest
@@ -25,6 +24,7 @@ from tests.roles_for_tests import (
 )
 from tracardi_daemon.config.settings import Settings, SupervisorSettings, TracardiSettings
 from tracardi_daemon.health.report import RoleState
+from tracardi_daemon.infra.cpu_pool import CpuPool
 from tracardi_daemon.roles.base import RoleContext, RoleCounters
 from tracardi_daemon.roles.registry import RoleSpec
 from tracardi_daemon.runtime.supervisor import TRANSITIONS, Supervisor
@@ -34,7 +34,7 @@ from tracardi_daemon.runtime.supervisor import TRANSITIONS, Supervisor
 def make_supervisor(redis_client: Redis, elastic_url: str, prefix: str
                     ) -> Iterator[object]:
     settings = Settings(tracardi=TracardiSettings(tenant=prefix))
-    pool = ThreadPoolExecutor(2)
+    pool = CpuPool(1)
     elastic = Elasticsearch(elastic_url)
     supervisors: list[Supervisor] = []
 

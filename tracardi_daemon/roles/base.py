@@ -12,10 +12,10 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from tracardi_daemon.infra.cpu_pool import CpuPool
 from tracardi_daemon.infra.host_limits import HostLimits
 from tracardi_daemon.infra.redis import RedisClient
 
@@ -51,7 +51,7 @@ class RoleContext:
     settings: Settings
     redis: RedisClient
     elastic: Elasticsearch
-    pool: Executor
+    pool: CpuPool  # the daemon's one process pool, for CPU-bound pure work
     stop: threading.Event
     logger: logging.Logger
     counters: RoleCounters

@@ -10,7 +10,6 @@ while roles drain are answered or kept for after it (``_during_drain``), never d
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import queue
 import signal
@@ -18,7 +17,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from types import FrameType
 
 from tracardi_daemon.config.settings import Settings
@@ -32,6 +30,7 @@ from tracardi_daemon.health.status import (
     one_line_summary,
     status_lines,
 )
+from tracardi_daemon.infra.cpu_pool import CpuPool
 from tracardi_daemon.infra.host_limits import HostLimits
 from tracardi_daemon.model.indices import ensure_installed
 from tracardi_daemon.roles.base import RoleContext, RoleCounters
@@ -67,7 +66,7 @@ class Daemon:
         # signals taken during a drain that must be acted on after it (a HUP, a stop)
         self._deferred: list[int] = []
         self.backends: Backends | None = None
-        self.pool: ProcessPoolExecutor | None = None
+        self.pool: CpuPool | None = None
         self.host_limits = HostLimits(settings.dispatch.per_host_concurrency)
         self.supervisor = Supervisor(settings.supervisor, self._make_context)
         self.health = HealthServer(settings.daemon.health_socket,
@@ -99,10 +98,8 @@ class Daemon:
         self.backends.wait_until_up(self.settings.startup.wait_s, self.stop)
         ensure_installed(self.backends.elastic, self.settings)
         self.backends.monitor(self.stop, self.settings.supervisor.backend_probe_interval_s)
-        workers = self.settings.daemon.pool_processes or os.cpu_count() or 1
-        # forkserver: forking a process that runs threads can copy held locks
-        self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(
-            "forkserver"))
+        # its workers start with the first batch sent to them, not here
+        self.pool = CpuPool(self.settings.daemon.pool_processes)
         return wanted
 
     def _start_roles(self, names: tuple[str, ...]) -> None:
@@ -274,7 +271,7 @@ class Daemon:
     def _close(self, fast: bool = False) -> None:
         self.stop.set()
         if self.pool is not None:
-            self.pool.shutdown(wait=not fast, cancel_futures=True)
+            self.pool.shutdown(fast=fast)
         self.health.stop()
         if self.backends is not None:
             self.backends.close()

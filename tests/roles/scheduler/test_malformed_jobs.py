@@ -10,7 +10,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -19,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tracardi_daemon.config.settings import SchedulerSettings, Settings, TracardiSettings
+from tracardi_daemon.infra.cpu_pool import CpuPool
 from tracardi_daemon.infra.deadletters import DeadLetters
 from tracardi_daemon.infra.delayed import DelayedStore, Job
 from tracardi_daemon.infra.redis import RedisClient
@@ -30,7 +30,7 @@ GOOD = {"target": "stream:out", "payload": {"n": 1}, "interval_s": None, "attemp
 
 @pytest.fixture
 def role(redis_client: RedisClient, elastic_url: str, prefix: str) -> Iterator[SchedulerRole]:
-    elastic, pool = Elasticsearch(elastic_url), ThreadPoolExecutor(1)
+    elastic, pool = Elasticsearch(elastic_url), CpuPool(1)
     ctx = RoleContext(name="scheduler", redis=redis_client, elastic=elastic, pool=pool,
                       settings=Settings(tracardi=TracardiSettings(tenant=prefix),
                                         scheduler=SchedulerSettings(horizon_s=1.0,

@@ -15,15 +15,17 @@ size, although the add and remove queries no longer find the profiles already ch
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.errors import InvalidInput
+from tracardi_daemon.infra.cpu_pool import CpuPool
 from tracardi_daemon.infra.delivery import delivery
 from tracardi_daemon.infra.lease import Lease
 from tracardi_daemon.infra.queue import WorkQueue
@@ -41,6 +43,7 @@ from tracardi_daemon.roles.segmentation.changes import (
     SegmentRef,
 )
 from tracardi_daemon.roles.segmentation.fit import answers, field_types
+from tracardi_daemon.roles.segmentation.predicates import matches, pass_predicate
 from tracardi_daemon.tql import Condition, TqlError
 
 log = logging.getLogger(__name__)
@@ -49,6 +52,16 @@ TASK_TYPE = "segmentation-pass"
 PASS_SORT = ({"id": "asc"},)
 # a workflow start is not repeated for a week: far longer than any pass takes
 ONCE_TTL_S = 7 * 86400.0
+
+
+@dataclass(frozen=True)
+class PassPath:
+    """How a pass runs: by a query (only the profiles to change are read) or by the
+    condition evaluated in Python over every profile; ``query`` is None on that path."""
+
+    name: Literal["elasticsearch", "python"]
+    why: str
+    query: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -79,53 +92,47 @@ class PassSpec:
     def clock(self) -> datetime:
         return datetime.fromisoformat(self.clock_at)
 
-    def compiled(self) -> dict[str, Any] | None:
-        """The pass's condition as Elasticsearch query DSL; None when only Python can
-        evaluate it."""
+    @functools.cached_property
+    def route(self) -> PassPath:
+        """The one place that decides how the pass runs, once per spec: the condition is
+        parsed and compiled here and the query kept (``replace`` makes a new spec, which
+        decides again)."""
         if self.query is not None:
-            return ({"query_string": {"query": self.query}} if isinstance(self.query, str)
-                    else dict(self.query))
-        if self.condition is None:
-            return {"match_all": {}}  # a workflow for every profile
+            query = ({"query_string": {"query": self.query}} if isinstance(self.query, str)
+                     else dict(self.query))
+            return PassPath("elasticsearch", "a Lucene query, run as it is", query)
+        if self.condition is None:  # a workflow for every profile
+            return PassPath("elasticsearch", "every profile is a candidate", {"match_all": {}})
         if self.python:
-            return None
+            return PassPath("python", "the profile index's mapping cannot answer the compiled "
+                            "query (a range over a flattened field, a term on analysed text): "
+                            "every profile is scanned and the condition evaluated in Python")
         try:
-            return Condition(self.condition, condition_schema()).to_elastic(
+            query = Condition(self.condition, condition_schema()).to_elastic(
                 clock=self.clock, source="profile")
-        except TqlError:
-            return None
+        except TqlError as exc:
+            return PassPath("python", f"the Elasticsearch compiler refuses it ({exc}): every "
+                            "profile is scanned and the condition evaluated in Python")
+        return PassPath("elasticsearch", "compiled to a query: only profiles to change are "
+                        "read", query)
 
     def path(self) -> tuple[str, str]:
         """("elasticsearch" | "python", why) — what ``segmentation plan`` shows."""
-        if self.query is not None:
-            return "elasticsearch", "a Lucene query, run as it is"
-        if self.condition is None:
-            return "elasticsearch", "every profile is a candidate"
-        if self.python:
-            return "python", "the profile index's mapping cannot answer the compiled query " \
-                             "(a range over a flattened field, a term on analysed text): " \
-                             "every profile is scanned and the condition evaluated in Python"
-        try:
-            Condition(self.condition, condition_schema()).to_elastic(clock=self.clock)
-        except TqlError as exc:
-            return "python", f"the Elasticsearch compiler refuses it ({exc}): every " \
-                             "profile is scanned and the condition evaluated in Python"
-        return "elasticsearch", "compiled to a query: only profiles to change are read"
+        return self.route.name, self.route.why
 
     def phases(self) -> list[str]:
         if self.workflow is not None:
             return ["workflow"]
-        if self.compiled() is None:
+        if self.route.name == "python":
             return ["python"]
         return {"add": ["add"], "remove": ["remove"], "sync": ["add", "remove"]}[
             self.operation]
 
     def phase_query(self, phase: str) -> dict[str, Any]:
         has = {"term": {"segments": self.segment}}
-        compiled = self.compiled()
-        if phase == "python" or (phase == "workflow" and compiled is None):
+        compiled = self.route.query
+        if compiled is None:
             return {"match_all": {}}  # every profile, the condition checked in Python
-        assert compiled is not None
         if phase == "workflow":
             return compiled
         if phase == "add":
@@ -193,7 +200,7 @@ def _fitted(spec: PassSpec, checkpoint: Mapping[str, Any], elastic: Any,
     a pass already under way keeps the path it started on."""
     if "python" in checkpoint:
         return replace(spec, python=bool(checkpoint["python"]))
-    compiled = spec.compiled() if spec.query is None else None
+    compiled = spec.route.query if spec.query is None else None
     if compiled is None or answers(compiled, field_types(elastic, alias)):
         return spec
     log.info("segmentation pass of %s: %s's mapping cannot answer its query; the "
@@ -202,11 +209,15 @@ def _fitted(spec: PassSpec, checkpoint: Mapping[str, Any], elastic: Any,
 
 
 class PassJob:
-    """One pass, batch by batch (a TaskJob for the task runner)."""
+    """One pass, batch by batch (a TaskJob for the task runner).
+
+    The constructor reads the profile index's mapping (``_fitted``) to choose the path
+    of a new pass, and decides it there once; on the Python path each batch's condition
+    is evaluated through ``pool`` (inline without one, or for a small batch)."""
 
     def __init__(self, settings: Settings, tasks: TaskStore, record: TaskRecord, *,
                  lease: Lease, changes: SegmentChanges, elastic: Any, alias: str,
-                 deliveries: WorkQueue) -> None:
+                 deliveries: WorkQueue, pool: CpuPool | None = None) -> None:
         self.id = record.id
         self.done = False
         self._settings = settings
@@ -217,6 +228,7 @@ class PassJob:
         self._elastic = elastic
         self._alias = alias
         self._deliveries = deliveries
+        self._pool = pool
         checkpoint = record.checkpoint or {}
         self._spec = _fitted(PassSpec.from_params(record.params), checkpoint, elastic, alias)
         self._phase = int(checkpoint.get("phase", 0))
@@ -227,10 +239,10 @@ class PassJob:
         self._scan: Scan | None = None
         self._started = False
         self._phases = self._spec.phases()
+        self._python = self._spec.route.name == "python"
         self._predicate: Callable[[Mapping[str, Any]], bool] | None = None
         if self._spec.condition is not None:
-            condition = Condition(self._spec.condition, condition_schema())
-            self._predicate = condition.predicate(self._spec.clock)
+            self._predicate = pass_predicate(self._spec.condition, self._spec.clock_at)
 
     def close(self) -> None:
         if self._scan is not None:
@@ -263,11 +275,9 @@ class PassJob:
         return self._batch(phase, hits, hits[-1].sort, len(hits))
 
     def _open_scan(self, phase: str, query: dict[str, Any], batch_size: int) -> Scan:
-        python = phase == "python" or (phase == "workflow" and self._predicate
-                                           is not None and self._spec.compiled() is None)
         return Scan(self._elastic, self._alias, query=query, sort=PASS_SORT,
                     batch_size=batch_size, after=self._position, seq_no_primary_term=True,
-                    source=True if python else ["segments"])
+                    source=True if self._python else ["segments"])
 
     def _redo(self, phase: str, intent: Mapping[str, Any]) -> ChangeOutcome:
         """The batch a runner recorded and may have written, but did not checkpoint: the
@@ -318,12 +328,15 @@ class PassJob:
         scanned = {hit.id: LoadedProfile(hit.id, Location(hit.index, hit.seq_no or 0,
                                                            hit.primary_term or 0), hit.source)
                    for hit in hits}
+        verdicts = {hit.id: holds
+                    for hit, holds in zip(hits, self._evaluate(hits), strict=True)}
 
         def decide(loaded: LoadedProfile) -> Decision:
             has = spec.segment in (loaded.source.get("segments") or [])
-            if phase != "python" and loaded is scanned.get(loaded.id):
-                holds = phase == "add"  # what the query found, seen by the scan
-            elif self._predicate is not None:
+            if loaded is scanned.get(loaded.id):
+                # the scan's verdict: the query's, or the batch's evaluation in Python
+                holds = verdicts[loaded.id] if self._python else phase == "add"
+            elif self._predicate is not None:  # reloaded after a conflict: decided again
                 holds = self._predicate({"profile": loaded.source})
             else:
                 holds = phase == "add"  # a Lucene query: its verdict stands
@@ -341,9 +354,7 @@ class PassJob:
         (live segment, profile, pass) — a batch repeated after a takeover adds none."""
         spec = self._spec
         assert spec.workflow is not None and spec.target is not None
-        python = self._spec.compiled() is None and self._predicate is not None
-        chosen = [hit for hit in hits if not python or (
-            self._predicate is not None and self._predicate({"profile": hit.source}))]
+        chosen = [hit for hit, holds in zip(hits, self._evaluate(hits), strict=True) if holds]
         items = []
         for hit in chosen:
             key = hashlib.sha256(f"{spec.definition}|{hit.id}|{self.id}".encode()).hexdigest()
@@ -352,6 +363,18 @@ class PassJob:
         added = [] if spec.dry_run or not items else self._deliveries.enqueue_once_many(
             items, ONCE_TTL_S)
         return ChangeOutcome(profiles=len(hits), written=sum(added))
+
+    def _evaluate(self, hits: list[Hit]) -> list[bool]:
+        """The condition over a batch on the Python path, through the pool where the
+        batch pays for it; every hit holds on the query path (the query chose them)."""
+        if not self._python:
+            return [True] * len(hits)
+        assert self._spec.condition is not None  # the Python path evaluates a condition
+        key = (self._spec.condition, self._spec.clock_at)
+        sources = [hit.source for hit in hits]
+        if self._pool is None:
+            return matches(key, sources)
+        return self._pool.map_chunks(matches, key, sources)
 
     def _checkpoint(self, *, done: int = 0, failed: int = 0,
                     error: str | None = None) -> bool:

@@ -79,7 +79,8 @@ class SegmentationRole(BaseRole):
             orphan_after_s=orphan_after_s(settings, settings.segmentation.lease_s),
             make_job=lambda record, lease: PassJob(
                 settings, self._tasks, record, lease=lease, changes=self._changes,
-                elastic=ctx.elastic, alias=profile_alias, deliveries=deliveries))
+                elastic=ctx.elastic, alias=profile_alias, deliveries=deliveries,
+                pool=ctx.pool))
         self._schedule_lease = self._lease(SCHEDULE_LEASE) if ctx.thread_index == 0 else None
         self._scheduler: schedule.Scheduler | None = None
         self._scheduled_for: tuple[tuple[Segment, ...], tuple[LiveSegment, ...]] | None = None

@@ -51,7 +51,8 @@ class UpgradeRole(BaseRole):
         def make_job(record: TaskRecord, lease: Lease) -> TaskJob[int]:
             if record.type == MIGRATION_TASK:
                 return MigrationJob(settings, tasks, record, lease=lease,
-                                    elastic=ctx.elastic, redis=ctx.redis, writer=writer)
+                                    elastic=ctx.elastic, redis=ctx.redis, writer=writer,
+                                    pool=ctx.pool)
             if record.type == IMPORT_TASK:
                 return ImportJob(settings, tasks, record, lease=lease, elastic=ctx.elastic,
                                  redis=ctx.redis, writer=writer)

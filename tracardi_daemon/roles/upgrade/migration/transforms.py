@@ -247,6 +247,19 @@ def apply_in_place(doc: Document, transforms: tuple[Transform, ...]) -> Document
     return doc
 
 
+def transform_batch(transforms: tuple[Transform, ...],
+                    docs: list[Document]) -> list[Document | TransformError]:
+    """Each of ``docs`` transformed in place, in order, or the TransformError that stopped
+    it (a pool function: the error comes back to name its document)."""
+    results: list[Document | TransformError] = []
+    for doc in docs:
+        try:
+            results.append(apply_in_place(doc, transforms))
+        except TransformError as exc:
+            results.append(exc)
+    return results
+
+
 # the keys each op takes besides op
 _KEYS: dict[str, tuple[str, ...]] = {
     "move": ("from", "to"), "copy": ("from", "to"), "set": ("path", "value", "default"),
