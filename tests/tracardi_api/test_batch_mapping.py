@@ -91,10 +91,11 @@ def profile_with(tracardi: ApiClient, profile_id: str, path: tuple[str, ...],
     answer = tracardi.profile(profile_id)
     if answer.status_code != 200:
         return None
-    document: Any = answer.json()
+    body: dict[str, Any] = answer.json()
+    document: Any = body
     for key in path:
         document = document.get(key) if isinstance(document, dict) else None
-    return answer.json() if document == value else None  # type: ignore[no-any-return]
+    return body if document == value else None
 
 
 def run_job(start: RoleStarter, settings: Settings, redis: RedisClient,
