@@ -158,7 +158,7 @@ def load_status(settings: LicenseSettings, now: datetime) -> LicenseStatus:
     try:
         token = configured_token(settings)
         if token is None:
-            return LicenseStatus(None, "no licence: set LICENSE or license.file")
+            return LicenseStatus(None, "no licence: set TRACARDI_DAEMON_LICENSE or license.file")
         if not settings.public_key_file:
             return LicenseStatus(None, "no licence public key: set license.public_key_file "
                                        "or TRACARDI_LICENSE_PUBLIC_KEY_FILE")

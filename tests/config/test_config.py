@@ -69,7 +69,7 @@ def test_tracardi_environment_names() -> None:
         "REDIS_HOST": "redis.local",
         "REDIS_PASSWORD": "pw",
         "TENANT_NAME": "shop",
-        "API_LICENSE": "from-api-license",
+        "API_LICENSE": "tdl1.from-api-license",
     }
     settings = load_settings(env)
     assert settings.elastic.hosts == ("https://es1:9200", "https://es2:9200")
@@ -79,8 +79,8 @@ def test_tracardi_environment_names() -> None:
     assert settings.redis.host == "redis.local"
     assert settings.redis.password == "pw"
     assert settings.tracardi.tenant == "shop"
-    assert settings.license.token == "from-api-license"
-    assert load_settings({**env, "LICENSE": "plain"}).license.token == "plain"
+    assert settings.license.token == "tdl1.from-api-license"
+    assert load_settings({**env, "LICENSE": "tdl1.plain"}).license.token == "tdl1.plain"
 
 
 def test_redis_host_as_url() -> None:
@@ -192,7 +192,7 @@ def test_missing_and_invalid_file(tmp_path: Path) -> None:
 
 def test_secrets_masked_in_rendering() -> None:
     settings = load_settings({"REDIS_PASSWORD": "redis-secret", "ELASTIC_API_KEY": "es-key",
-                              "ELASTIC_HTTP_AUTH_PASSWORD": "es-pass", "LICENSE": "tok"})
+                              "ELASTIC_HTTP_AUTH_PASSWORD": "es-pass", "LICENSE": "tdl1.tok"})
     text = render_settings(settings)
     for secret in ("redis-secret", "es-key", "es-pass", "tok\""):
         assert secret not in text

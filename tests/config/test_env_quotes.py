@@ -10,7 +10,7 @@ import pytest
 from tests.config import test_license
 from tests.config.test_license import NOW, make_token
 from tracardi_daemon import license as lic
-from tracardi_daemon.config.env import ENV_OVERRIDES
+from tracardi_daemon.config.env import ENV_OVERRIDES, LICENSE_ENV
 from tracardi_daemon.config.load import load_settings
 from tracardi_daemon.errors import ConfigError, LicenseError
 
@@ -40,6 +40,7 @@ SAMPLES: list[tuple[str, str]] = [
     ("SESSION_PARTITIONING", "month"),
     ("TRACARDI_API_URL", "http://tracardi-api:8686"),
     ("LOGGING_LEVEL", "WARNING"),
+    ("TRACARDI_DAEMON_LICENSE", "tdl1.payload.signature"),
     ("API_LICENSE", "tdl1.payload.signature"),
     ("LICENSE", "tdl1.payload.signature"),
     ("TRACARDI_LICENSE_PUBLIC_KEY_FILE", "/etc/tracardi-daemon/license-public.pem"),
@@ -56,7 +57,7 @@ def quoted(environ: dict[str, str], quote: str) -> dict[str, str]:
 
 
 def test_samples_cover_every_variable() -> None:
-    assert {name for name, _ in SAMPLES} == set(ENV_OVERRIDES)
+    assert {name for name, _ in SAMPLES} == set(ENV_OVERRIDES) | set(LICENSE_ENV)
 
 
 @pytest.mark.parametrize("quote", QUOTES)
@@ -137,7 +138,7 @@ def test_empty_quotes_are_an_empty_value() -> None:
 
 
 @pytest.mark.parametrize("quote", QUOTES)
-@pytest.mark.parametrize("name", ["API_LICENSE", "LICENSE"])
+@pytest.mark.parametrize("name", ["TRACARDI_DAEMON_LICENSE", "API_LICENSE", "LICENSE"])
 def test_quoted_licence_token_loads(name: str, quote: str,
                                     keys: tuple[Path, Path]) -> None:
     private, public = keys

@@ -91,7 +91,7 @@ def test_status_without_licence_allows_only_upgrade() -> None:
     status = lic.load_status(LicenseSettings(), NOW)
     assert not status.valid
     assert status.refusal("upgrade") is None
-    assert status.refusal("scheduler") == "no licence: set LICENSE or license.file"
+    assert status.refusal("scheduler") == "no licence: set TRACARDI_DAEMON_LICENSE or license.file"
 
 
 def test_status_without_public_key(keys: tuple[Path, Path]) -> None:

@@ -72,7 +72,8 @@ def _show(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     try:
         token = lic.configured_token(settings)
         if token is None:
-            print("no licence configured (LICENSE, API_LICENSE or license.file)")
+            print("no licence configured (TRACARDI_DAEMON_LICENSE, LICENSE, API_LICENSE or "
+                  "license.file)")
             return int(ExitCode.LICENSE)
         licence = lic.decode_unverified(token)
     except LicenseError as exc:

@@ -7,6 +7,7 @@ environment configures the daemon unchanged.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -37,15 +38,20 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "SESSION_PARTITIONING": ("tracardi", "session_partitioning"),
     "TRACARDI_API_URL": ("tracardi", "api_url"),
     "LOGGING_LEVEL": ("log", "level"),
-    "API_LICENSE": ("license", "token"),
-    "LICENSE": ("license", "token"),
     "TRACARDI_LICENSE_PUBLIC_KEY_FILE": ("license", "public_key_file"),
     "TRACARDI_ROLES": ("daemon", "roles"),
     "TRACARDI_HEALTH_SOCKET": ("daemon", "health_socket"),
 }
 
 
+# where license.token comes from, first found wins: the daemon's own name, which Tracardi
+# does not read, then Tracardi's two, which one env file for Tracardi's API and the daemon
+# may fill with Tracardi's own licence (Tracardi 0.8.2 dies on any other LICENSE)
+LICENSE_ENV: tuple[str, ...] = ("TRACARDI_DAEMON_LICENSE", "LICENSE", "API_LICENSE")
+_DAEMON_LICENSE_ENV = LICENSE_ENV[0]
+
 _QUOTES = ("\"", "'")
+log = logging.getLogger(__name__)
 
 
 def env_value(environ: Mapping[str, str], name: str) -> str | None:
@@ -59,6 +65,25 @@ def env_value(environ: Mapping[str, str], name: str) -> str | None:
     if value is not None and len(value) >= 2 and value[0] == value[-1] and value[0] in _QUOTES:
         return value[1:-1]
     return value
+
+
+def license_from_env(environ: Mapping[str, str], token_prefix: str) -> tuple[str, str] | None:
+    """(token, variable) from the first licence variable that holds one, None if none.
+
+    LICENSE and API_LICENSE count only when their value starts with ``token_prefix.``;
+    another value (Tracardi's own licence) is skipped with a warning naming the variable.
+    """
+    for name in LICENSE_ENV:
+        value = env_value(environ, name)
+        if value is None:
+            continue
+        if name == _DAEMON_LICENSE_ENV or value.strip().startswith(f"{token_prefix}."):
+            return value, name
+        # the value is a licence, a secret: the warning names the variable only
+        log.warning("%s does not hold a daemon licence (no '%s.' prefix); ignored, it is "
+                    "left to Tracardi: put the daemon's licence in %s", name, token_prefix,
+                    _DAEMON_LICENSE_ENV)
+    return None
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from tracardi_daemon.config.env import ENV_OVERRIDES, RawValue, env_value, parse_redis_host
+from tracardi_daemon.config.env import (
+    ENV_OVERRIDES,
+    RawValue,
+    env_value,
+    license_from_env,
+    parse_redis_host,
+)
 from tracardi_daemon.config.settings import (
     LAYOUTS,
     ROLE_ALIASES,
@@ -26,6 +32,7 @@ from tracardi_daemon.config.settings import (
     Settings,
 )
 from tracardi_daemon.errors import ConfigError, InvalidInput
+from tracardi_daemon.license import TOKEN_PREFIX
 from tracardi_daemon.model.tracardi_names import Layout, tracardi_tenant
 from tracardi_daemon.redact import MASK, mask_text, mask_url
 
@@ -93,6 +100,9 @@ def load_settings(
         value = env_value(environ, env_name)
         if value is not None:
             raw.setdefault(section, {})[key] = RawValue(value, env_name, True)
+    licence = license_from_env(environ, TOKEN_PREFIX)
+    if licence is not None:
+        raw.setdefault("license", {})["token"] = RawValue(licence[0], licence[1], True)
     _apply_redis_url(raw)
     cli = {("daemon", "roles"): overrides.roles, ("daemon", "health_socket"):
            overrides.health_socket, ("log", "level"): overrides.log_level}

@@ -1,0 +1,126 @@
+"""Finding, starting and driving Tracardi's API: what ``scripts/services tracardi-info``
+says about it, a logged-in client, and the bounded waits its refresh intervals need."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[2]
+SERVICES = REPO / "scripts" / "services"
+# /track answers 401 to a bot-like User-Agent (httpx's and Python's defaults are)
+BROWSER = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+           "Chrome/120.0 Safari/537.36")
+# the REST bridge Tracardi's /install creates (tracardi/service/setup/data/defaults.py)
+REST_BRIDGE = {"id": "778ded05-4ff3-4e08-9a86-72c0195fa95d", "name": "REST API Bridge"}
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ApiService:
+    """Where the API listens and what it was started from (tracardi-info's lines)."""
+
+    url: str
+    tenant: str
+    env_file: Path
+    admin_file: Path
+    home: Path
+    python: Path
+
+    @classmethod
+    def describe(cls) -> ApiService:
+        out = services("tracardi-info", timeout_s=30).stdout
+        info = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+        return cls(url=info["TRACARDI_API_URL"], tenant=info["TRACARDI_API_TENANT"],
+                   env_file=Path(info["TRACARDI_API_ENV_FILE"]),
+                   admin_file=Path(info["TRACARDI_API_ADMIN_FILE"]),
+                   home=Path(info["TRACARDI_API_HOME"]), python=Path(info["TRACARDI_API_PYTHON"]))
+
+    def answers(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/healthcheck", timeout=5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def env(self) -> dict[str, str]:
+        """The environment the API was started with (one KEY=value a line)."""
+        return read_env_file(self.env_file)
+
+    def login(self) -> ApiClient:
+        admin = read_env_file(self.admin_file)
+        return ApiClient.login(self.url, admin["TRACARDI_API_ADMIN"],
+                               admin["TRACARDI_API_PASSWORD"])
+
+
+def services(*argv: str, timeout_s: float) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(SERVICES), *argv], capture_output=True, text=True,
+                          timeout=timeout_s, check=False, stdin=subprocess.DEVNULL)
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+class ApiClient:
+    """Tracardi's API as its GUI uses it: a bearer token for the admin endpoints, and the
+    public /track with a browser's User-Agent."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self.http = httpx.Client(base_url=url, timeout=30, headers={
+            "Authorization": f"Bearer {token}", "User-Agent": BROWSER})
+
+    @classmethod
+    def login(cls, url: str, username: str, password: str) -> ApiClient:
+        answer = httpx.post(f"{url}/user/token", data={"username": username,
+                                                       "password": password}, timeout=30)
+        assert answer.status_code == 200, f"login: {answer.status_code} {answer.text[:200]}"
+        return cls(url, str(answer.json()["access_token"]))
+
+    def close(self) -> None:
+        self.http.close()
+
+    def post(self, path: str, body: dict[str, Any]) -> Any:
+        answer = self.http.post(path, json=body)
+        assert answer.status_code == 200, f"POST {path}: {answer.status_code} {answer.text[:300]}"
+        return answer.json()
+
+    def delete(self, path: str) -> int:
+        return self.http.delete(path).status_code
+
+    def profile(self, profile_id: str) -> httpx.Response:
+        return self.http.get(f"/profile/{profile_id}")
+
+    def add_rest_source(self, source_id: str) -> None:
+        saved = self.post("/event-source", {"id": source_id, "name": source_id,
+                                            "type": ["rest"], "bridge": REST_BRIDGE})
+        assert saved["saved"] == 1, saved
+
+    def track(self, source_id: str, session_id: str, events: list[dict[str, Any]],
+              profile_id: str | None = None) -> str:
+        """POST /track as a browser's tracker does; the id of the profile it used."""
+        body: dict[str, Any] = {"source": {"id": source_id}, "session": {"id": session_id},
+                                "events": events, "options": {}}
+        if profile_id is not None:
+            body["profile"] = {"id": profile_id}
+        result = self.post("/track", body)
+        assert result["errors"] == [], result["errors"]
+        return str(result["profile"]["id"])
+
+
+def wait_for(probe: Callable[[], T | None], what: str, timeout_s: float = 40.0) -> T:
+    """Poll ``probe`` until it gives a value; Tracardi's indices refresh every 1 s
+    (profiles) and 10 s (events), so its reads lag its writes by up to that."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = probe()
+        if value is not None:
+            return value
+        assert time.monotonic() < deadline, f"{what}: not within {timeout_s} s"
+        time.sleep(0.25)
