@@ -124,17 +124,23 @@ def test_usr1_and_hup_while_stopping_are_answered(daemon: DaemonProcess) -> None
     assert "fast stop" in daemon.output()
 
 
-def test_hup_while_a_reload_drains_is_carried_out_after_it(daemon: DaemonProcess,
-                                                           prefix: str) -> None:
-    daemon.env["TEST_ROLES"] = "upgrade=slow:3,scheduler=counting,trigger=counting"
+def reload_while_upgrade_steps(daemon: DaemonProcess, prefix: str, upgrade: str) -> None:
+    """Start upgrade (test role ``upgrade``) and scheduler, then reload without upgrade
+    while its step runs: returns once health shows it stopping, the reload draining."""
+    daemon.env["TEST_ROLES"] = f"upgrade={upgrade},scheduler=counting,trigger=counting"
     daemon.env["LICENSE"] = issue_licence(daemon, ("scheduler", "trigger"))
     write_config(daemon.config, prefix, daemon.socket, ["upgrade", "scheduler"])
     daemon.start()
     daemon.wait_health(lambda s, r: running("upgrade", "scheduler")(s, r)
                        and r["roles"]["upgrade"]["step_age_s"] is not None)
     write_config(daemon.config, prefix, daemon.socket, ["scheduler"])
-    daemon.signal(signal.SIGHUP)  # upgrade drains: its 3 s step runs on
+    daemon.signal(signal.SIGHUP)
     daemon.wait_health(lambda s, r: r["roles"].get("upgrade", {}).get("state") == "stopping")
+
+
+def test_hup_while_a_reload_drains_is_carried_out_after_it(daemon: DaemonProcess,
+                                                           prefix: str) -> None:
+    reload_while_upgrade_steps(daemon, prefix, "slow:3")  # its 3 s step runs on
     write_config(daemon.config, prefix, daemon.socket, ["scheduler", "trigger"])
     daemon.signal(signal.SIGHUP)
     wait_output(daemon, "reloading again once they have stopped")
@@ -146,15 +152,7 @@ def test_hup_while_a_reload_drains_is_carried_out_after_it(daemon: DaemonProcess
 
 def test_term_while_a_reload_drains_stops_the_daemon(daemon: DaemonProcess,
                                                      prefix: str) -> None:
-    daemon.env["TEST_ROLES"] = "upgrade=slow:30,scheduler=counting"
-    daemon.env["LICENSE"] = issue_licence(daemon, ("scheduler",))
-    write_config(daemon.config, prefix, daemon.socket, ["upgrade", "scheduler"])
-    daemon.start()
-    daemon.wait_health(lambda s, r: running("upgrade", "scheduler")(s, r)
-                       and r["roles"]["upgrade"]["step_age_s"] is not None)
-    write_config(daemon.config, prefix, daemon.socket, ["scheduler"])
-    daemon.signal(signal.SIGHUP)
-    daemon.wait_health(lambda s, r: r["roles"].get("upgrade", {}).get("state") == "stopping")
+    reload_while_upgrade_steps(daemon, prefix, "slow:30")
     daemon.signal(signal.SIGTERM)  # the reload's drain is cut short; the stop begins
     wait_output(daemon, "reload cut short: the daemon is stopping")
     wait_output(daemon, "stopping: draining roles")

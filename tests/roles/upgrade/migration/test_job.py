@@ -5,7 +5,6 @@ quarters), progress, re-runs, foreign targets, dead letters, cancel, painless re
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -14,19 +13,15 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from tests.conftest import RoleStarter, start_role
+from tests.roles.upgrade.migration.conftest import run_to_end, submit
 from tracardi_daemon.cli import main
 from tracardi_daemon.cli.migrate import choose_plan
-from tracardi_daemon.config.settings import Settings, TracardiSettings, UpgradeSettings
+from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.infra.deadletters import DeadLetters
-from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.queues import UPGRADE_QUEUE
 from tracardi_daemon.infra.redis import RedisClient
-from tracardi_daemon.model.indices import install
-from tracardi_daemon.model.tasks.store import TaskRecord, TaskStore
-from tracardi_daemon.roles.jobs import queue_task
+from tracardi_daemon.model.tasks.store import TaskStore
 from tracardi_daemon.roles.upgrade.migration.job import (
-    MIGRATION_TASK,
-    migration_params,
     painless_refusals,
 )
 from tracardi_daemon.roles.upgrade.migration.plan import Plan, load_plan
@@ -36,18 +31,6 @@ __all__ = ["start_role"]
 
 MONTHS = (1, 2, 3, 4)  # 2024-1..3 collapse into 2024-q1, 2024-4 into 2024-q2
 PER_MONTH = 30
-
-
-@pytest.fixture
-def settings(prefix: str) -> Settings:
-    return Settings(tracardi=TracardiSettings(tenant=prefix),
-                    upgrade=UpgradeSettings(batch_size=25, poll_interval_s=0.01, lease_s=5.0))
-
-
-@pytest.fixture
-def es(elastic_client: Elasticsearch, settings: Settings) -> Iterator[Elasticsearch]:
-    install(elastic_client, settings)
-    yield elastic_client
 
 
 def _profile(number: int) -> dict[str, Any]:
@@ -76,35 +59,15 @@ def _seed(es: Elasticsearch, prefix: str) -> Plan:
     return plan
 
 
-def _submit(redis: RedisClient, es: Elasticsearch, settings: Settings, plan: Plan,
-            **options: Any) -> TaskRecord:
-    tasks = TaskStore(redis, es, settings)
-    return queue_task(tasks, WorkQueue(redis, settings.tracardi.tenant, UPGRADE_QUEUE),
-                      MIGRATION_TASK, "test migration", migration_params(plan, **options))
-
-
-def _run(role: Any, ctx: Any, tasks: TaskStore, task_id: str,
-         seen: list[int] | None = None) -> TaskRecord:
-    for _ in range(2000):
-        role.step(ctx.clock())
-        record = tasks.get(task_id)
-        assert record is not None
-        if seen is not None:
-            seen.append(record.done)
-        if record.terminal:
-            return record
-    raise AssertionError("the migration did not end")
-
-
 def test_the_shipped_plan_migrates_real_documents_with_true_progress(
         es: Elasticsearch, redis_client: RedisClient, settings: Settings, prefix: str,
         start_role: RoleStarter) -> None:
     plan = _seed(es, prefix)
-    record = _submit(redis_client, es, settings, plan)
+    record = submit(redis_client, es, settings, plan)
     role, ctx = start_role(UpgradeRole, settings)
     tasks = TaskStore(redis_client, es, settings)
     seen: list[int] = []
-    done = _run(role, ctx, tasks, record.id, seen)
+    done = run_to_end(role, ctx, tasks, record.id, seen)
     total = len(MONTHS) * PER_MONTH + 1
     assert (done.status, done.total, done.done, done.failed) == ("finished", total, total, 0)
     # true progress, from the start: the first batch (of 25) is counted as soon as its
@@ -124,24 +87,24 @@ def test_the_shipped_plan_migrates_real_documents_with_true_progress(
     assert sorted(alias) == sorted([q1, q2])
     assert es.get(index=f"0820.{prefix}dst.tracardi-segment", id="s1")["found"]
     # running it again does nothing without --force
-    again = _submit(redis_client, es, settings, plan)
-    assert _run(role, ctx, tasks, again.id).status == "failed"
+    again = submit(redis_client, es, settings, plan)
+    assert run_to_end(role, ctx, tasks, again.id).status == "failed"
     assert "already ran" in (tasks.get(again.id).last_error or "")  # type: ignore[union-attr]
-    forced = _submit(redis_client, es, settings, plan, force=True)
-    assert _run(role, ctx, tasks, forced.id).status == "finished"
+    forced = submit(redis_client, es, settings, plan, force=True)
+    assert run_to_end(role, ctx, tasks, forced.id).status == "finished"
     es.indices.refresh(index=f"{q1},{q2}")
     assert es.count(index=q1)["count"] == 3 * PER_MONTH  # overwritten, not duplicated
 
 
-def test_a_target_holding_foreign_documents_stops_the_run(
+def test_a_target_holding_foreign_documents_stops_therun_to_end(
         es: Elasticsearch, redis_client: RedisClient, settings: Settings, prefix: str,
         start_role: RoleStarter) -> None:
     plan = _seed(es, prefix)
     foreign = f"0820.{prefix}dst.tracardi-profile-2024-q1"
     es.index(index=foreign, id="someone-else", document={"id": "x"}, refresh=True)
-    record = _submit(redis_client, es, settings, plan)
+    record = submit(redis_client, es, settings, plan)
     role, ctx = start_role(UpgradeRole, settings)
-    done = _run(role, ctx, TaskStore(redis_client, es, settings), record.id)
+    done = run_to_end(role, ctx, TaskStore(redis_client, es, settings), record.id)
     assert done.status == "failed" and foreign in (done.last_error or "")
     assert es.count(index=foreign)["count"] == 1
 
@@ -163,9 +126,9 @@ id = "segments"
 index = "tracardi-segment"
 transforms = [{{op = "convert", path = "rank", to = "integer"}}]
 ''')
-    record = _submit(redis_client, es, settings, load_plan(path))
+    record = submit(redis_client, es, settings, load_plan(path))
     role, ctx = start_role(UpgradeRole, settings)
-    done = _run(role, ctx, TaskStore(redis_client, es, settings), record.id)
+    done = run_to_end(role, ctx, TaskStore(redis_client, es, settings), record.id)
     assert (done.status, done.done, done.failed) == ("finished", 3, 1)
     [dead] = DeadLetters(redis_client, prefix, UPGRADE_QUEUE).oldest(10)
     assert dead.payload["document_id"] == "s2" and "abc" in dead.reason
@@ -201,7 +164,7 @@ asynchronous = true
 id = "flow"
 index = "tracardi-flow"
 ''')
-    record = _submit(redis_client, es, settings, load_plan(path))
+    record = submit(redis_client, es, settings, load_plan(path))
     role, ctx = start_role(UpgradeRole, settings)
     tasks = TaskStore(redis_client, es, settings)
     lanes_seen: list[list[int]] = []
@@ -228,13 +191,13 @@ def test_cancel_stops_between_batches(
         es: Elasticsearch, redis_client: RedisClient, settings: Settings, prefix: str,
         start_role: RoleStarter) -> None:
     plan = _seed(es, prefix)
-    record = _submit(redis_client, es, settings, plan)
+    record = submit(redis_client, es, settings, plan)
     role, ctx = start_role(UpgradeRole, settings)
     tasks = TaskStore(redis_client, es, settings)
     while (current := tasks.get(record.id)) is not None and current.done == 0:
         role.step(ctx.clock())
     tasks.request_cancel(record.id)
-    done = _run(role, ctx, tasks, record.id)
+    done = run_to_end(role, ctx, tasks, record.id)
     assert done.status == "cancelled" and 0 < done.done < done.total  # type: ignore[operator]
 
 

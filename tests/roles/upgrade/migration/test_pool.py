@@ -4,21 +4,18 @@ batches are transformed in the calling thread."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from elasticsearch import Elasticsearch
 
 from tests.conftest import RoleStarter, start_role
-from tests.roles.upgrade.migration.test_job import _run, _submit
-from tracardi_daemon.config.settings import Settings, TracardiSettings, UpgradeSettings
+from tests.roles.upgrade.migration.conftest import run_to_end, submit
+from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.infra.cpu_pool import CpuPool
 from tracardi_daemon.infra.deadletters import DeadLetters
 from tracardi_daemon.infra.queues import UPGRADE_QUEUE
 from tracardi_daemon.infra.redis import RedisClient
-from tracardi_daemon.model.indices import install
 from tracardi_daemon.model.tasks.store import TaskStore
 from tracardi_daemon.roles.upgrade.migration.plan import load_plan
 from tracardi_daemon.roles.upgrade.role import UpgradeRole
@@ -26,18 +23,6 @@ from tracardi_daemon.roles.upgrade.role import UpgradeRole
 __all__ = ["start_role"]
 
 DOCUMENTS = 200  # 8 batches of 25; every 9th has a rank no integer conversion accepts
-
-
-@pytest.fixture
-def settings(prefix: str) -> Settings:
-    return Settings(tracardi=TracardiSettings(tenant=prefix),
-                    upgrade=UpgradeSettings(batch_size=25, poll_interval_s=0.01, lease_s=5.0))
-
-
-@pytest.fixture
-def es(elastic_client: Elasticsearch, settings: Settings) -> Iterator[Elasticsearch]:
-    install(elastic_client, settings)
-    yield elastic_client
 
 
 def _seed(es: Elasticsearch, prefix: str) -> None:
@@ -67,9 +52,9 @@ transforms = [{{op = "move", from = "contact.email", to = "contact.email.main"}}
               {{op = "delete", path = "mapping"}},
               {{op = "convert", path = "rank", to = "integer"}}]
 ''')
-    record = _submit(redis, es, settings, load_plan(path))
+    record = submit(redis, es, settings, load_plan(path))
     role, ctx = start_role(UpgradeRole, settings, cpu_pool=pool)
-    done = _run(role, ctx, TaskStore(redis, es, settings), record.id)
+    done = run_to_end(role, ctx, TaskStore(redis, es, settings), record.id)
     failed = DOCUMENTS // 9 + 1
     assert (done.status, done.done, done.failed) == ("finished", DOCUMENTS - failed, failed)
     index = f"101.{prefix}{target}.tracardi-segment"
