@@ -223,7 +223,7 @@ INVALID = [
     (
         "workflow-trigger",
         with_fields("workflow-trigger", target={"type": "email"}),
-        "workflow-trigger 'w1': field 'target.type' must be one of tracker, webhook, stream",
+        "workflow-trigger 'w1': field 'target.type' must be one of tracker, webhook, stream, flow",
     ),
     (
         "workflow-trigger",

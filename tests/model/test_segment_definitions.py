@@ -402,7 +402,7 @@ def test_string_and_table_targets_read_the_same() -> None:
          "field 'target.stream' is not a known field"),
         ({"type": "stream", "stream": ""}, "field 'target.stream' must be a non-empty stream "
                                            "name for a stream target"),
-        ({"type": "mail"}, "field 'target.type' must be one of tracker, webhook, stream, got "
+        ({"type": "mail"}, "field 'target.type' must be one of tracker, webhook, stream, flow, got "
                            "'mail'"),
         (None, "field 'target' is required and must be a string"),
         (42, "field 'target' must be a string"),
@@ -450,13 +450,35 @@ def test_tracardi_rule_reads_as_the_daemon_shape() -> None:
     assert hooked.source_id is None
 
 
+@pytest.mark.parametrize("source", [{"id": "", "name": ""}, {"id": "  "}, None])
+def test_a_gui_made_rule_without_source_runs_its_flow(source: Any) -> None:
+    """Tracardi's GUI saves a segment rule with no event source: no /track could route
+    to its flow, so the flow itself is the target (run in Tracardi's engine)."""
+    rule = WorkflowTrigger.from_dict(changed(RULE, source=source), strict=True)
+    assert rule.dispatch_target() == "flow:" and rule.source_id is None
+    assert rule.target.to_dict() == {"type": "flow"}
+    round_trips(rule)
+    # a target given with the rule still wins
+    hooked = WorkflowTrigger.from_dict({**changed(RULE, source=source),
+                                        "target": "webhook:https://h.example.com"})
+    assert hooked.dispatch_target() == "webhook:https://h.example.com"
+
+
+def test_the_daemons_trigger_may_name_a_flow_target() -> None:
+    for target in ("flow:", {"type": "flow"}):
+        trigger = WorkflowTrigger.from_dict(changed(TRIGGER, target=target), strict=True)
+        assert trigger.dispatch_target() == "flow:"
+        round_trips(trigger)
+    refused(WorkflowTrigger, changed(TRIGGER, target={"type": "flow", "url": "http://x"}),
+            "workflow-trigger 'welcome': field 'target.url' is not a known field")
+    refused(WorkflowTrigger, changed(TRIGGER, target="flow:somewhere"),
+            "workflow-trigger 'welcome': field 'target' is not a dispatch target: target "
+            "'flow:somewhere': a flow target has no address")
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        # what Tracardi's GUI stores for a segment rule: no source
-        ({"source": {"id": "", "name": ""}}, "field 'source.id' must name the Tracardi event "
-                                             "source of the tracker target"),
-        ({"source": None}, "field 'source.id' must name the Tracardi event source"),
         ({"source": {"id": 7}}, "field 'source.id' must be a string"),
         ({"type": "event-collect"}, "field 'type' must be one of segment-add, segment-remove, "
                                     "got 'event-collect'"),
@@ -502,7 +524,7 @@ def test_errors_are_collected_per_definition() -> None:
         parse_definitions({
             "segment": [SEGMENT, changed(SEGMENT, id="bad", condition="profile@stats.visits >")],
             "live_segment": [changed(WORKFLOW_LIVE, target=None)],
-            "workflow_trigger": [changed(RULE, source=None)],
+            "workflow_trigger": [changed(RULE, source={"id": 7})],
         })
     lines = str(caught.value).splitlines()
     assert [re.sub(r"'\s.*", "'", line) for line in lines] == [

@@ -157,6 +157,13 @@ class DispatchSettings:
     max_attempts: int = 5
     retry_backoff_initial_s: float = 1.0
     retry_backoff_max_s: float = 60.0
+    # flow targets (Tracardi's own segment-add rules): the Python of Tracardi's own
+    # environment, which runs the workflow in Tracardi's engine (None: not configured)
+    flow_python: str | None = None
+    # KEY=value file of Tracardi's environment for that Python, over the daemon's own
+    flow_env_file: str | None = None
+    flow_timeout_s: float = 60.0  # one run, request to saved profile
+    flow_start_timeout_s: float = 60.0  # the helper importing Tracardi
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The one dispatcher of what the scheduler, the trigger and segmentation passes hand
-off: one attempt at sending a payload to a tracker, webhook or stream target with an
-idempotency key, within connect, read and total timeouts. Retries, dead letters and
+off: one attempt at sending a payload to a tracker, webhook, stream or flow target with
+an idempotency key, within connect, read and total timeouts. Retries, dead letters and
 per-host limits are the dispatch queue's (``roles/dispatch/role.py``)."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from tracardi_daemon.infra.outbound import OutboundPolicy, OutboundRefused
 from tracardi_daemon.infra.redis import RedisClient, StreamFields, redis_errors
 from tracardi_daemon.redact import mask_text
 
-__all__ = ["Attempt", "Dispatcher", "Target", "Timeouts", "parse_target"]
+__all__ = ["Attempt", "Dispatcher", "FlowRunner", "Target", "Timeouts", "parse_target"]
 
 # the durable queue of HTTP deliveries; its dead letters are the dispatcher's
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -31,6 +31,10 @@ SIGNATURE_HEADER = "X-Tracardi-Signature"
 # the client's fault, but worth another try: request timeout, rate limit
 _RETRYABLE_4XX = frozenset({408, 429})
 _BODY_EXCERPT_CHARS = 200
+# how long a flow target's key is remembered as run: a delivery sent again within this
+# (a sender taken over after it finished) does not run the flow again
+FLOW_DONE_TTL_S = 7 * 86400
+FlowRunner = Callable[[dict[str, Any]], "Attempt"]
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,7 @@ class Dispatcher:
                  tracker_api_url: str | None = None, timeouts: Timeouts = Timeouts(),
                  outbound: OutboundPolicy | None = None,
                  http: httpx.Client | None = None,
+                 flow_runner: FlowRunner | None = None,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self._redis = client
         self._tenant = tenant
@@ -76,6 +81,7 @@ class Dispatcher:
         self._outbound = outbound or OutboundPolicy(OutboundSettings())
         self._timeouts = timeouts
         self._monotonic = monotonic
+        self._flow_runner = flow_runner
         self._owns_http = http is None
         # redirects are not followed: a POST moved elsewhere is a configuration error
         self._http = http or httpx.Client(
@@ -86,6 +92,7 @@ class Dispatcher:
             TargetKind.TRACKER: self._send_tracker,
             TargetKind.WEBHOOK: self._send_webhook,
             TargetKind.STREAM: self._send_stream,
+            TargetKind.FLOW: self._send_flow,
         }
 
     def attempt(self, target: Target | str, payload: dict[str, Any], idempotency_key: str,
@@ -186,6 +193,25 @@ class Dispatcher:
         except BackendError as exc:
             return Attempt(ok=False, error=str(exc))  # e.g. the key is not a stream
         return Attempt(ok=True)
+
+
+    def _send_flow(self, request: _Request) -> Attempt:
+        """Runs the workflow through the flow runner, once per idempotency key: the key
+        is kept after a run, so a delivery sent again after a takeover is only acked."""
+        if self._flow_runner is None:
+            return Attempt(ok=False, error="flow target, but no flow runner is configured "
+                                           "(dispatch.flow_python)")
+        done = f"{self._tenant}:flow-done:{request.idempotency_key}"
+        try:
+            with redis_errors(f"dispatch to a flow, key {done}"):
+                if self._redis.exists(done):
+                    return Attempt(ok=True)
+                result = self._flow_runner(request.payload)
+                if result.ok:
+                    self._redis.set(done, "1", ex=FLOW_DONE_TTL_S)
+        except BackendUnavailable as exc:
+            return Attempt(ok=False, retryable=True, error=str(exc))
+        return result
 
 
 class _TotalTimeout(Exception):

@@ -1,5 +1,5 @@
 """Dispatch targets as written in jobs and triggers (``stream:NAME``, ``webhook:URL``,
-``tracker:URL``), parsed and validated once."""
+``tracker:URL``, ``flow:``), parsed and validated once."""
 
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ class TargetKind(StrEnum):
     TRACKER = "tracker"  # POST a tracker payload to <Tracardi API>/track
     WEBHOOK = "webhook"  # POST JSON to a URL
     STREAM = "stream"  # XADD to the tenant's Redis stream NAME
+    # run a workflow for a profile in the installation's own workflow engine, through the
+    # dispatcher's configured flow runner; no address
+    FLOW = "flow"
 
 
 # a stream name becomes part of a key: no braces (hash tags) and no whitespace
@@ -47,6 +50,9 @@ def parse_target(spec: str) -> Target:
         if not _STREAM_NAME.fullmatch(address):
             raise InvalidInput(f"target {spec!r}: stream name {address!r} must be 1-200 "
                                "letters, digits, '.', '_', ':' or '-'")
+    elif kind is TargetKind.FLOW:
+        if address:
+            raise InvalidInput(f"target {spec!r}: a flow target has no address, write 'flow:'")
     elif address or kind is TargetKind.WEBHOOK:
         _check_url(spec, address)
     return Target(kind, address)

@@ -36,10 +36,10 @@ _RULE_EXTRAS = ("description", "properties", "metadata", "tags", "production", "
 _LIVE_FIELDS = {"condition": ("condition", "workflow"), "query": ("query",),
                 "workflow": ("workflow",), "target": ("workflow",)}
 _ADDRESS_KEYS = {TargetKind.TRACKER: "url", TargetKind.WEBHOOK: "url",
-                 TargetKind.STREAM: "stream"}
-_TARGET_FORMS = ('a string "webhook:URL" or "stream:NAME", or a table {type = "tracker", '
-                 'source_id = "...", url = "..." (optional)}, {type = "webhook", url = "..."} '
-                 'or {type = "stream", stream = "..."}')
+                 TargetKind.STREAM: "stream", TargetKind.FLOW: ""}
+_TARGET_FORMS = ('a string "webhook:URL", "stream:NAME" or "flow:", or a table {type = '
+                 '"tracker", source_id = "...", url = "..." (optional)}, {type = "webhook", '
+                 'url = "..."}, {type = "stream", stream = "..."} or {type = "flow"}')
 _EVERY = re.compile(r"([0-9]+)([smhd])")
 _AT = re.compile(r"[0-9]{2}:[0-9]{2}")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -182,6 +182,9 @@ def _target_table(reader: Reader, raw: Mapping[str, Any],
         reader.fail("target.type",
                     f"must be one of {', '.join(TARGET_TYPES)}, got {short(raw.get('type'))}")
     kind = TargetKind(raw["type"])
+    if kind is TargetKind.FLOW:
+        reader.check_keys("target", raw, {"type"})
+        return WorkflowTarget(kind, "")
     key = _ADDRESS_KEYS[kind]
     tracker = kind is TargetKind.TRACKER
     reader.check_keys("target", raw, {"type", key, "source_id"} if tracker else {"type", key})
@@ -400,7 +403,7 @@ def _read_rule(reader: Reader) -> tuple[Ref, WorkflowTarget]:
     if reader.data.get("target") is not None:
         return workflow, _read_target(reader, source_id)
     if source_id is None:
-        reader.fail("source.id", "must name the Tracardi event source of the tracker "
-                                 "target (Tracardi leaves it empty on segment rules: set it, "
-                                 "or give a target)")
+        # what Tracardi's GUI saves: its rule engine cannot route a /track to this flow,
+        # so the flow is run for the profile in Tracardi's own engine (the flow runner)
+        return workflow, WorkflowTarget(TargetKind.FLOW, "")
     return workflow, WorkflowTarget(TargetKind.TRACKER, "", source_id)

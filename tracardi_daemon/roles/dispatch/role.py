@@ -1,6 +1,7 @@
-"""The ``dispatch`` role: sender threads that deliver the webhook and tracker targets
-handed off by the scheduler, the trigger and segmentation passes (workflow live
-segments) through the durable dispatch queue.
+"""The ``dispatch`` role: sender threads that deliver the webhook, tracker, stream and
+flow targets handed off by the scheduler, the trigger and segmentation passes (workflow
+live segments) through the durable dispatch queue. A flow target runs a Tracardi
+workflow in Tracardi's own engine; each sender keeps its own helper process for it.
 
 It starts with the roles that produce deliveries, ``dispatch.senders`` threads. Each
 thread sends one delivery at a time within the dispatcher's timeouts, under a per-host
@@ -28,6 +29,7 @@ from tracardi_daemon.infra.host_limits import HostLimits
 from tracardi_daemon.infra.outbound import OutboundPolicy
 from tracardi_daemon.infra.queue import Message
 from tracardi_daemon.infra.queues import DISPATCH_QUEUE, work_queue
+from tracardi_daemon.model.tracardi_flow import TracardiFlowRunner, flow_runner_environ
 from tracardi_daemon.redact import mask_url
 from tracardi_daemon.roles.base import BaseRole, RoleContext
 
@@ -51,10 +53,12 @@ class DispatchRole(BaseRole):
         settings = ctx.settings
         self._queue = work_queue(ctx.redis, ctx.settings.tracardi.tenant, DISPATCH_QUEUE,
                                  ctx.settings)
+        self._flows = _flow_runner(ctx)
         self._dispatcher = Dispatcher(ctx.redis, settings.tracardi.tenant,
                                       tracker_api_url=settings.tracardi.api_url,
                                       timeouts=Timeouts.from_settings(settings.dispatch),
-                                      outbound=OutboundPolicy(settings.outbound))
+                                      outbound=OutboundPolicy(settings.outbound),
+                                      flow_runner=self._flows.run if self._flows else None)
         self._limits = ctx.host_limits or HostLimits(settings.dispatch.per_host_concurrency)
         self._consumer = ctx.consumer_name or ctx.name
         self._poll_ms = int(min(POLL_S, settings.queue.poll_interval_s) * 1000)
@@ -81,6 +85,8 @@ class DispatchRole(BaseRole):
 
     def _close(self) -> None:
         self._dispatcher.close()
+        if self._flows is not None:
+            self._flows.close()
 
     def _deliver(self, message: Message) -> None:
         try:
@@ -136,6 +142,20 @@ class DispatchRole(BaseRole):
         return self._queue.dead_letter(kept, reason)
 
 
+def _flow_runner(ctx: RoleContext) -> TracardiFlowRunner | None:
+    dispatch = ctx.settings.dispatch
+    if not dispatch.flow_python:
+        return None
+    try:
+        environ = flow_runner_environ(dispatch.flow_env_file)
+    except (OSError, ValueError) as exc:
+        raise InvalidInput(f"dispatch.flow_env_file: {exc}") from None
+    return TracardiFlowRunner(dispatch.flow_python, environ,
+                              production=ctx.settings.tracardi.production,
+                              timeout_s=dispatch.flow_timeout_s,
+                              start_timeout_s=dispatch.flow_start_timeout_s)
+
+
 def _parse(body: dict[str, Any]) -> tuple[Target, str, dict[str, Any]]:
     key, payload = body.get("idempotency_key"), body.get("payload")
     if not isinstance(key, str) or not key:
@@ -151,6 +171,8 @@ def _parse(body: dict[str, Any]) -> tuple[Target, str, dict[str, Any]]:
 def _host(target: Target) -> str:
     if target.kind is TargetKind.STREAM:
         return "redis"
+    if target.kind is TargetKind.FLOW:
+        return "tracardi-flow"  # each sender has its own helper: the limit spares Tracardi
     return (urlsplit(target.address).hostname or "") if target.address else "tracker"
 
 

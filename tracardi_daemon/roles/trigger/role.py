@@ -97,11 +97,18 @@ def delivery_key(trigger: WorkflowTrigger, change: SegmentChange) -> str:
 
 def trigger_payload(trigger: WorkflowTrigger, change: SegmentChange,
                     target: str) -> dict[str, Any]:
-    """What is sent to ``target``: a Tracardi /track body for a tracker, else a JSON
-    description of the trigger and the change."""
+    """What is sent to ``target``: a Tracardi /track body for a tracker, the flow and
+    profile to run it for for a flow target, else a JSON description of the trigger and
+    the change."""
     segment = {"id": trigger.segment.id, "name": trigger.segment.name,
                "machine_name": change.segment}
     workflow = {"id": trigger.workflow.id, "name": trigger.workflow.name}
+    if _kind(target) == TargetKind.FLOW:
+        # the event the flow sees; Tracardi stores it under its internal source
+        return {"flow_id": trigger.workflow.id, "profile_id": change.profile_id,
+                "event_type": trigger.event_type or TRIGGER_EVENT_TYPES[trigger.type],
+                "properties": {"segment": segment, "trigger": {"id": trigger.id},
+                               "change": {"id": change.id, "at": change.at}}}
     if _kind(target) == TargetKind.TRACKER:
         # no session: Tracardi makes a temporary one for the workflow and does not save it
         return {"source": {"id": trigger.source_id}, "profile": {"id": change.profile_id},

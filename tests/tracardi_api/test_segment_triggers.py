@@ -1,0 +1,137 @@
+"""Beside Tracardi 0.8.2's own API: a workflow (Start -> Increment stats.views -> Update
+profile) and a segment-add rule made as its GUI makes them, with no event source (its
+rule engine could never route a /track to it). When the daemon announces that the
+profile entered the segment, the trigger and dispatch roles run the flow in Tracardi's
+own engine (the flow runner under Tracardi's Python): the flow's effect appears in the
+profile Tracardi serves, exactly once per entry, also when a change is delivered twice."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from elasticsearch import Elasticsearch
+
+from tests.conftest import RoleStarter, start_role
+from tests.tracardi_api.api import ApiClient, ApiService, wait_for
+from tests.tracardi_api.flows import make_flow, make_segment_rule
+from tracardi_daemon.config.settings import (
+    DefinitionsSettings,
+    DispatchSettings,
+    QueueSettings,
+    Settings,
+    TracardiSettings,
+)
+from tracardi_daemon.infra.queue import WorkQueue
+from tracardi_daemon.infra.queues import DISPATCH_QUEUE, SEGMENT_CHANGES_QUEUE
+from tracardi_daemon.infra.redis import RedisClient
+from tracardi_daemon.model.definition_store import DefinitionStore
+from tracardi_daemon.model.definitions import WorkflowTrigger
+from tracardi_daemon.roles.dispatch.role import DispatchRole
+from tracardi_daemon.roles.trigger.role import TriggerRole
+
+__all__ = ["start_role"]
+pytestmark = [pytest.mark.tracardi_api, pytest.mark.timeout(600)]
+
+
+def unique(kind: str) -> str:
+    return f"td-{kind}-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def settings(tracardi_service: ApiService) -> Settings:
+    return Settings(
+        tracardi=TracardiSettings(tenant=tracardi_service.tenant, db_version="0820",
+                                  layout="tracardi-0.8", api_url=tracardi_service.url),
+        queue=QueueSettings(poll_interval_s=0.05, batch_size=10),
+        dispatch=DispatchSettings(flow_python=str(tracardi_service.python),
+                                  flow_env_file=str(tracardi_service.env_file),
+                                  max_attempts=5, retry_backoff_initial_s=0.5,
+                                  retry_backoff_max_s=1.0),
+        definitions=DefinitionsSettings(refresh_s=0.0))
+
+
+@pytest.fixture
+def made(tracardi: ApiClient) -> Iterator[dict[str, list[str]]]:
+    """What the test made through the API, deleted at its end."""
+    things: dict[str, list[str]] = {"rule": [], "flow": [], "event-source": [], "profile": []}
+    yield things
+    for kind in ("rule", "flow", "event-source", "profile"):
+        for ident in things[kind]:
+            tracardi.delete(f"/{kind}/{ident}")
+
+
+def views(tracardi: ApiClient, profile_id: str) -> int | None:
+    answer = tracardi.profile(profile_id)
+    if answer.status_code != 200:
+        return None
+    stats: dict[str, Any] = answer.json().get("stats") or {}
+    return int(stats.get("views") or 0)
+
+
+def change(change_id: str, profile_id: str, segment: str) -> dict[str, Any]:
+    """A segment change as the segmentation role announces it."""
+    return {"id": change_id, "profile_id": profile_id, "segment": segment,
+            "segment_id": None, "change": "add", "at": "2026-12-07T12:00:00+00:00",
+            "cause": "test"}
+
+
+def run_until_settled(roles: list[Any], settings: Settings, redis: RedisClient,
+                      what: str) -> None:
+    """Steps the roles until neither queue holds work (Tracardi has then saved)."""
+    tenant = settings.tracardi.tenant
+    queues = [WorkQueue(redis, tenant, name) for name in (SEGMENT_CHANGES_QUEUE,
+                                                          DISPATCH_QUEUE)]
+
+    def settled() -> bool | None:
+        for role in roles:
+            role.step(0.0)
+        stats = [queue.stats() for queue in queues]
+        return True if all(s.lag + s.retrying + s.pending == 0 for s in stats) else None
+
+    wait_for(settled, what, timeout_s=120)
+
+
+def test_a_gui_made_segment_add_rule_runs_its_flow_once_per_entry(
+        tracardi: ApiClient, settings: Settings, made: dict[str, list[str]],
+        start_role: RoleStarter, redis_client: RedisClient,
+        elastic_client: Elasticsearch) -> None:
+    source_id, flow_id, rule_id = unique("src"), unique("flow"), unique("rule")
+    segment = unique("segment").replace("-", "_")  # a machine name, as profile.segments has
+    tracardi.add_rest_source(source_id)
+    made["event-source"].append(source_id)
+    profile_id = tracardi.track(source_id, unique("session"), [{"type": "page-view",
+                                                                  "properties": {}}])
+    made["profile"].append(profile_id)
+    assert wait_for(lambda: views(tracardi, profile_id), "the tracked profile") == 0
+    make_flow(tracardi, flow_id, f"Welcome {flow_id}")
+    made["flow"].append(flow_id)
+    make_segment_rule(tracardi, rule_id, segment, flow_id, f"Welcome {flow_id}")
+    made["rule"].append(rule_id)
+
+    # the rule as Tracardi stored it reads as a flow target
+    store = DefinitionStore(elastic_client, settings)
+    try:
+        trigger = store.get(WorkflowTrigger, rule_id)
+    finally:
+        store.close()
+    assert trigger is not None and trigger.dispatch_target() == "flow:"
+
+    trigger_role, _ = start_role(TriggerRole, settings)
+    dispatch_role, _ = start_role(DispatchRole, settings)
+    roles = [trigger_role, dispatch_role]
+    changes = WorkQueue(redis_client, settings.tracardi.tenant, SEGMENT_CHANGES_QUEUE)
+    first = unique("change")
+    # the same entry announced twice (a redelivery after a crash)
+    changes.enqueue_many([change(first, profile_id, segment), change(first, profile_id, segment)])
+    run_until_settled(roles, settings, redis_client, "the first entry's deliveries")
+    assert wait_for(lambda: views(tracardi, profile_id) or None, "the flow's effect") == 1
+
+    # a second entry (after the profile left the segment) runs the flow again, once
+    changes.enqueue(change(unique("change"), profile_id, segment))
+    run_until_settled(roles, settings, redis_client, "the second entry's delivery")
+    assert wait_for(lambda: (views(tracardi, profile_id) or 0) >= 2 or None,
+                    "the second run's effect")
+    assert views(tracardi, profile_id) == 2
