@@ -148,6 +148,7 @@ def test_a_trickling_answer_is_cut_at_the_total_timeout(
     ("webhook:http://[::1/x", "is malformed"),
     ("webhook:http://user:pw@", "URL 'http://********@' has no valid host"),
     ("tracker:example.com", "must start with http"),
+    ("flow:somewhere", "a flow target has no address"),
 ])
 def test_bad_targets_are_rejected_naming_the_bad_part(spec: str, message: str) -> None:
     with pytest.raises(InvalidInput, match="target") as info:
@@ -160,3 +161,11 @@ def test_good_targets_parse() -> None:
     assert parse_target("WEBHOOK:https://example.com/a?b=1").address == (
         "https://example.com/a?b=1")
     assert parse_target("tracker:").address == ""
+    assert str(parse_target("flow:")) == "flow:"
+
+
+def test_a_flow_target_without_a_flow_runner_fails_for_good_naming_the_setting(
+        make_dispatcher: Callable[..., Dispatcher]) -> None:
+    result = make_dispatcher().attempt("flow:", {"flow_id": "f", "profile_id": "p"}, "k")
+    assert not result.ok and not result.retryable
+    assert "dispatch.flow_python" in result.error

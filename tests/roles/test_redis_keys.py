@@ -8,6 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from tracardi_daemon.errors import InvalidInput
+from tracardi_daemon.infra.dispatch import flow_done_key
 from tracardi_daemon.model.tasks.record import active_indexed_key, active_key, task_key
 from tracardi_daemon.roles.mapping.keys import live_applied_key, live_state_key
 from tracardi_daemon.roles.segmentation.keys import intent_field, intent_key, pass_marker_key
@@ -27,10 +28,12 @@ def test_every_role_key_is_spelt_as_installations_hold_it() -> None:
     assert task_key("acme", "t1") == "acme:task:t1"
     assert active_key("acme") == "acme:tasks:active"
     assert active_indexed_key("acme") == "acme:tasks:active:indexed"
+    assert flow_done_key("acme", "0123abcd") == "acme:flow-done:0123abcd"
 
 
 @pytest.mark.parametrize("build", [lambda t: pass_marker_key(t, "segment:s"), live_state_key,
-                                   lambda t: done_key(t, "k"), active_key])
+                                   lambda t: done_key(t, "k"), active_key,
+                                   lambda t: flow_done_key(t, "k")])
 def test_a_tenant_that_would_break_a_key_is_refused_by_name(build: Callable[[str], str]) -> None:
     with pytest.raises(InvalidInput, match="tenant 'a b'"):
         build("a b")

@@ -24,11 +24,13 @@ from tracardi_daemon.config.settings import (
     Settings,
     TracardiSettings,
 )
+from tracardi_daemon.infra.dispatch import Dispatcher
 from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.queues import DISPATCH_QUEUE, SEGMENT_CHANGES_QUEUE
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.model.definition_store import DefinitionStore
 from tracardi_daemon.model.definitions import WorkflowTrigger
+from tracardi_daemon.model.tracardi_flow import TracardiFlowRunner, flow_runner_environ
 from tracardi_daemon.roles.dispatch.role import DispatchRole
 from tracardi_daemon.roles.trigger.role import TriggerRole
 
@@ -135,3 +137,66 @@ def test_a_gui_made_segment_add_rule_runs_its_flow_once_per_entry(
     assert wait_for(lambda: (views(tracardi, profile_id) or 0) >= 2 or None,
                     "the second run's effect")
     assert views(tracardi, profile_id) == 2
+
+
+@pytest.fixture
+def runner(tracardi_service: ApiService) -> Iterator[TracardiFlowRunner]:
+    flows = TracardiFlowRunner(str(tracardi_service.python),
+                               flow_runner_environ(str(tracardi_service.env_file)),
+                               production=False, timeout_s=60, start_timeout_s=60)
+    yield flows
+    flows.close()
+
+
+def test_a_delivery_sent_again_runs_the_flow_once(
+        tracardi: ApiClient, made: dict[str, list[str]], runner: TracardiFlowRunner,
+        redis_client: RedisClient, settings: Settings) -> None:
+    """A sender taken over after its run finished sends the delivery again with the same
+    key: the flow does not run a second time; another key runs it again."""
+    source_id, flow_id = unique("src"), unique("flow")
+    tracardi.add_rest_source(source_id)
+    made["event-source"].append(source_id)
+    profile_id = tracardi.track(source_id, unique("session"), [{"type": "page-view",
+                                                                  "properties": {}}])
+    made["profile"].append(profile_id)
+    assert wait_for(lambda: views(tracardi, profile_id), "the tracked profile") == 0
+    make_flow(tracardi, flow_id, flow_id)
+    made["flow"].append(flow_id)
+    dispatcher = Dispatcher(redis_client, settings.tracardi.tenant, flow_runner=runner.run)
+    payload = {"flow_id": flow_id, "profile_id": profile_id, "event_type": "segment-added",
+               "properties": {}}
+    key = unique("key")
+    try:
+        assert dispatcher.attempt("flow:", payload, key).ok
+        assert dispatcher.attempt("flow:", payload, key).ok
+        assert wait_for(lambda: views(tracardi, profile_id) or None, "the run's effect") == 1
+        assert dispatcher.attempt("flow:", payload, unique("key")).ok
+        assert wait_for(lambda: (views(tracardi, profile_id) or 0) >= 2 or None,
+                        "the second key's run")
+        assert views(tracardi, profile_id) == 2
+    finally:
+        dispatcher.close()
+
+
+def test_the_flow_runner_names_what_is_wrong(
+        tracardi: ApiClient, made: dict[str, list[str]], runner: TracardiFlowRunner,
+        tracardi_service: ApiService) -> None:
+    flow_id = unique("flow")
+    missing = runner.run({"flow_id": flow_id, "profile_id": "p", "event_type": "x"})
+    assert (missing.ok, missing.retryable) == (False, False)
+    assert f"flow {flow_id!r} does not exist" in missing.error
+    make_flow(tracardi, flow_id, flow_id)
+    made["flow"].append(flow_id)
+    # a profile Tracardi cannot load yet (or no more): tried again, never made up
+    profile_id = unique("nobody")
+    absent = runner.run({"flow_id": flow_id, "profile_id": profile_id, "event_type": "x"})
+    assert (absent.ok, absent.retryable) == (False, True)
+    assert f"profile {profile_id!r} not found" in absent.error
+    assert tracardi.profile(profile_id).status_code == 404
+    bad = runner.run({"flow_id": "", "profile_id": profile_id, "event_type": "x"})
+    assert not bad.ok and "field 'flow_id' must be a non-empty string" in bad.error
+    gone = TracardiFlowRunner(str(tracardi_service.home / "no-python"), {}, production=False,
+                              timeout_s=5, start_timeout_s=5)
+    answer = gone.run({"flow_id": flow_id, "profile_id": profile_id, "event_type": "x"})
+    assert (answer.ok, answer.retryable) == (False, True)
+    assert "cannot start" in answer.error and "no-python" in answer.error

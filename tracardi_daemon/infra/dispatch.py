@@ -20,10 +20,11 @@ from tracardi_daemon.config.settings import DispatchSettings, OutboundSettings
 from tracardi_daemon.errors import BackendError, BackendUnavailable
 from tracardi_daemon.infra.dispatch_targets import Target, TargetKind, parse_target
 from tracardi_daemon.infra.outbound import OutboundPolicy, OutboundRefused
-from tracardi_daemon.infra.redis import RedisClient, StreamFields, redis_errors
+from tracardi_daemon.infra.redis import RedisClient, StreamFields, check_name, redis_errors
 from tracardi_daemon.redact import mask_text
 
-__all__ = ["Attempt", "Dispatcher", "FlowRunner", "Target", "Timeouts", "parse_target"]
+__all__ = ["Attempt", "Dispatcher", "FlowRunner", "Target", "Timeouts", "flow_done_key",
+           "parse_target"]
 
 # the durable queue of HTTP deliveries; its dead letters are the dispatcher's
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -201,7 +202,7 @@ class Dispatcher:
         if self._flow_runner is None:
             return Attempt(ok=False, error="flow target, but no flow runner is configured "
                                            "(dispatch.flow_python)")
-        done = f"{self._tenant}:flow-done:{request.idempotency_key}"
+        done = flow_done_key(self._tenant, request.idempotency_key)
         try:
             with redis_errors(f"dispatch to a flow, key {done}"):
                 if self._redis.exists(done):
@@ -256,6 +257,11 @@ def _tracker_payload_problem(payload: dict[str, Any]) -> str | None:
     if not all(isinstance(event, dict) and event.get("type") for event in events):
         return "every event needs a type"
     return None
+
+
+def flow_done_key(tenant: str, idempotency_key: str) -> str:
+    """A string: the flow delivery with this key ran (``FLOW_DONE_TTL_S``)."""
+    return f"{check_name('tenant', tenant)}:flow-done:{idempotency_key}"
 
 
 def stream_entry(tenant: str, stream: str, idempotency_key: str,
