@@ -200,3 +200,20 @@ def test_the_flow_runner_names_what_is_wrong(
     answer = gone.run({"flow_id": flow_id, "profile_id": profile_id, "event_type": "x"})
     assert (answer.ok, answer.retryable) == (False, True)
     assert "cannot start" in answer.error and "no-python" in answer.error
+
+
+def test_a_helper_that_cannot_start_says_why(tracardi_service: ApiService) -> None:
+    """A Tracardi that dies at import (here: a LICENSE that is not its own, which makes
+    it load its commercial packages): the failure quotes Tracardi's last words."""
+    environ = {**flow_runner_environ(str(tracardi_service.env_file)),
+               "LICENSE": "not-a-tracardi-licence"}
+    runner = TracardiFlowRunner(str(tracardi_service.python), environ, production=False,
+                                timeout_s=30, start_timeout_s=60)
+    try:
+        answer = runner.run({"flow_id": "f", "profile_id": "p", "event_type": "x"})
+    finally:
+        runner.close()
+    assert (answer.ok, answer.retryable) == (False, True)
+    assert "helper exited (starting" in answer.error
+    assert "; its last output: " in answer.error
+    assert "Error" in answer.error.partition("; its last output: ")[2], answer.error

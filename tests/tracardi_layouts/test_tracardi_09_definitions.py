@@ -189,10 +189,13 @@ def test_each_kind_lists_what_tracardi_stored_for_the_tenant(
         MappingItem("properties.tags", "append", "traits.tags"))
     assert [(item.id, item.index_schema, item.tags) for item in event_types] == [
         ("purchase", {"value": "value"}, ())]
-    assert [(item.id, item.type, item.segment, item.workflow, item.source_id)
-            for item in triggers] == [("rule-welcome", "segment-add",
-                                       Ref("frequent-visitor", "Frequent visitor"),
-                                       Ref("wf-welcome", "Welcome"), "segment-events")]
+    # the rule as Tracardi's GUI saves it (no source) runs its flow in Tracardi's engine
+    assert sorted((item.id, item.type, item.segment, item.workflow, item.source_id,
+                   item.dispatch_target()) for item in triggers) == [
+        ("rule-gui-default", "segment-add", Ref("frequent-visitor", "Frequent visitor"),
+         Ref("wf-welcome", "Welcome"), None, "flow:"),
+        ("rule-welcome", "segment-add", Ref("frequent-visitor", "Frequent visitor"),
+         Ref("wf-welcome", "Welcome"), "segment-events", "tracker:")]
     assert ids(imports) == ["imp-shop"]
     assert (imports[0].source, imports[0].config["database"], imports[0].config["table"],
             imports[0].config["batch"]) == ("mysql-table", "shop", "customers", 100)
@@ -202,13 +205,12 @@ def test_each_kind_lists_what_tracardi_stored_for_the_tenant(
     for table, row_id, reason in [
             ("event_to_profile_mapping", "etp-empty", "field 'event_to_profile'"),
             ("event_mapping", "schema-list", "column 'index_schema' must hold a JSON dict"),
-            ("workflow_trigger", "rule-gui-default", "field 'source.id'"),
             ("import", "imp-unknown", "field 'module'")]:
         assert any(repr(row_id) in text and f"mysql:{database}.{table}" in text
                    and reason in text for text in warnings), row_id
     # an event-collect rule is not a trigger: not read at all
     assert not any("rule-collect" in text for text in warnings)
-    assert len(warnings) == 4
+    assert len(warnings) == 3
 
 
 def test_production_mode_reads_its_own_rows(tables: TracardiTables, account: dict[str, Any],
@@ -248,7 +250,7 @@ def test_writes_are_refused_naming_the_table(tables: TracardiTables, store: Defi
         "layout tracardi-0.9; change them in Tracardi")
     with pytest.raises(InvalidInput, match=rf"{database}\.workflow_trigger in layout"):
         store.delete(WorkflowTrigger, "rule-welcome")
-    assert ids(store.list(WorkflowTrigger)) == ["rule-welcome"]
+    assert sorted(ids(store.list(WorkflowTrigger))) == ["rule-gui-default", "rule-welcome"]
     # segments have no table in Tracardi 0.9: they stay in the daemon's own store
     segments = store.source(Segment)
     assert segments.table is None and not segments.read_only
@@ -352,6 +354,7 @@ def test_definitions_list_shows_the_table_and_never_the_password(
         ["event-to-profile", "etp1", f"mysql:{database}.event_to_profile_mapping"],
         ["event-type", "purchase", f"mysql:{database}.event_mapping"],
         ["workflow-trigger", "rule-welcome", f"mysql:{database}.workflow_trigger"],
+        ["workflow-trigger", "rule-gui-default", f"mysql:{database}.workflow_trigger"],
         ["import", "imp-shop", f"mysql:{database}.import"]])
 
     wrong = write_config(tmp_path / "wrong.toml", settings, elastic_url, password + "-wrong")

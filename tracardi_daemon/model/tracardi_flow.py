@@ -8,6 +8,7 @@ import json
 import os
 import selectors
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -15,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from tracardi_daemon.infra.dispatch import Attempt
+from tracardi_daemon.redact import mask_text
 
 HELPER = Path(__file__).with_name("tracardi_flow_helper.py")
 _MAX_LINE = 1 << 20  # an answer is one short JSON line; more means the helper is broken
+_STDERR_TAIL = 300  # what of Tracardi's own output a failure quotes
 
 
 class HelperFailed(Exception):
@@ -56,6 +59,9 @@ class TracardiFlowRunner:
         self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
         self._buffer = b""
+        # Tracardi's log of the current request: emptied before each one, quoted when
+        # the helper fails (it says why Tracardi would not start, e.g. a bad variable)
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the runner
 
     def run(self, payload: dict[str, Any]) -> Attempt:
         request = {**payload, "production": self._production}
@@ -67,7 +73,8 @@ class TracardiFlowRunner:
                 # a run cut off may have finished in Tracardi: another try may run the
                 # flow a second time (at least once, like every other target)
                 self._stop()
-                return Attempt(ok=False, retryable=True, error=f"flow runner: {exc}")
+                return Attempt(ok=False, retryable=True,
+                               error=f"flow runner: {exc}{self._stderr_tail()}")
         if answer.get("ok") is True:
             return Attempt(ok=True)
         return Attempt(ok=False, retryable=answer.get("retryable") is True,
@@ -76,17 +83,27 @@ class TracardiFlowRunner:
     def close(self) -> None:
         with self._lock:
             self._stop()
+            self._stderr.close()
+
+    def _stderr_tail(self) -> str:
+        self._stderr.seek(0, os.SEEK_END)
+        size = self._stderr.tell()
+        self._stderr.seek(max(0, size - _STDERR_TAIL))
+        tail = self._stderr.read().decode("utf-8", errors="replace").strip()
+        return f"; its last output: {mask_text(tail)}" if tail else ""
 
     def _ensure_started(self) -> None:
         if self._process is not None and self._process.poll() is None:
             return
         self._stop()
+        self._stderr.seek(0)
+        self._stderr.truncate()
         try:
             # -I: neither the daemon's PYTHONPATH nor the helper's own folder (whose
             # module names would shadow Tracardi's) is on Tracardi's sys.path
             self._process = subprocess.Popen(
                 [self._python, "-I", str(HELPER)], stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=self._environ)
+                stdout=subprocess.PIPE, stderr=self._stderr, env=self._environ)
         except OSError as exc:
             raise HelperFailed(f"cannot start {self._python}: {exc}") from None
         ready = self._read_line(self._start_timeout_s, "starting")
@@ -96,6 +113,9 @@ class TracardiFlowRunner:
     def _ask(self, request: dict[str, Any]) -> dict[str, Any]:
         process = self._process
         assert process is not None and process.stdin is not None
+        # the helper shares this file's offset: its next write starts the file again
+        self._stderr.seek(0)
+        self._stderr.truncate()
         try:
             process.stdin.write(json.dumps(request, separators=(",", ":")).encode() + b"\n")
             process.stdin.flush()
@@ -115,7 +135,7 @@ class TracardiFlowRunner:
                 if left <= 0:
                     raise HelperFailed(f"no answer within {timeout_s:g}s ({doing})")
                 if selector.select(left) and not self._take(fd):
-                    raise HelperFailed(f"helper exited ({doing}, code {process.poll()})")
+                    raise HelperFailed(f"helper exited ({doing})")
         line, _, self._buffer = self._buffer.partition(b"\n")
         try:
             answer = json.loads(line)
