@@ -7,8 +7,10 @@ profile Tracardi serves, exactly once per entry, also when a change is delivered
 
 from __future__ import annotations
 
+import argparse
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +19,7 @@ from elasticsearch import Elasticsearch
 from tests.conftest import RoleStarter, start_role
 from tests.tracardi_api.api import ApiClient, ApiService, wait_for
 from tests.tracardi_api.flows import make_flow, make_segment_rule
+from tracardi_daemon.cli import triggers as trigger_commands
 from tracardi_daemon.config.settings import (
     DefinitionsSettings,
     DispatchSettings,
@@ -217,3 +220,32 @@ def test_a_helper_that_cannot_start_says_why(tracardi_service: ApiService) -> No
     assert "helper exited (starting" in answer.error
     assert "; its last output: " in answer.error
     assert "Error" in answer.error.partition("; its last output: ")[2], answer.error
+
+
+def test_triggers_test_runs_a_gui_made_rules_flow(
+        tracardi: ApiClient, tracardi_service: ApiService, made: dict[str, list[str]],
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``tracardi-daemon triggers test RULE --profile ID`` runs the flow once, now."""
+    source_id, flow_id, rule_id = unique("src"), unique("flow"), unique("rule")
+    tracardi.add_rest_source(source_id)
+    made["event-source"].append(source_id)
+    profile_id = tracardi.track(source_id, unique("session"), [{"type": "page-view",
+                                                                  "properties": {}}])
+    made["profile"].append(profile_id)
+    assert wait_for(lambda: views(tracardi, profile_id), "the tracked profile") == 0
+    make_flow(tracardi, flow_id, flow_id)
+    made["flow"].append(flow_id)
+    make_segment_rule(tracardi, rule_id, unique("segment"), flow_id, flow_id)
+    made["rule"].append(rule_id)
+    config = tmp_path / "daemon.toml"
+    config.write_text(
+        f'[tracardi]\nlayout = "tracardi-0.8"\ndb_version = "0820"\n'
+        f'api_url = "{tracardi_service.url}"\n[dispatch]\n'
+        f'flow_python = "{tracardi_service.python}"\n'
+        f'flow_env_file = "{tracardi_service.env_file}"\n', encoding="utf-8")
+    parser = argparse.ArgumentParser()
+    trigger_commands.add_commands(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["triggers", "test", rule_id, "--profile", profile_id])
+    env = {"TENANT_NAME": tracardi_service.tenant, "TRACARDI_CONFIG": str(config)}
+    assert args.handler(args, env) == 0, capsys.readouterr()
+    assert wait_for(lambda: views(tracardi, profile_id) or None, "the run's effect") == 1

@@ -23,6 +23,7 @@ from tracardi_daemon.infra.outbound import OutboundPolicy
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.model.definition_store import DefinitionStore
 from tracardi_daemon.model.definitions import WorkflowTrigger, machine_name
+from tracardi_daemon.model.tracardi_flow import configured_flow_runner
 from tracardi_daemon.redact import mask_text
 from tracardi_daemon.roles.trigger.role import SegmentChange, delivery_key, trigger_payload
 
@@ -37,7 +38,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     test.add_argument("--profile", required=True, metavar="ID", help="the profile's id")
     test.add_argument("--target", metavar="KIND:ADDRESS",
                       help="send here instead of the trigger's own target: "
-                           "stream:NAME, webhook:URL or tracker:[URL]")
+                           "stream:NAME, webhook:URL, tracker:[URL] or flow:")
     add_config_option(test)
     test.set_defaults(handler=_test)
 
@@ -47,6 +48,7 @@ def _test(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         try:
             trigger = _stored_trigger(DefinitionStore(elastic, settings), args.trigger)
             target = _target(args.target or trigger.dispatch_target(), args.target)
+            flows = configured_flow_runner(settings)
         except InvalidInput as exc:
             print(f"error: {mask_text(str(exc))}", file=sys.stderr)
             return int(ExitCode.USAGE)
@@ -55,12 +57,15 @@ def _test(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         dispatcher = Dispatcher(redis, settings.tracardi.tenant,
                                 tracker_api_url=settings.tracardi.api_url,
                                 timeouts=Timeouts.from_settings(settings.dispatch),
-                                outbound=OutboundPolicy(settings.outbound))
+                                outbound=OutboundPolicy(settings.outbound),
+                                flow_runner=flows.run if flows else None)
         try:
             result = dispatcher.attempt(target, trigger_payload(trigger, change, str(target)),
                                         key)
         finally:
             dispatcher.close()
+            if flows is not None:
+                flows.close()
         if not trigger.enabled:
             print(f"note: trigger {trigger.id} is disabled; the trigger role does not fire it")
         print(printable(_outcome(trigger, target, key, result)),

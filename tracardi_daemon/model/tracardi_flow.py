@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from tracardi_daemon.config.settings import Settings
+from tracardi_daemon.errors import InvalidInput
 from tracardi_daemon.infra.dispatch import Attempt
 from tracardi_daemon.redact import mask_text
 
@@ -175,4 +177,21 @@ def flow_runner_environ(env_file: str | None) -> dict[str, str]:
     return environ
 
 
-__all__ = ["HELPER", "TracardiFlowRunner", "flow_runner_environ", "read_env_file"]
+def configured_flow_runner(settings: Settings) -> TracardiFlowRunner | None:
+    """The runner ``[dispatch]`` configures, or None without ``flow_python``; a bad
+    ``flow_env_file`` raises InvalidInput naming the setting and the line."""
+    dispatch = settings.dispatch
+    if not dispatch.flow_python:
+        return None
+    try:
+        environ = flow_runner_environ(dispatch.flow_env_file)
+    except (OSError, ValueError) as exc:
+        raise InvalidInput(f"dispatch.flow_env_file: {exc}") from None
+    return TracardiFlowRunner(dispatch.flow_python, environ,
+                              production=settings.tracardi.production,
+                              timeout_s=dispatch.flow_timeout_s,
+                              start_timeout_s=dispatch.flow_start_timeout_s)
+
+
+__all__ = ["HELPER", "TracardiFlowRunner", "configured_flow_runner", "flow_runner_environ",
+           "read_env_file"]

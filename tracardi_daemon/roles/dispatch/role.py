@@ -29,7 +29,7 @@ from tracardi_daemon.infra.host_limits import HostLimits
 from tracardi_daemon.infra.outbound import OutboundPolicy
 from tracardi_daemon.infra.queue import Message
 from tracardi_daemon.infra.queues import DISPATCH_QUEUE, work_queue
-from tracardi_daemon.model.tracardi_flow import TracardiFlowRunner, flow_runner_environ
+from tracardi_daemon.model.tracardi_flow import configured_flow_runner
 from tracardi_daemon.redact import mask_url
 from tracardi_daemon.roles.base import BaseRole, RoleContext
 
@@ -53,7 +53,7 @@ class DispatchRole(BaseRole):
         settings = ctx.settings
         self._queue = work_queue(ctx.redis, ctx.settings.tracardi.tenant, DISPATCH_QUEUE,
                                  ctx.settings)
-        self._flows = _flow_runner(ctx)
+        self._flows = configured_flow_runner(settings)
         self._dispatcher = Dispatcher(ctx.redis, settings.tracardi.tenant,
                                       tracker_api_url=settings.tracardi.api_url,
                                       timeouts=Timeouts.from_settings(settings.dispatch),
@@ -140,20 +140,6 @@ class DispatchRole(BaseRole):
         if retryable:
             return self._queue.give_up(kept, reason)
         return self._queue.dead_letter(kept, reason)
-
-
-def _flow_runner(ctx: RoleContext) -> TracardiFlowRunner | None:
-    dispatch = ctx.settings.dispatch
-    if not dispatch.flow_python:
-        return None
-    try:
-        environ = flow_runner_environ(dispatch.flow_env_file)
-    except (OSError, ValueError) as exc:
-        raise InvalidInput(f"dispatch.flow_env_file: {exc}") from None
-    return TracardiFlowRunner(dispatch.flow_python, environ,
-                              production=ctx.settings.tracardi.production,
-                              timeout_s=dispatch.flow_timeout_s,
-                              start_timeout_s=dispatch.flow_start_timeout_s)
 
 
 def _parse(body: dict[str, Any]) -> tuple[Target, str, dict[str, Any]]:
