@@ -3,13 +3,15 @@ profile index in ``(metadata.time.update, id)`` order from a durable checkpoint,
 leader lease, each changed profile queued on ``profile-changed`` for re-evaluation.
 
 Why the profile index and not the event tail: Tracardi stamps ``metadata.time.update``
-whenever it saves a changed profile, whatever caused it, and its profile index refreshes
-every second (its event indices every 10 s). Nothing is lost at the boundary: a batch is
-announced before the cursor moves past it (a crash in between announces it again, and a
-re-evaluation is idempotent), ties in the update time are ordered by id, and a change
-that becomes visible behind the cursor (refresh, clock skew between writers) within
-``segmentation.follow_late_arrival_s`` is found by the look-back; the versions announced
-within that window are kept in a sorted set so that none is announced twice.
+when its mappings, workflows or API change a profile's data, with or without an event,
+and its profile index refreshes every second (its event indices every 10 s).
+
+Nothing is lost at the boundary: a batch is announced before the cursor moves past it
+(a crash in between announces it again, and a re-evaluation is idempotent), ties in the
+update time are ordered by id, and a save that becomes visible behind the cursor
+(refresh, clock skew between writers) within ``segmentation.follow_late_arrival_s`` is
+found by the look-back; the versions announced within that window are kept in a sorted
+set so that none is announced twice.
 """
 
 from __future__ import annotations
