@@ -11,7 +11,13 @@ from tracardi_daemon.errors import InvalidInput
 from tracardi_daemon.infra.dispatch import flow_done_key
 from tracardi_daemon.model.tasks.record import active_indexed_key, active_key, task_key
 from tracardi_daemon.roles.mapping.keys import live_applied_key, live_state_key
-from tracardi_daemon.roles.segmentation.keys import intent_field, intent_key, pass_marker_key
+from tracardi_daemon.roles.segmentation.keys import (
+    follow_seen_key,
+    follow_state_key,
+    intent_field,
+    intent_key,
+    pass_marker_key,
+)
 from tracardi_daemon.roles.upgrade.keys import done_key, failures_key, written_key
 
 
@@ -20,6 +26,8 @@ def test_every_role_key_is_spelt_as_installations_hold_it() -> None:
         "acme:segmentation:pass:live-segment:busy"
     assert intent_key("acme") == "{acme:q:segment-changes}:intent"
     assert intent_field("p1", "tok") == "p1:tok"
+    assert follow_state_key("acme") == "acme:segmentation:follow"
+    assert follow_seen_key("acme") == "acme:segmentation:follow:seen"
     assert live_state_key("acme") == "acme:mapping:live"
     assert live_applied_key("acme") == "acme:mapping:live:applied"
     assert done_key("acme", "0123abcd") == "acme:migration:done:0123abcd"

@@ -27,6 +27,7 @@ DEFINITION_INDICES: tuple[str, ...] = (
     "rule",
     "import",
     "task",
+    "resource",
 )
 # 0.9 keeps the definitions in MySQL (mysql_09x.sql)
 INDICES: dict[str, tuple[str, ...]] = {

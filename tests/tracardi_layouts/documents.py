@@ -188,6 +188,18 @@ def import_document(import_id: str, *, config: dict[str, Any], module: str,
             "event_type": event_type, "module": module, "config": encoded, "enabled": True}
 
 
+def resource_document(resource_id: str, *, name: str, resource_type: str,
+                      test: dict[str, Any], production: dict[str, Any],
+                      enabled: bool = True, version: str = "08x") -> dict[str, Any]:
+    """A resource as the API stores it (``ResourceRecord``): ``credentials`` is base64 of
+    gzipped JSON of both sets, in a keyword that is not indexed."""
+    credentials = json.dumps({"test": test, "production": production}).encode("utf-8")
+    return {"id": resource_id, "name": name, "description": "", "type": resource_type,
+            "timestamp": timestamp(version), "tags": [resource_type], "groups": [],
+            "icon": None, "destination": None, "enabled": enabled,
+            "credentials": base64.b64encode(gzip.compress(credentials)).decode("ascii")}
+
+
 def decode_import_config(encoded: str) -> Any:
     return json.loads(gzip.decompress(base64.b64decode(encoded)))
 

@@ -40,6 +40,7 @@ MYSQL_09X_TABLES: tuple[str, ...] = (
     "workflow_trigger",
     "import",
     "task",
+    "resource",
 )
 
 

@@ -92,3 +92,22 @@ CREATE TABLE task (
   production BOOL NOT NULL,
   PRIMARY KEY (id, tenant, production)
 );
+
+CREATE TABLE resource (
+  id VARCHAR(40) NOT NULL,
+  tenant VARCHAR(40) NOT NULL,
+  production BOOL NOT NULL,
+  type VARCHAR(48),
+  timestamp DATETIME,
+  name VARCHAR(64),
+  description VARCHAR(255),
+  credentials TEXT,
+  enabled BOOL,
+  tags VARCHAR(255),
+  `groups` VARCHAR(255),
+  icon VARCHAR(255),
+  destination VARCHAR(255),
+  PRIMARY KEY (id, tenant, production),
+  INDEX ix_resource_name (name),
+  INDEX ix_resource_tags (tags)
+);

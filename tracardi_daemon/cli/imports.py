@@ -35,6 +35,10 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     run.add_argument("--max-failed-rows", type=int, metavar="N",
                      help="fail when more rows than this fail (default: the "
                           "definition's max_failed_rows, else no limit)")
+    run.add_argument("--debug", action=argparse.BooleanOptionalAction, default=None,
+                     help="a Tracardi resource's test credentials (--debug) or production "
+                          "ones (--no-debug); default: production ones in production mode "
+                          "(tracardi.production), test ones otherwise, as Tracardi does")
     add_config_option(run)
     run.set_defaults(handler=_run)
     status = actions.add_parser("status", help="one import's progress, or all")
@@ -59,7 +63,7 @@ def _run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     def action(redis: RedisClient, elastic: Elasticsearch, settings: Settings) -> int:
         try:
             params = import_params(args.definition, dry_run=args.dry_run,
-                                   max_failed_rows=args.max_failed_rows)
+                                   max_failed_rows=args.max_failed_rows, debug=args.debug)
             spec = load_spec(DefinitionStore(elastic, settings), args.definition)
         except InvalidInput as exc:
             print(f"error: {exc}", file=sys.stderr)

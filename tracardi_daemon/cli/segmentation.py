@@ -24,7 +24,13 @@ from tracardi_daemon.model.naming import alias_name
 from tracardi_daemon.model.profiles import ProfileStore
 from tracardi_daemon.model.tasks.store import TaskRecord, TaskStore
 from tracardi_daemon.roles.segmentation.client import profile_changed
-from tracardi_daemon.roles.segmentation.passes import TASK_TYPE, PassSpec, pass_spec, submit_pass
+from tracardi_daemon.roles.segmentation.passes import (
+    TASK_TYPE,
+    PassSpec,
+    fitted_spec,
+    pass_spec,
+    submit_pass,
+)
 from tracardi_daemon.roles.segmentation.rules import SegmentRules
 
 
@@ -92,7 +98,8 @@ def _status(args: argparse.Namespace, env: Mapping[str, str]) -> int:
                              "-", _last(last.get(key))))
                 continue
             members = count(elastic, alias, {"term": {"segments": spec.segment}})
-            rows.append((spec.segment, key, _yes(definition.enabled), spec.path()[0],
+            path = fitted_spec(spec, elastic, alias).path()[0]
+            rows.append((spec.segment, key, _yes(definition.enabled), path,
                          f"{members:,}", _last(last.get(key))))
         widths = [max(len(row[i]) for row in rows) for i in range(5)]
         for row in rows:
@@ -122,7 +129,8 @@ def _run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         queue = work_queue(redis, settings.tracardi.tenant, SEGMENTATION_QUEUE, settings)
         record = submit_pass(tasks, queue, spec, f"Segmentation pass {spec.definition}"
                              + (" (dry run)" if args.dry_run else ""))
-        print(f"queued pass {record.id} of {spec.definition} ({spec.path()[0]} path)")
+        path = fitted_spec(spec, elastic, alias_name(settings.tracardi, "profile")).path()[0]
+        print(f"queued pass {record.id} of {spec.definition} ({path} path)")
         if not args.follow:
             return int(ExitCode.OK)
         final = follow(tasks, record.id, sys.stdout)
@@ -164,6 +172,8 @@ def _plan(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         except InvalidInput as exc:
             print(f"error: {exc}", file=sys.stderr)
             return int(ExitCode.USAGE)
+        # the path the pass takes over the profile index as it is mapped now
+        spec = fitted_spec(spec, elastic, alias_name(settings.tracardi, "profile"))
         path, why = spec.path()
         print(f"{spec.definition}: segment {spec.segment!r}, operation {spec.operation}")
         print(f"path: {path}: {why}")

@@ -195,6 +195,14 @@ class SegmentationSettings:
     # a segment-change intent this old belongs to a writer that died: the leader's
     # sweep announces its transitions if the write happened
     intent_stale_s: float = 60.0
+    # in a Tracardi layout, re-evaluate the profiles Tracardi itself changed, followed
+    # by their metadata.time.update from a checkpoint; False = only profile-changed
+    follow_tracardi: bool = True
+    # a profile change visible this long after its metadata.time.update (refresh, clock
+    # skew between writers) is still seen once
+    follow_late_arrival_s: float = 60.0
+    # how often the follower looks back over that window for changes seen late
+    follow_recheck_every_s: float = 5.0
 
 
 @dataclass(frozen=True)

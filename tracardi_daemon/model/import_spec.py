@@ -3,7 +3,8 @@ and where the rows go — ``events``, ``profiles`` or Tracardi's collector (``tr
 
 The definition's ``config`` table holds both; source options (path, delimiter, hosts,
 credentials, ...) are read by the source adapters, the keys below by the targets.
-Credentials stay in the definition: a job names the definition, never copies it.
+Credentials stay in the definition, or in the Tracardi resource it names (``resource``,
+Tracardi's ``source``): a job names the definition, never copies them.
 """
 
 from __future__ import annotations
@@ -49,6 +50,14 @@ class ImportSpec:
     api_url: str = ""
     concurrency: int = 8
     timeout_s: float = 10.0
+    # the Tracardi resource whose credentials the source connects with
+    resource_id: str | None = None
+    resource_name: str = ""
+
+    @property
+    def resource_label(self) -> str:
+        """How errors name the resource: id and name, never a credential."""
+        return f"resource {self.resource_id!r} ({self.resource_name or 'no name'})"
 
 
 def read_spec(definition_id: str, name: str, source: str,
@@ -78,6 +87,8 @@ def read_spec(definition_id: str, name: str, source: str,
         api_url=(_optional_text(config, "api_url", fail) or "").rstrip("/"),
         concurrency=_integer(config, "concurrency", 8, low=1, high=256, fail=fail),
         timeout_s=float(_integer(config, "timeout_s", 10, low=1, high=600, fail=fail)),
+        resource_id=_ref_id(config, "resource", fail) or None,
+        resource_name=_ref_name(config, "resource"),
     )
     _check_target(spec, fail)
     return spec
@@ -126,6 +137,12 @@ def _ref_id(config: Mapping[str, Any], key: str, fail: _Fail) -> str:
     return value
 
 
+def _ref_name(config: Mapping[str, Any], key: str) -> str:
+    value = config.get(key)
+    name = value.get("name") if isinstance(value, Mapping) else None
+    return name if isinstance(name, str) else ""
+
+
 def _integer(config: Mapping[str, Any], key: str, default: int, *, low: int, high: int,
              fail: _Fail) -> int:
     value = config.get(key, default)
@@ -167,9 +184,10 @@ def tracardi_source(module: str) -> str | None:
 
 def from_tracardi(data: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     """(source, config) of an import stored in Tracardi's shape: ``module``, ``config``
-    with ``index``/``database_name``/``table_name``/``query``/``batch``, and
-    ``event_type``, ``event_source``, ``api_url`` beside it. Tracardi's importers post
-    every row to its collector: the target is ``tracker``."""
+    with ``source`` (the resource to connect with), ``index``/``database_name``/
+    ``table_name``/``query``/``batch``, and ``event_type``, ``event_source``, ``api_url``
+    beside it. Tracardi's importers post every row to its collector: the target is
+    ``tracker``."""
     module = str(data.get("module") or data.get("type") or "")
     source = tracardi_source(module)
     if source is None:
@@ -177,13 +195,15 @@ def from_tracardi(data: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
                            f"daemon knows ({module!r})")
     raw = data.get("config")
     config: dict[str, Any] = dict(raw) if isinstance(raw, Mapping) else {}
-    index = config.get("index")
-    if isinstance(index, Mapping):
-        config["index"] = index.get("id")
-    if "database_name" in config:
-        config.setdefault("database", config.pop("database_name"))
-    if "table_name" in config:
-        config.setdefault("table", config.pop("table_name"))
+    if "source" in config:  # a {id, name} of Tracardi's resources
+        config.setdefault("resource", config.pop("source"))
+    for key, named in (("index", "index"), ("database_name", "database"),
+                       ("table_name", "table")):
+        value = config.pop(key, None)
+        if isinstance(value, Mapping):  # Tracardi's {id, name}
+            value = value.get("id")
+        if value is not None:
+            config.setdefault(named, value)
     config.setdefault("target", "tracker")
     for key in ("event_type", "event_source", "api_url"):
         if data.get(key) is not None:

@@ -81,3 +81,14 @@ class PassMarkers:
             except redis.WatchError:
                 return False
         return True
+
+
+def follow_state_key(tenant: str) -> str:
+    """A hash: where the follower of Tracardi's profile changes is (its cursor)."""
+    return f"{check_name('tenant', tenant)}:segmentation:follow"
+
+
+def follow_seen_key(tenant: str) -> str:
+    """A sorted set: the profile versions (``<id>@<update ms>``) the follower announced,
+    scored by their update time, so that its look-back announces none twice."""
+    return f"{follow_state_key(tenant)}:seen"

@@ -200,6 +200,12 @@ def _fitted(spec: PassSpec, checkpoint: Mapping[str, Any], elastic: Any,
     a pass already under way keeps the path it started on."""
     if "python" in checkpoint:
         return replace(spec, python=bool(checkpoint["python"]))
+    return fitted_spec(spec, elastic, alias)
+
+
+def fitted_spec(spec: PassSpec, elastic: Any, alias: str) -> PassSpec:
+    """``spec`` on the path a new pass takes over the profile index ``alias`` as it is
+    mapped now: what ``segmentation plan`` and ``status`` report."""
     compiled = spec.route.query if spec.query is None else None
     if compiled is None or answers(compiled, field_types(elastic, alias)):
         return spec

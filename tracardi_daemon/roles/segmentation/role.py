@@ -8,6 +8,9 @@ holds the ``segmentation-schedule`` lease, queueing the passes the schedules say
 (every enabled condition/query live segment on its own schedule, every segment whose
 condition reads the clock every ``segmentation.time_pass_every_s``) and settling the
 segment-change intents of writers that died. Transitions go to ``segment-changes``.
+In a Tracardi layout the first thread of the daemon that holds the ``segmentation-follow``
+lease also follows the profiles Tracardi changes (``segmentation_follow``) onto
+``profile-changed``.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from tracardi_daemon.model.tasks.store import TaskStore
 from tracardi_daemon.roles.base import BaseRole, RoleContext
 from tracardi_daemon.roles.jobs import TaskJobRunner, orphan_after_s
 from tracardi_daemon.roles.segmentation.changes import ChangeOutcome, SegmentChanges
+from tracardi_daemon.roles.segmentation.follow import FollowLeaseLost, ProfileFollower
 from tracardi_daemon.roles.segmentation.keys import PassMarkers
 from tracardi_daemon.roles.segmentation.passes import (
     TASK_TYPE as PASS_TASK,
@@ -48,11 +52,16 @@ from tracardi_daemon.roles.segmentation.passes import (
 from tracardi_daemon.roles.segmentation.rules import SegmentRules
 
 SCHEDULE_LEASE = "segmentation-schedule"
+FOLLOW_LEASE = "segmentation-follow"
 SWEEP_EVERY_S = 10.0
 
 
 class SegmentationRole(BaseRole):
     """One segmentation thread."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._follower: ProfileFollower | None = None
 
     def _open(self, ctx: RoleContext) -> None:
         settings = ctx.settings
@@ -85,6 +94,10 @@ class SegmentationRole(BaseRole):
         self._scheduler: schedule.Scheduler | None = None
         self._scheduled_for: tuple[tuple[Segment, ...], tuple[LiveSegment, ...]] | None = None
         self._next_sweep = 0.0
+        if (settings.segmentation.follow_tracardi and ctx.thread_index == 0
+                and settings.tracardi.layout != "daemon"):
+            self._follower = ProfileFollower(ctx.redis, ctx.elastic, settings,
+                                             lease=self._lease(FOLLOW_LEASE), clock=ctx.clock)
 
     @property
     def idle_wait_s(self) -> float:  # type: ignore[override]
@@ -104,6 +117,7 @@ class SegmentationRole(BaseRole):
         if outcome is not None:
             self.ctx.counters.add(processed=outcome.written, failed=len(outcome.failed))
             did = True
+        did = self._follow() or did
         did = self._incremental() or did
         if self._schedule_lease is not None and self._schedule_lease.ensure():
             self._run_schedule(now)
@@ -118,10 +132,22 @@ class SegmentationRole(BaseRole):
             self._passes.close()
             if self._schedule_lease is not None:
                 self._schedule_lease.release()
+            if self._follower is not None:
+                self._follower.close()
+                self._follower.release()
         except DaemonError as exc:
             self.ctx.logger.warning("could not hand back segmentation work: %s", exc)
 
     # ------------------------------------------------------------ incremental
+
+    def _follow(self) -> bool:
+        if self._follower is None:
+            return False
+        try:
+            return self._follower.step() is not None
+        except FollowLeaseLost as exc:
+            self.ctx.logger.warning("%s", exc)
+            return False
 
     def _incremental(self) -> bool:
         messages = self._changed.consume(self._owner,

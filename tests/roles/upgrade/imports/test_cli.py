@@ -141,3 +141,22 @@ def test_definitions_show_masks_an_imports_credentials(
     assert "pw-1f9a" not in shown
     assert json.loads(shown)["config"]["password"] == "********"
     assert json.loads(shown)["config"]["user"] == "reader"
+
+
+def test_run_records_which_credentials_of_a_tracardi_resource_to_use(
+        world: ImportWorld, env: dict[str, str], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    definitions = tmp_path / "imports.toml"
+    definitions.write_text(DEFINITIONS.format(path=tmp_path / "c.csv"), encoding="utf-8")
+    assert main(["definitions", "apply", str(definitions)], environ=env) == 0
+    debug = {}
+    for option in ("--debug", "--no-debug", None):
+        capsys.readouterr()
+        assert main(["import", "run", "contacts", *([option] if option else [])],
+                    environ=env) == 0
+        found = re.search(r"queued import (\w+)", capsys.readouterr().out)
+        assert found
+        record = world.tasks.get(found.group(1))
+        assert record is not None
+        debug[option] = record.params.get("debug", "context")
+    assert debug == {"--debug": True, "--no-debug": False, None: "context"}

@@ -5,8 +5,9 @@ one atomic write. A runner that takes the job over after ``kill -9`` opens the s
 at the saved position; the batch in flight when the first runner died is written
 again under the same deterministic ids, so nothing is imported twice.
 
-The job carries only the definition's id: credentials are read from the definition at
-run time and never enter the queue, the task record or a log line.
+The job carries only the definition's id: credentials are read from the definition, or
+the Tracardi resource it names, at run time and never enter the queue, the task record
+or a log line.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from tracardi_daemon.roles.jobs import end_job
 from tracardi_daemon.roles.upgrade.imports.elastic_source import open_elastic_source
 from tracardi_daemon.roles.upgrade.imports.failures import FailureLog
 from tracardi_daemon.roles.upgrade.imports.remote_access import RemoteAccess
+from tracardi_daemon.roles.upgrade.imports.resources import with_resource
 from tracardi_daemon.roles.upgrade.imports.rows import Source
 from tracardi_daemon.roles.upgrade.imports.targets import EventsTarget, ProfilesTarget, Target
 from tracardi_daemon.roles.upgrade.imports.tracker import TrackerTarget
@@ -47,12 +49,19 @@ IMPORT_TASK = "import"  # Tracardi's task type for imports
 
 
 def import_params(definition_id: str, *, dry_run: bool = False,
-                  max_failed_rows: int | None = None) -> dict[str, Any]:
-    """What an import task records: the definition's id and the run's options only."""
+                  max_failed_rows: int | None = None,
+                  debug: bool | None = None) -> dict[str, Any]:
+    """What an import task records: the definition's id and the run's options only.
+    ``debug`` picks a Tracardi resource's test credentials (True) or production ones
+    (False); None follows the context, as Tracardi does: production credentials in
+    production mode (``tracardi.production``), test ones otherwise."""
     if max_failed_rows is not None and max_failed_rows < 0:
         raise InvalidInput("--max-failed-rows must be 0 or more")
-    return {"definition": definition_id, "dry_run": dry_run,
-            "max_failed_rows": max_failed_rows}
+    params: dict[str, Any] = {"definition": definition_id, "dry_run": dry_run,
+                              "max_failed_rows": max_failed_rows}
+    if debug is not None:
+        params["debug"] = debug
+    return params
 
 
 def load_spec(definitions: DefinitionStore, definition_id: str) -> ImportSpec:
@@ -92,7 +101,7 @@ def open_source(spec: ImportSpec, position: Mapping[str, Any] | None, *,
 
 def _remote(spec: ImportSpec) -> bool:
     """Whether the source is a service of its own, not the daemon's Elasticsearch."""
-    return spec.source.startswith("mysql") or (
+    return spec.source.startswith("mysql") or spec.resource_id is not None or (
         spec.source == "elasticsearch" and spec.config.get("hosts") is not None)
 
 
@@ -113,6 +122,8 @@ class ImportJob:
         self._writer = writer
         self._definition_id = str(record.params.get("definition", ""))
         self._dry_run = bool(record.params.get("dry_run"))
+        debug = record.params.get("debug")
+        self._debug = not settings.tracardi.production if debug is None else bool(debug)
         limit = record.params.get("max_failed_rows")
         self._max_failed: int | None = None if limit is None else int(limit)
         checkpoint = record.checkpoint or {}
@@ -149,6 +160,7 @@ class ImportJob:
             if self._max_failed is None:
                 self._max_failed = spec.max_failed_rows
             with self._source_errors(spec):
+                spec = with_resource(spec, self._settings, self._elastic, debug=self._debug)
                 self._source = open_source(spec, self._position, elastic=self._elastic,
                                            settings=self._settings)
             self._target = self._open_target(spec)
@@ -201,12 +213,23 @@ class ImportJob:
     def _source_errors(self, spec: ImportSpec) -> Iterator[None]:
         """A source of its own that cannot be reached fails the batch (retried, then the
         task fails), instead of making the daemon wait as for its own backends."""
+        named = f"{spec.resource_label}: " if spec.resource_id is not None else ""
+        already = f"resource {spec.resource_id!r}"  # a message that names it already
         try:
             yield
         except BackendUnavailable as exc:
             if not _remote(spec):
                 raise
-            raise BackendError(exc.backend, f"the import's source: {exc.detail}") from exc
+            raise BackendError(exc.backend, f"the import's source: {named}{exc.detail}"
+                               ) from exc
+        except BackendError as exc:
+            if not named or already in exc.detail:
+                raise
+            raise BackendError(exc.backend, f"{named}{exc.detail}") from exc
+        except InvalidInput as exc:
+            if not named or already in str(exc):
+                raise
+            raise InvalidInput(f"{named}{exc}") from exc
 
     # ------------------------------------------------------------ batches
 
