@@ -21,6 +21,7 @@ from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.infra.cpu_pool import CpuPool
 from tracardi_daemon.infra.host_limits import HostLimits
 from tracardi_daemon.infra.redis import RedisClient
+from tracardi_daemon.model.tasks.store import TaskRecord, TaskStore
 from tracardi_daemon.roles.base import RoleContext, RoleCounters
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -143,3 +144,18 @@ def start_role(redis_client: RedisClient, elastic_url: str) -> Iterator[RoleStar
         role.stop()
     pool.shutdown()
     elastic.close()
+
+
+def step_until_ended(role: Any, ctx: RoleContext, tasks: TaskStore, task_id: str,
+                     steps: int = 500, seen: list[int] | None = None) -> TaskRecord:
+    """Step a started role until task ``task_id`` ends (at most ``steps`` steps); its
+    ``done`` count after each step goes into ``seen`` when given."""
+    for _ in range(steps):
+        role.step(ctx.clock())
+        record = tasks.get(task_id)
+        assert record is not None
+        if seen is not None:
+            seen.append(record.done)
+        if record.terminal:
+            return record
+    raise AssertionError(f"task {task_id} did not end within {steps} steps")

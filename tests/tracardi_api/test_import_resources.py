@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from elasticsearch import Elasticsearch, helpers
 
-from tests.conftest import RoleStarter, start_role
+from tests.conftest import RoleStarter, start_role, step_until_ended
 from tests.receivers import LOOPBACK_ALLOWED, ScriptedServer, free_port, http_server
 from tests.tracardi_api.api import ApiClient, ApiService
 from tracardi_daemon.config.settings import (
@@ -94,13 +94,7 @@ def run_import(start_role: RoleStarter, settings: Settings, redis: RedisClient,
                         import_params(import_id, **options))
     made.tasks.append(record.id)
     role, ctx = start_role(UpgradeRole, settings)
-    for _ in range(500):
-        role.step(ctx.clock())
-        current = tasks.get(record.id)
-        assert current is not None
-        if current.terminal:
-            return current
-    raise AssertionError("the import did not end")
+    return step_until_ended(role, ctx, tasks, record.id)
 
 
 def test_an_elastic_index_importer_made_through_tracardis_api_uses_its_resource(

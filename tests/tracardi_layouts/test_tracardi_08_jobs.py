@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from elasticsearch import Elasticsearch, helpers
 
-from tests.conftest import RoleStarter, start_role
+from tests.conftest import RoleStarter, start_role, step_until_ended
 from tests.receivers import LOOPBACK_ALLOWED, ScriptedServer, http_server
 from tests.tracardi_layouts import documents as docs
 from tests.tracardi_layouts.install import TracardiInstall, install_tracardi_elastic
@@ -53,13 +53,7 @@ def _run(start_role: RoleStarter, settings: Settings, redis: RedisClient,
          elastic: Elasticsearch, record: TaskRecord) -> TaskRecord:
     role, ctx = start_role(UpgradeRole, settings)
     tasks = TaskStore(redis, elastic, settings)
-    for _ in range(500):
-        role.step(ctx.clock())
-        current = tasks.get(record.id)
-        assert current is not None
-        if current.terminal:
-            return current
-    raise AssertionError("the job did not end")
+    return step_until_ended(role, ctx, tasks, record.id)
 
 
 def _tracardi_task(tracardi: TracardiInstall, task_id: str) -> dict[str, object]:

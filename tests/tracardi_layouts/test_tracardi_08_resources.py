@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from elasticsearch import Elasticsearch, helpers
 
-from tests.conftest import RoleStarter, start_role
+from tests.conftest import RoleStarter, start_role, step_until_ended
 from tests.receivers import LOOPBACK_ALLOWED, ScriptedServer, free_port, http_server
 from tests.tracardi_layouts import documents as docs
 from tests.tracardi_layouts.install import TracardiInstall, install_tracardi_elastic
@@ -103,13 +103,7 @@ def run_import(start_role: RoleStarter, settings: Settings, redis: RedisClient,
     record = queue_task(tasks, WorkQueue(redis, settings.tracardi.tenant, UPGRADE_QUEUE),
                         IMPORT_TASK, "import crm", import_params("crm", **options))
     role, ctx = start_role(UpgradeRole, settings)
-    for _ in range(500):
-        role.step(ctx.clock())
-        current = tasks.get(record.id)
-        assert current is not None
-        if current.terminal:
-            return current
-    raise AssertionError("the import did not end")
+    return step_until_ended(role, ctx, tasks, record.id)
 
 
 def test_the_resources_test_credentials_are_read_in_a_debug_run_and_production_otherwise(

@@ -10,7 +10,7 @@ from typing import Any
 
 from elasticsearch import Elasticsearch, helpers
 
-from tests.conftest import RoleStarter, start_role
+from tests.conftest import RoleStarter, start_role, step_until_ended
 from tests.receivers import LOOPBACK_ALLOWED, ScriptedServer, http_server
 from tests.roles.upgrade.imports.mysql_fixtures import mysql_database
 from tests.tracardi_layouts.install import TracardiTables
@@ -57,12 +57,7 @@ def test_an_import_stored_in_tracardis_table_runs_and_reports_in_its_task_table(
     record = queue_task(tasks, WorkQueue(redis_client, settings.tracardi.tenant, UPGRADE_QUEUE),
                         IMPORT_TASK, "import crm", import_params("crm"))
     role, ctx = start_role(UpgradeRole, settings)
-    for _ in range(500):
-        role.step(ctx.clock())
-        ended = tasks.get(record.id)
-        assert ended is not None
-        if ended.terminal:
-            break
+    ended = step_until_ended(role, ctx, tasks, record.id)
     assert (ended.status, ended.done, ended.failed) == ("finished", ROWS, 0)
     assert len(http_server.received) == ROWS
     assert {request.path for request in http_server.received} == \

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from elasticsearch import Elasticsearch
 
-from tests.conftest import RoleStarter, start_role
+from tests.conftest import RoleStarter, start_role, step_until_ended
 from tests.receivers import LOOPBACK_ALLOWED, ScriptedServer, free_port, http_server
 from tests.roles.upgrade.imports.mysql_fixtures import (
     mysql_address,
@@ -89,13 +89,7 @@ def run_import(start_role: RoleStarter, settings: Settings, redis: RedisClient,
     record = queue_task(tasks, WorkQueue(redis, settings.tracardi.tenant, UPGRADE_QUEUE),
                         IMPORT_TASK, "import shop", import_params("shop"))
     role, ctx = start_role(UpgradeRole, settings)
-    for _ in range(500):
-        role.step(ctx.clock())
-        current = tasks.get(record.id)
-        assert current is not None
-        if current.terminal:
-            return current
-    raise AssertionError("the import did not end")
+    return step_until_ended(role, ctx, tasks, record.id)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from elasticsearch import Elasticsearch
 
+from tests.conftest import step_until_ended
 from tracardi_daemon.config.settings import Settings, TracardiSettings, UpgradeSettings
 from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.queues import UPGRADE_QUEUE
@@ -41,12 +42,4 @@ def submit(redis: RedisClient, es: Elasticsearch, settings: Settings, plan: Plan
 
 def run_to_end(role: Any, ctx: Any, tasks: TaskStore, task_id: str,
                seen: list[int] | None = None) -> TaskRecord:
-    for _ in range(2000):
-        role.step(ctx.clock())
-        record = tasks.get(task_id)
-        assert record is not None
-        if seen is not None:
-            seen.append(record.done)
-        if record.terminal:
-            return record
-    raise AssertionError("the migration did not end")
+    return step_until_ended(role, ctx, tasks, task_id, steps=2000, seen=seen)
