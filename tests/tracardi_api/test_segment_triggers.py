@@ -99,20 +99,28 @@ def run_until_settled(roles: list[Any], settings: Settings, redis: RedisClient,
     wait_for(settled, what, timeout_s=120)
 
 
-def test_a_gui_made_segment_add_rule_runs_its_flow_once_per_entry(
-        tracardi: ApiClient, settings: Settings, made: dict[str, list[str]],
-        start_role: RoleStarter, redis_client: RedisClient,
-        elastic_client: Elasticsearch) -> None:
-    source_id, flow_id, rule_id = unique("src"), unique("flow"), unique("rule")
-    segment = unique("segment").replace("-", "_")  # a machine name, as profile.segments has
+def tracked_profile_and_flow(tracardi: ApiClient, made: dict[str, list[str]],
+                             source_id: str, flow_id: str, flow_name: str) -> str:
+    """A profile tracked through a new source, seen with no views yet, and a production
+    flow that adds one; returns the profile's id (all recorded in ``made``)."""
     tracardi.add_rest_source(source_id)
     made["event-source"].append(source_id)
     profile_id = tracardi.track(source_id, unique("session"), [{"type": "page-view",
                                                                   "properties": {}}])
     made["profile"].append(profile_id)
     assert wait_for(lambda: views(tracardi, profile_id), "the tracked profile") == 0
-    make_flow(tracardi, flow_id, f"Welcome {flow_id}")
+    make_flow(tracardi, flow_id, flow_name)
     made["flow"].append(flow_id)
+    return profile_id
+
+
+def test_a_gui_made_segment_add_rule_runs_its_flow_once_per_entry(
+        tracardi: ApiClient, settings: Settings, made: dict[str, list[str]],
+        start_role: RoleStarter, redis_client: RedisClient,
+        elastic_client: Elasticsearch) -> None:
+    source_id, flow_id, rule_id = unique("src"), unique("flow"), unique("rule")
+    segment = unique("segment").replace("-", "_")  # a machine name, as profile.segments has
+    profile_id = tracked_profile_and_flow(tracardi, made, source_id, flow_id, f"Welcome {flow_id}")
     make_segment_rule(tracardi, rule_id, segment, flow_id, f"Welcome {flow_id}")
     made["rule"].append(rule_id)
 
@@ -157,14 +165,7 @@ def test_a_delivery_sent_again_runs_the_flow_once(
     """A sender taken over after its run finished sends the delivery again with the same
     key: the flow does not run a second time; another key runs it again."""
     source_id, flow_id = unique("src"), unique("flow")
-    tracardi.add_rest_source(source_id)
-    made["event-source"].append(source_id)
-    profile_id = tracardi.track(source_id, unique("session"), [{"type": "page-view",
-                                                                  "properties": {}}])
-    made["profile"].append(profile_id)
-    assert wait_for(lambda: views(tracardi, profile_id), "the tracked profile") == 0
-    make_flow(tracardi, flow_id, flow_id)
-    made["flow"].append(flow_id)
+    profile_id = tracked_profile_and_flow(tracardi, made, source_id, flow_id, flow_id)
     dispatcher = Dispatcher(redis_client, settings.tracardi.tenant, flow_runner=runner.run)
     payload = {"flow_id": flow_id, "profile_id": profile_id, "event_type": "segment-added",
                "properties": {}}
@@ -227,14 +228,7 @@ def test_triggers_test_runs_a_gui_made_rules_flow(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """``tracardi-daemon triggers test RULE --profile ID`` runs the flow once, now."""
     source_id, flow_id, rule_id = unique("src"), unique("flow"), unique("rule")
-    tracardi.add_rest_source(source_id)
-    made["event-source"].append(source_id)
-    profile_id = tracardi.track(source_id, unique("session"), [{"type": "page-view",
-                                                                  "properties": {}}])
-    made["profile"].append(profile_id)
-    assert wait_for(lambda: views(tracardi, profile_id), "the tracked profile") == 0
-    make_flow(tracardi, flow_id, flow_id)
-    made["flow"].append(flow_id)
+    profile_id = tracked_profile_and_flow(tracardi, made, source_id, flow_id, flow_id)
     make_segment_rule(tracardi, rule_id, unique("segment"), flow_id, flow_id)
     made["rule"].append(rule_id)
     config = tmp_path / "daemon.toml"
