@@ -43,6 +43,10 @@ class TracardiSettings:
     profile_partitioning: str | None = None
     event_partitioning: str | None = None
     session_partitioning: str | None = None
+    # refresh the profile indices after each batch of profile writes, before the
+    # workflows it triggers start: Tracardi loads profiles by search, which sees a write
+    # only after a refresh (None: on in a Tracardi layout, off in the daemon's own)
+    refresh_profile_writes: bool | None = None
 
 
 @dataclass(frozen=True)

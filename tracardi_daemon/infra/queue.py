@@ -111,6 +111,11 @@ class WorkQueue:
         for fields in entries:
             pipe.xadd(self._stream, fields, maxlen=self._max_length, approximate=True)
 
+    def entry_fields(self, payload: dict[str, Any]) -> StreamFields:
+        """The stream entry of one message, for a script that adds it itself (so the
+        entry's format stays the queue's)."""
+        return _new_entry(payload)
+
     def enqueue_once(self, payload: dict[str, Any], key: str, ttl_s: float) -> bool:
         """Add a message unless one with ``key`` was added within the last ``ttl_s``;
         True if added. A producer that may repeat itself (a redelivered input, a

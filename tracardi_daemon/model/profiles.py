@@ -108,6 +108,8 @@ class ProfileStore:
         self._alias = alias_name(settings.tracardi, "profile")
         self._fit = MappingFit(elastic)  # no field a Tracardi 0.8.1 profile refuses
         self._changed = work_queue(redis, settings.tracardi.tenant, PROFILE_CHANGED_QUEUE)
+        refresh = settings.tracardi.refresh_profile_writes
+        self._refresh = settings.tracardi.layout != "daemon" if refresh is None else refresh
 
     def fit(self, index: str, document: Mapping[str, Any]) -> Mapping[str, Any]:
         """``document`` without the daemon's own extras that ``index`` refuses."""
@@ -178,6 +180,24 @@ class ProfileStore:
                                              results[profile_id], item.error,
                                              item.refused_field)
         return conflicting
+
+    def settle(self, written: Iterable[tuple[str, str | None]]) -> None:
+        """After a write of (profile id, index) pairs, before anyone is told of it: the
+        profiles visible to searches (Tracardi loads profiles by ``_search``, which sees
+        a write only after a refresh) and out of Tracardi's cache. An index of None
+        (written by a daemon that stopped) refreshes the whole profile alias."""
+        pairs = list(written)
+        self.make_visible({index or self._alias for _, index in pairs})
+        self.forget_cached(profile_id for profile_id, _ in pairs)
+
+    def make_visible(self, indices: Iterable[str]) -> None:
+        """Refresh ``indices`` when ``tracardi.refresh_profile_writes`` says so (by
+        default beside Tracardi): one refresh per written batch, not per profile."""
+        names = sorted(indices)
+        if not names or not self._refresh:
+            return
+        with elastic_errors(f"refresh {', '.join(names)}"):
+            self._elastic.indices.refresh(index=",".join(names))
 
     def forget_cached(self, ids: Iterable[str]) -> None:
         """Delete Tracardi's cache entries of these profiles, so that the collector loads

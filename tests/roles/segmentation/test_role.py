@@ -271,7 +271,7 @@ def test_transitions_of_a_writer_that_died_after_writing_are_announced_by_the_sw
     def die(*_args: Any) -> None:
         raise RuntimeError("killed after the write")
 
-    monkeypatch.setattr(writer, "_announce", die)
+    monkeypatch.setattr(writer.members, "announce", die)
     with pytest.raises(RuntimeError):
         writer.apply(["p1"], lambda _p: Decision(add=(SegmentRef("vip", "vip"),)), "test")
     monkeypatch.undo()

@@ -239,7 +239,7 @@ class BatchApplier:
 
         saved = self._save_profiles(list(by_profile), change, before_write, refused)
         changed = self._settle(saved, run, recorded, refused)
-        self._profiles.forget_cached(c["profile_id"] for c in changed)
+        self._profiles.settle((c["profile_id"], c["index"]) for c in changed)
         self._profiles.announce_changed(changed, source="mapping")
 
     def _settle(self, saved: list[Saved[_ProfileResult]], run: _Run, recorded: set[str],

@@ -28,6 +28,18 @@ def intent_key(tenant: str) -> str:
     return f"{queue_key(tenant, SEGMENT_CHANGES_QUEUE)}:intent"
 
 
+def members_key(tenant: str) -> str:
+    """The hash of each profile's segments as last announced (a JSON array a profile);
+    in the queue's hash tag, so that one script announces and records."""
+    return f"{queue_key(tenant, SEGMENT_CHANGES_QUEUE)}:members"
+
+
+def members_state_key(tenant: str) -> str:
+    """A hash: when the record was started (``since``), the seed scan's ``cursor`` and
+    when it ended (``seeded``)."""
+    return f"{members_key(tenant)}:state"
+
+
 def intent_field(profile_id: str, token: str) -> str:
     """A profile's intent within the hash, one per writing batch (its token)."""
     return f"{profile_id}:{token}"

@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 
 TASK_TYPE = "segmentation-pass"
 PASS_SORT = ({"id": "asc"},)
+# what the query path reads of a profile: its segments, and its age for the record
+PASS_SOURCE = ("segments", "metadata.time.insert")
 # a workflow start is not repeated for a week: far longer than any pass takes
 ONCE_TTL_S = 7 * 86400.0
 
@@ -283,7 +285,7 @@ class PassJob:
     def _open_scan(self, phase: str, query: dict[str, Any], batch_size: int) -> Scan:
         return Scan(self._elastic, self._alias, query=query, sort=PASS_SORT,
                     batch_size=batch_size, after=self._position, seq_no_primary_term=True,
-                    source=True if self._python else ["segments"])
+                    source=True if self._python else list(PASS_SOURCE))
 
     def _redo(self, phase: str, intent: Mapping[str, Any]) -> ChangeOutcome:
         """The batch a runner recorded and may have written, but did not checkpoint: the
@@ -346,10 +348,10 @@ class PassJob:
                 holds = self._predicate({"profile": loaded.source})
             else:
                 holds = phase == "add"  # a Lucene query: its verdict stands
-            if holds and not has and spec.operation in ("add", "sync"):
-                return Decision(add=(ref,))
-            if not holds and has and spec.operation in ("remove", "sync"):
-                return Decision(remove=(ref,))
+            if holds and spec.operation in ("add", "sync"):
+                return Decision(keep=(ref,)) if has else Decision(add=(ref,))
+            if not holds and spec.operation in ("remove", "sync"):
+                return Decision(remove=(ref,)) if has else Decision(absent=(ref,))
             return Decision()
 
         return self._changes.apply(list(scanned), decide, f"pass {spec.definition}",

@@ -6,8 +6,9 @@ queue, run by the shared task runner), one batch of ``profile-changed`` messages
 (re-evaluating the changed profiles' segments in Python), and, on the one daemon that
 holds the ``segmentation-schedule`` lease, queueing the passes the schedules say are due
 (every enabled condition/query live segment on its own schedule, every segment whose
-condition reads the clock every ``segmentation.time_pass_every_s``) and settling the
-segment-change intents of writers that died. Transitions go to ``segment-changes``.
+condition reads the clock every ``segmentation.time_pass_every_s``), settling the
+segment-change intents of writers that died and, once, seeding the membership record
+from the profiles' segments (``members``). Transitions go to ``segment-changes``.
 In a Tracardi layout the first thread of the daemon that holds the ``segmentation-follow``
 lease also follows the profiles Tracardi changes (``segmentation_follow``) onto
 ``profile-changed``.
@@ -79,7 +80,8 @@ class SegmentationRole(BaseRole):
                                       ctx.settings)
         self._tasks = TaskStore(ctx.redis, ctx.elastic, settings)
         self._markers = PassMarkers(ctx.redis, settings.tracardi.tenant)
-        profile_alias = alias_name(settings.tracardi, "profile")
+        profile_alias = self._profile_alias = alias_name(settings.tracardi, "profile")
+        self._seeded = False
         deliveries = work_queue(ctx.redis, ctx.settings.tracardi.tenant, DISPATCH_QUEUE,
                                 ctx.settings)
         self._passes: TaskJobRunner[ChangeOutcome] = TaskJobRunner(
@@ -200,6 +202,9 @@ class SegmentationRole(BaseRole):
                     self._scheduler.every(max(1, round(every))).seconds.do(run)
             self._scheduled_for = signature
         self._scheduler.run_pending()
+        if not self._seeded:  # one batch a step, until every profile was read once
+            self._seeded = not self._changes.members.seed_step(self.ctx.elastic,
+                                                               self._profile_alias)
         if now >= self._next_sweep:
             self._changes.sweep()
             self._next_sweep = now + SWEEP_EVERY_S

@@ -56,6 +56,8 @@ class SegmentRules:
         documents = {"profile": profile}
         add: list[SegmentRef] = []
         remove: list[SegmentRef] = []
+        keep: list[SegmentRef] = []
+        absent: list[SegmentRef] = []
         for rule in self.rules:
             wanted = rule.segment.event_type
             if event_types is not None and wanted and not set(wanted) & set(event_types):
@@ -66,9 +68,7 @@ class SegmentRules:
                 log.warning("segment %r not evaluated for profile %r: %s", rule.segment.id,
                             profile.get("id"), exc)
                 continue
-            name = rule.segment.machine_name
-            if holds and name not in current:
-                add.append(rule.ref)
-            elif not holds and name in current:
-                remove.append(rule.ref)
-        return Decision(tuple(add), tuple(remove))
+            present = rule.segment.machine_name in current
+            {(True, False): add, (False, True): remove, (True, True): keep,
+             (False, False): absent}[(bool(holds), present)].append(rule.ref)
+        return Decision(tuple(add), tuple(remove), tuple(keep), tuple(absent))

@@ -237,7 +237,7 @@ class ProfilesTarget:
         for profile_id in pending:
             failed += [(row, RowFailure("profile changed concurrently too often"))
                        for row in by_profile[profile_id]]
-        self._profiles.forget_cached(c["profile_id"] for c in changed)
+        self._profiles.settle((c["profile_id"], c["index"]) for c in changed)
         self._profiles.announce_changed(changed, source="import")
         return failed
 
