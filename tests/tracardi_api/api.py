@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -32,15 +32,21 @@ class ApiService:
     admin_file: Path
     home: Path
     python: Path
+    version: str = "0.8.2"
+    # 0.9 keeps its definitions in MySQL: host, port, database, user, password
+    mysql: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def describe(cls) -> ApiService:
-        out = services("tracardi-info", timeout_s=30).stdout
+    def describe(cls, version: str = "0.8.2") -> ApiService:
+        out = services("tracardi-info", "--version", version, timeout_s=30).stdout
         info = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+        mysql = {key.removeprefix("TRACARDI_API_MYSQL_").lower(): value
+                 for key, value in info.items() if key.startswith("TRACARDI_API_MYSQL_")}
         return cls(url=info["TRACARDI_API_URL"], tenant=info["TRACARDI_API_TENANT"],
                    env_file=Path(info["TRACARDI_API_ENV_FILE"]),
                    admin_file=Path(info["TRACARDI_API_ADMIN_FILE"]),
-                   home=Path(info["TRACARDI_API_HOME"]), python=Path(info["TRACARDI_API_PYTHON"]))
+                   home=Path(info["TRACARDI_API_HOME"]), python=Path(info["TRACARDI_API_PYTHON"]),
+                   version=info["TRACARDI_API_VERSION"], mysql=mysql)
 
     def answers(self) -> bool:
         try:
@@ -55,7 +61,7 @@ class ApiService:
     def login(self) -> ApiClient:
         admin = read_env_file(self.admin_file)
         return ApiClient.login(self.url, admin["TRACARDI_API_ADMIN"],
-                               admin["TRACARDI_API_PASSWORD"])
+                               admin["TRACARDI_API_PASSWORD"], version=self.version)
 
 
 def services(*argv: str, timeout_s: float) -> subprocess.CompletedProcess[str]:
@@ -72,16 +78,18 @@ class ApiClient:
     """Tracardi's API as its GUI uses it: a bearer token for the admin endpoints, and the
     public /track with a browser's User-Agent."""
 
-    def __init__(self, url: str, token: str) -> None:
+    def __init__(self, url: str, token: str, version: str = "0.8.2") -> None:
+        self.version = version
         self.http = httpx.Client(base_url=url, timeout=30, headers={
             "Authorization": f"Bearer {token}", "User-Agent": BROWSER})
 
     @classmethod
-    def login(cls, url: str, username: str, password: str) -> ApiClient:
+    def login(cls, url: str, username: str, password: str,
+              version: str = "0.8.2") -> ApiClient:
         answer = httpx.post(f"{url}/user/token", data={"username": username,
                                                        "password": password}, timeout=30)
         assert answer.status_code == 200, f"login: {answer.status_code} {answer.text[:200]}"
-        return cls(url, str(answer.json()["access_token"]))
+        return cls(url, str(answer.json()["access_token"]), version)
 
     def close(self) -> None:
         self.http.close()
@@ -91,6 +99,13 @@ class ApiClient:
         assert answer.status_code == 200, f"POST {path}: {answer.status_code} {answer.text[:300]}"
         return answer.json()
 
+    def save(self, path: str, body: dict[str, Any]) -> None:
+        """POST a definition and check it was saved: 0.8.2 answers ``{"saved": 1, ...}``
+        (Elasticsearch's count), 0.9 the id of the row it wrote to MySQL."""
+        answer = self.post(path, body)
+        saved = answer == body["id"] if self.version == "0.9" else answer.get("saved") == 1
+        assert saved, f"POST {path} of {body['id']!r}: {str(answer)[:200]}"
+
     def delete(self, path: str) -> int:
         return self.http.delete(path).status_code
 
@@ -98,9 +113,8 @@ class ApiClient:
         return self.http.get(f"/profile/{profile_id}")
 
     def add_rest_source(self, source_id: str) -> None:
-        saved = self.post("/event-source", {"id": source_id, "name": source_id,
-                                            "type": ["rest"], "bridge": REST_BRIDGE})
-        assert saved["saved"] == 1, saved
+        self.save("/event-source", {"id": source_id, "name": source_id, "type": ["rest"],
+                                    "bridge": REST_BRIDGE})
 
     def track(self, source_id: str, session_id: str, events: list[dict[str, Any]],
               profile_id: str | None = None) -> str:

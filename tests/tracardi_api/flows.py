@@ -56,7 +56,7 @@ def plugin_nodes(tracardi: ApiClient, steps: tuple[tuple[str, dict[str, Any] | N
 
 def make_flow(tracardi: ApiClient, flow_id: str, name: str,
               steps: tuple[tuple[str, dict[str, Any] | None], ...] = VIEWS_FLOW) -> None:
-    """A collection workflow of ``steps`` chained payload to payload, deployed."""
+    """A collection workflow of ``steps`` chained payload to payload, deployed (0.8.2)."""
     tracardi.post("/flow/metadata", {"id": flow_id, "name": name, "description": "",
                                      "type": "collection", "projects": ["General"]})
     nodes = plugin_nodes(tracardi, steps)
@@ -68,7 +68,8 @@ def make_flow(tracardi: ApiClient, flow_id: str, name: str,
             "projects": ["General"], "flowGraph": {"nodes": nodes, "edges": edges},
             "response": {}}
     tracardi.post("/flow/draft", flow)
-    tracardi.post("/flow/production", flow)
+    if tracardi.version != "0.9":  # 0.9 runs the context's one version (no /flow/production)
+        tracardi.post("/flow/production", flow)
 
 
 def make_segment_rule(tracardi: ApiClient, rule_id: str, segment: str, flow_id: str,

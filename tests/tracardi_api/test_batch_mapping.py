@@ -47,6 +47,11 @@ def created(tracardi: ApiClient, settings: Settings,
             elastic_client: Elasticsearch) -> Iterator[Created]:
     made = Created()
     yield made
+    remove_created(tracardi, settings, elastic_client, made)
+
+
+def remove_created(tracardi: ApiClient, settings: Settings, elastic_client: Elasticsearch,
+                   made: Created) -> None:
     for mapping_id in made.mappings:
         tracardi.delete(f"/event-to-profile/{mapping_id}")
     for source_id in made.sources:

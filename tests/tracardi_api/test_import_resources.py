@@ -61,14 +61,21 @@ def made(tracardi: ApiClient, elastic_client: Elasticsearch,
          settings: Settings) -> Iterator[Made]:
     things = Made()
     yield things
+    remove_made(tracardi, settings, elastic_client, things)
+
+
+def remove_made(tracardi: ApiClient, settings: Settings, elastic_client: Elasticsearch,
+                things: Made) -> None:
     for import_id in things.imports:
         tracardi.delete(f"/import/{import_id}")
     for resource_id in things.resources:
         tracardi.delete(f"/resource/{resource_id}")
     tasks = Layout.configured(settings.tracardi).alias("tracardi-task")
     for task_id in things.tasks:  # the daemon's progress records in Tracardi's task index
-        hits = elastic_client.search(index=tasks, query={"ids": {"values": [task_id]}},
-                                     source=False)["hits"]["hits"]
+        # 0.9 keeps tasks in MySQL (its rows may stay: their ids are unique), no index
+        found = elastic_client.options(ignore_status=404).search(
+            index=tasks, query={"ids": {"values": [task_id]}}, source=False)
+        hits = found.get("hits", {}).get("hits", [])
         for hit in hits:
             elastic_client.options(ignore_status=404).delete(index=hit["_index"],
                                                              id=hit["_id"])

@@ -63,6 +63,10 @@ def made(tracardi: ApiClient) -> Iterator[dict[str, list[str]]]:
     """What the test made through the API, deleted at its end."""
     things: dict[str, list[str]] = {"rule": [], "flow": [], "event-source": [], "profile": []}
     yield things
+    delete_made(tracardi, things)
+
+
+def delete_made(tracardi: ApiClient, things: dict[str, list[str]]) -> None:
     for kind in ("rule", "flow", "event-source", "profile"):
         for ident in things[kind]:
             tracardi.delete(f"/{kind}/{ident}")

@@ -1,5 +1,5 @@
-"""Runs inside Tracardi's own Python environment (not the daemon's): starts a given
-workflow for a given profile through Tracardi's own tracker, which loads the profile,
+"""Runs inside Tracardi's own Python environment (not the daemon's; 0.8 or 0.9): starts a
+given workflow for a given profile through Tracardi's own tracker, which loads the profile,
 runs the flow from its start node and saves what the flow changed, as its collector does.
 
 Tracardi's HTTP API has no such path: its rule engine picks rules by event type and
@@ -59,6 +59,43 @@ def _request(line: str) -> dict[str, Any]:
     return request
 
 
+def _is_09() -> bool:
+    """Tracardi 0.9 keeps its workflows in MySQL (a package 0.8 has not)."""
+    import importlib.util
+
+    return importlib.util.find_spec("tracardi.service.storage.mysql") is not None
+
+
+async def _production_flow(flow_id: str) -> Any:
+    """The flow Tracardi runs for ``flow_id`` in the current context, or None: 0.8's
+    production version from its flow index, 0.9's row in its ``workflow`` table (a
+    context has one version there; deployment copies a test row to production)."""
+    if _is_09():
+        from tracardi.domain.flow import Flow
+        from tracardi.service.storage.mysql.mapping.workflow_mapping import (
+            map_to_workflow_record,
+        )
+        from tracardi.service.storage.mysql.service.workflow_service import WorkflowService
+
+        row = (await WorkflowService().load_by_id(flow_id)).map_to_object(map_to_workflow_record)
+        return None if row is None else Flow.from_workflow_record(row)
+    from tracardi.service.storage.driver.elastic import flow as flow_db
+
+    record = await flow_db.load_record(flow_id)
+    return None if record is None else record.get_production_workflow()
+
+
+def _tracker() -> tuple[Any, Any]:
+    """Tracardi's tracker entry and its REST bridge, which moved in 0.9."""
+    if _is_09():
+        from tracardi.service.storage.mysql.bootstrap.bridge import open_rest_source_bridge
+        from tracardi.service.track_event import track_event
+    else:
+        from tracardi.service.setup.data.defaults import open_rest_source_bridge
+        from tracardi.service.tracker import track_event
+    return track_event, open_rest_source_bridge
+
+
 async def _run(request: dict[str, Any]) -> None:
     # imported here: Tracardi reads its environment at import time
     from tracardi.config import tracardi
@@ -66,25 +103,23 @@ async def _run(request: dict[str, Any]) -> None:
     from tracardi.domain.event_source import EventSource
     from tracardi.domain.named_entity import NamedEntity
     from tracardi.domain.payload.tracker_payload import TrackerPayload
-    from tracardi.service.setup.data.defaults import open_rest_source_bridge
-    from tracardi.service.storage.driver.elastic import flow as flow_db
-    from tracardi.service.tracker import track_event
     from tracardi.service.tracking.storage.profile_storage import load_profile
     from tracardi.service.utils.date import now_in_utc
 
+    track_event, bridge = _tracker()
     flow_id, profile_id = str(request["flow_id"]), str(request["profile_id"])
     with ServerContext(Context(production=bool(request.get("production", False)))):
-        record = await flow_db.load_record(flow_id)
-        if record is None:
+        flow = await _production_flow(flow_id)
+        if flow is None:
             raise FlowProblem(f"flow {flow_id!r} does not exist")
-        node_id = _start_node_id(record.get_production_workflow(), flow_id)
+        node_id = _start_node_id(flow, flow_id)
         if await load_profile(profile_id) is None:
             # Tracardi would make a new profile; a profile just written may not be
             # searchable yet (its index refreshes every second): another try
             raise LookupError(f"profile {profile_id!r} not found in Tracardi")
         source = EventSource(
             id=tracardi.internal_source, timestamp=now_in_utc(), type=["internal"],
-            bridge=NamedEntity(id=open_rest_source_bridge.id, name=open_rest_source_bridge.name),
+            bridge=NamedEntity(id=bridge.id, name=bridge.name),
             name="Internal event source", channel="Internal", transitional=False,
             tags=["internal"])
         payload = TrackerPayload(
