@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,6 +127,12 @@ class ApiClient:
         result = self.post("/track", body)
         assert result["errors"] == [], result["errors"]
         return str(result["profile"]["id"])
+
+
+def unique(kind: str) -> str:
+    """A new id for something a test makes in the shared installation; lower case, as
+    Tracardi 0.8.2 lower-cases the ids of what its GUI names."""
+    return f"td-{kind}-{uuid.uuid4().hex[:10]}"
 
 
 def wait_for(probe: Callable[[], T | None], what: str, timeout_s: float = 40.0) -> T:

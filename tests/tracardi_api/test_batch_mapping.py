@@ -5,7 +5,6 @@ the mapped trait."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +13,7 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from tests.conftest import RoleStarter, start_role
-from tests.tracardi_api.api import ApiClient, ApiService, wait_for
+from tests.tracardi_api.api import ApiClient, ApiService, unique, wait_for
 from tracardi_daemon.config.settings import MappingSettings, Settings, TracardiSettings
 from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.queues import MAPPING_QUEUE
@@ -75,10 +74,6 @@ def settings(tracardi_service: ApiService) -> Settings:
                                   layout="tracardi-0.8"),
         mapping=MappingSettings(live=False, poll_interval_s=0.05))
 
-
-def unique(kind: str) -> str:
-    # lower case: Tracardi 0.8.2 lower-cases the ids of what its GUI names
-    return f"td-{kind}-{uuid.uuid4().hex[:10]}"
 
 
 def events_stored(elastic: Elasticsearch, settings: Settings, profile_id: str,

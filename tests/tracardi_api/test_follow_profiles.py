@@ -15,7 +15,7 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from tests.conftest import RoleStarter, start_role
-from tests.tracardi_api.api import ApiClient, ApiService, wait_for
+from tests.tracardi_api.api import ApiClient, ApiService, unique, wait_for
 from tracardi_daemon.config.settings import (
     DefinitionsSettings,
     SegmentationSettings,
@@ -78,9 +78,6 @@ def made(tracardi: ApiClient, settings: Settings, redis_client: RedisClient,
             elastic_client.options(ignore_status=404).delete(index=hit["_index"],
                                                              id=hit["_id"])
 
-
-def unique(kind: str) -> str:
-    return f"td-{kind}-{uuid.uuid4().hex[:10]}"
 
 
 def profile_state(tracardi: ApiClient, profile_id: str) -> tuple[Any, list[str]] | None:

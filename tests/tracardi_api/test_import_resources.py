@@ -6,7 +6,6 @@ otherwise, which fails the import naming the resource."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +15,7 @@ from elasticsearch import Elasticsearch, helpers
 
 from tests.conftest import RoleStarter, start_role, step_until_ended
 from tests.receivers import LOOPBACK_ALLOWED, ScriptedServer, free_port, http_server
-from tests.tracardi_api.api import ApiClient, ApiService
+from tests.tracardi_api.api import ApiClient, ApiService, unique
 from tracardi_daemon.config.settings import (
     QueueSettings,
     Settings,
@@ -82,9 +81,6 @@ def remove_made(tracardi: ApiClient, settings: Settings, elastic_client: Elastic
     for index in things.indices:
         elastic_client.options(ignore_status=404).indices.delete(index=index)
 
-
-def unique(kind: str) -> str:
-    return f"td-{kind}-{uuid.uuid4().hex[:10]}"
 
 
 def es_form(url: str, port: int) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from tests.conftest import RoleStarter, start_role
-from tests.tracardi_api.api import ApiClient, ApiService, wait_for
+from tests.tracardi_api.api import ApiClient, ApiService, unique, wait_for
 from tests.tracardi_api.flows import make_flow, make_segment_rule
 from tracardi_daemon.config.settings import (
     DefinitionsSettings,
@@ -52,9 +52,6 @@ pytestmark = [pytest.mark.tracardi_api, pytest.mark.timeout(900)]
 
 TRAIT = "follow_tier"  # the follow test's trait: one name for every run
 
-
-def unique(kind: str) -> str:
-    return f"td-{kind}-{uuid.uuid4().hex[:10]}"
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ profile Tracardi serves, exactly once per entry, also when a change is delivered
 from __future__ import annotations
 
 import argparse
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from tests.conftest import RoleStarter, start_role
-from tests.tracardi_api.api import ApiClient, ApiService, wait_for
+from tests.tracardi_api.api import ApiClient, ApiService, unique, wait_for
 from tests.tracardi_api.flows import make_flow, make_segment_rule
 from tracardi_daemon.cli import triggers as trigger_commands
 from tracardi_daemon.config.settings import (
@@ -40,9 +39,6 @@ from tracardi_daemon.roles.trigger.role import TriggerRole
 __all__ = ["start_role"]
 pytestmark = [pytest.mark.tracardi_api, pytest.mark.timeout(600)]
 
-
-def unique(kind: str) -> str:
-    return f"td-{kind}-{uuid.uuid4().hex[:10]}"
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ in ``workflow_trigger``, and its flow runs in 0.9's own engine."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,7 +14,7 @@ from elasticsearch import Elasticsearch, helpers
 
 from tests.conftest import RoleStarter, start_role
 from tests.receivers import LOOPBACK_ALLOWED, ScriptedServer, free_port, http_server
-from tests.tracardi_api.api import ApiClient, ApiService, wait_for
+from tests.tracardi_api.api import ApiClient, ApiService, unique, wait_for
 from tests.tracardi_api.flows import make_segment_rule
 from tests.tracardi_api.test_batch_mapping import (
     Created,
@@ -70,9 +69,6 @@ ROWS = 7
 # 0.9 moved its importers (tracardi/service/setup/setup_import_types.py names this one)
 ELASTIC_IMPORTER_09 = "tracardi.process_engine.importing.elastic_importer.ElasticIndexImporter"
 
-
-def unique(kind: str) -> str:
-    return f"td-{kind}-{uuid.uuid4().hex[:10]}"
 
 
 def settings_09(service: ApiService, **sections: Any) -> Settings:
