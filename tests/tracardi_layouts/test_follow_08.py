@@ -206,3 +206,37 @@ def test_a_profile_tracardi_changed_leaves_its_segment(
             break
     else:
         raise AssertionError("p-1 kept a segment its saved traits no longer match")
+
+
+class CountingElastic:
+    """The real client, counting the requests the follower makes through it."""
+
+    def __init__(self, client: Elasticsearch) -> None:
+        self._client = client
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> object:
+        attribute = getattr(self._client, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(*args: object, **kwargs: object) -> object:
+            self.calls.append(name)
+            return attribute(*args, **kwargs)
+        return call
+
+
+def test_an_idle_step_is_one_search(
+        tracardi: TracardiInstall, settings: Settings, redis_client: RedisClient,
+        elastic_client: Elasticsearch) -> None:
+    clock = Clock(START)
+    counting = CountingElastic(elastic_client)
+    one = follower(redis_client, counting, settings, "a", clock)  # type: ignore[arg-type]
+    drain(one)
+    save(tracardi, "p-1", START + timedelta(seconds=1))
+    clock.now += 2
+    drain(one)  # a forward page finds it, the look-back finds it announced
+    assert announced(redis_client, settings) == ["p-1"]
+    counting.calls.clear()
+    assert one.step() is None  # before the next look-back is due
+    assert counting.calls == ["search"]

@@ -179,15 +179,34 @@ class Scan:
         return body
 
     def _hit(self, raw: Mapping[str, Any]) -> Hit:
-        return Hit(
-            index=raw["_index"],
-            id=raw["_id"],
-            source=raw.get("_source") or {},
-            # without the implicit _shard_doc tiebreaker (see the class docstring)
-            sort=list(raw["sort"][: len(self._sort)]),
-            seq_no=raw.get("_seq_no"),
-            primary_term=raw.get("_primary_term"),
-        )
+        return _to_hit(raw, len(self._sort))
+
+
+def _to_hit(raw: Mapping[str, Any], sort_fields: int) -> Hit:
+    return Hit(
+        index=raw["_index"],
+        id=raw["_id"],
+        source=raw.get("_source") or {},
+        # without the implicit _shard_doc tiebreaker (see the Scan docstring)
+        sort=list(raw["sort"][:sort_fields]),
+        seq_no=raw.get("_seq_no"),
+        primary_term=raw.get("_primary_term"),
+    )
+
+
+def search_page(client: Elasticsearch, index: str, *, query: Mapping[str, Any],
+                sort: Sequence[Mapping[str, Any]], size: int,
+                after: Sequence[Any] | None = None) -> list[Hit]:
+    """One page after ``after`` in ``sort`` order, without a point in time: one request,
+    for a reader that resumes from its own cursor each time (a follower polling for what
+    is new), where a fixed view across pages is not needed. Hits carry no source."""
+    options: dict[str, Any] = {"search_after": list(after)} if after is not None else {}
+    with elastic_errors(f"search {index}"):
+        response = client.search(index=index, query=query, sort=[dict(f) for f in sort],
+                                 size=size, source=False, track_total_hits=False,
+                                 allow_partial_search_results=False,
+                                 ignore_unavailable=True, **options)
+    return [_to_hit(raw, len(sort)) for raw in response["hits"]["hits"]]
 
 
 def count(client: Elasticsearch, index: str, query: Mapping[str, Any] | None = None) -> int:

@@ -20,6 +20,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from elasticsearch import Elasticsearch
@@ -27,7 +28,7 @@ from elasticsearch import Elasticsearch
 from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.infra.lease import Lease
 from tracardi_daemon.infra.redis import RedisClient, redis_errors, text
-from tracardi_daemon.infra.scan import Hit, Scan
+from tracardi_daemon.infra.scan import Hit, search_page
 from tracardi_daemon.model.naming import alias_name
 from tracardi_daemon.roles.segmentation.client import profile_changed
 from tracardi_daemon.roles.segmentation.keys import follow_seen_key, follow_state_key
@@ -38,6 +39,14 @@ FOLLOW_SORT = ({"metadata.time.update": "asc"}, {"id": "asc"})
 FOLLOW_SOURCE = "tracardi"
 # announced versions are kept this much longer than the look-back needs
 _SEEN_MARGIN_MS = 60_000
+
+
+@dataclass(frozen=True)
+class _Lookback:
+    """A look-back under way: its range query and the last page's end."""
+
+    query: dict[str, Any]
+    after: list[Any] | None
 
 
 class FollowLeaseLost(Exception):
@@ -61,15 +70,11 @@ class ProfileFollower:
         self._alias = alias_name(settings.tracardi, "profile")
         self._cursor: list[Any] | None = None
         self._token: int | None = None
-        self._forward: Scan | None = None
-        self._lookback: Scan | None = None
+        self._lookback: _Lookback | None = None
         self._next_lookback = 0.0
 
     def close(self) -> None:
-        for scan in (self._forward, self._lookback):
-            if scan is not None:
-                scan.close()
-        self._forward = self._lookback = None
+        self._lookback = None
         self._cursor = None
         self._token = None
 
@@ -118,38 +123,33 @@ class ProfileFollower:
     # ------------------------------------------------------------- reading
 
     def _forward_batch(self, cursor: list[Any]) -> int | None:
-        if self._forward is None:
-            self._forward = Scan(self._elastic, self._alias, query=_query(None),
-                                 sort=FOLLOW_SORT, batch_size=self._settings.batch_size,
-                                 after=cursor, source=False)
-        hits = self._forward.next_batch()
-        if len(hits) < self._settings.batch_size:
-            # caught up: the next read opens a new point in time that sees newer saves
-            self._forward.close()
-            self._forward = None
+        # one plain search a step: an idle follower costs one request per poll
+        hits = self._page(_query(None), cursor)
         if not hits:
             return None
         return self._announce(hits, cursor=list(hits[-1].sort))
+
+    def _page(self, query: dict[str, Any], after: list[Any] | None) -> list[Hit]:
+        return search_page(self._elastic, self._alias, query=query, sort=FOLLOW_SORT,
+                           size=self._settings.batch_size, after=after)
 
     def _start_lookback(self, cursor: list[Any]) -> None:
         if self._settings.follow_late_arrival_s <= 0:
             return
         since_ms = int((self._clock() - self._settings.follow_late_arrival_s) * 1000)
-        self._lookback = Scan(self._elastic, self._alias, query=_query((since_ms, cursor[0])),
-                              sort=FOLLOW_SORT, batch_size=self._settings.batch_size,
-                              source=False)
+        self._lookback = _Lookback(_query((since_ms, cursor[0])), None)
 
     def _lookback_batch(self) -> int | None:
         """Announce the next page of the look-back that holds versions not announced
         yet; None once the look-back is done without finding any."""
         assert self._lookback is not None
-        while hits := self._lookback.next_batch():
+        while hits := self._page(self._lookback.query, self._lookback.after):
+            self._lookback = _Lookback(self._lookback.query, list(hits[-1].sort))
             missing = self._not_seen(hits)
             if missing:
                 log.info("re-evaluating %d profile(s) whose change became visible late",
                          len({hit.id for hit in missing}))
                 return self._announce(missing, cursor=None)
-        self._lookback.close()
         self._lookback = None
         return None
 
