@@ -75,6 +75,9 @@ def test_a_segment_erased_by_another_writer_is_put_back_without_a_new_entry(
     changed(world, "p1")
     step_until_idle(role, ctx)
     assert announced(world) == [("p1", "vip", "remove")]
+    members = SegmentChanges(world.redis, world.settings, ProfileStore(
+        world.es, world.redis, world.settings, BulkWriter(world.es))).members
+    assert members.records(["p1"]) == {"p1": None}  # in no segment: nothing kept
     stale_save(world, "p1", {**world.profile("p1"), "traits": {"orders": 7}})
     changed(world, "p1")
     step_until_idle(role, ctx)

@@ -5,7 +5,8 @@
 -- one atomic step.
 -- KEYS: stream, intents hash, members hash (one hash tag)
 -- ARGV, repeated per member: member id, intent field ("" for none), seed (a JSON array
---   the record starts from when the member has none; "" for an empty start), the number
+--   the record starts from when the member has none; "" when no record means none, so
+--   that an empty record is deleted rather than kept), the number
 --   of candidates, then per candidate: value, "add"|"remove", field count, entry fields
 -- Returns {adds announced, removes announced}.
 local stream, intents, members = KEYS[1], KEYS[2], KEYS[3]
@@ -38,8 +39,12 @@ while i <= #ARGV do
   local values = {}
   for value in pairs(held) do table.insert(values, value) end
   table.sort(values)
-  if #values == 0 then
-    -- cjson writes an empty table as {}; the record keeps a JSON array
+  if #values == 0 and seed == '' then
+    -- no record means no segments for this member: nothing to keep
+    redis.call('HDEL', members, member)
+  elseif #values == 0 then
+    -- a member adopted from its document must remember it is in none (cjson would
+    -- write an empty table as {})
     redis.call('HSET', members, member, '[]')
   else
     redis.call('HSET', members, member, cjson.encode(values))
