@@ -51,6 +51,10 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
                                   f"{', '.join(_shipped_sources())}")
         command.add_argument("--from-tenant", help="the source tenant (default: "
                                                    "Tracardi's for the version)")
+        command.add_argument("--to-tenant", help="the target tenant (default: the plan's, "
+                                                 "else the configured tracardi.tenant / "
+                                                 "TENANT_NAME, else Tracardi's for the "
+                                                 "version)")
         command.add_argument("--plan", metavar="FILE", help="a plan file instead of the "
                                                             "shipped plan")
         add_config_option(command)
@@ -99,7 +103,10 @@ def choose_plan(from_version: str | None, plan_file: str | None,
 
 def _load(args: argparse.Namespace) -> Plan | None:
     try:
-        return choose_plan(args.from_version, args.plan, args.from_tenant)
+        plan = choose_plan(args.from_version, args.plan, args.from_tenant)
+        if args.to_tenant is not None and plan.target is not None:
+            replace(plan.target, tenant=args.to_tenant)  # a bad name is a usage error
+        return plan
     except InvalidInput as exc:
         print(f"error: {exc}", file=sys.stderr)
         return None
@@ -111,16 +118,17 @@ def _plan(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         return int(ExitCode.USAGE)
 
     def action(redis: RedisClient, elastic: Elasticsearch, settings: Settings) -> int:
-        target = plan.target_layout(settings.tracardi)
-        key = plan_key(plan)
-        work = resolve_work(elastic, plan, target)
-        refused = painless_refusals(plan, cluster_modules(elastic))
+        chosen = plan.for_target_tenant(args.to_tenant, settings)
+        target = chosen.target_layout(settings.tracardi)
+        key = plan_key(chosen)
+        work = resolve_work(elastic, chosen, target)
+        refused = painless_refusals(chosen, cluster_modules(elastic))
         done = redis.get(done_key(settings.tracardi.tenant, key))
-        print(f"plan {key}: {plan.source.style} {plan.source.version}/{plan.source.tenant} "
+        print(f"plan {key}: {chosen.source.style} {chosen.source.version}/{chosen.source.tenant} "
               f"-> {target.style} {target.version}/{target.tenant}")
         if done is not None:
             print(f"already done: {printable(text(done))} (migrate run --force repeats it)")
-        for step in plan.steps:
+        for step in chosen.steps:
             items = [item for item in work if item.step == step.id]
             path = "needs _reindex with painless" if step.painless else "daemon copy"
             print(f"\nstep {step.id} ({step.index}{', every partition' if step.multi else ''}"
@@ -149,13 +157,14 @@ def _run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         return int(ExitCode.USAGE)
 
     def action(redis: RedisClient, elastic: Elasticsearch, settings: Settings) -> int:
+        chosen = plan.for_target_tenant(args.to_tenant, settings)
         try:
-            params = migration_params(plan, force=args.force,
+            params = migration_params(chosen, force=args.force,
                                       max_failed_docs=args.max_failed_docs)
         except InvalidInput as exc:
             print(f"error: {exc}", file=sys.stderr)
             return int(ExitCode.USAGE)
-        refused = painless_refusals(plan, cluster_modules(elastic))
+        refused = painless_refusals(chosen, cluster_modules(elastic))
         if refused:
             print("error: nothing queued: " + "; ".join(refused), file=sys.stderr)
             return int(ExitCode.FAILURE)
@@ -167,7 +176,7 @@ def _run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         tasks = TaskStore(redis, elastic, settings)
         queue = work_queue(redis, settings.tracardi.tenant, UPGRADE_QUEUE, settings)
         record = queue_task(tasks, queue, MIGRATION_TASK,
-                            f"Migration from {plan.source.version}", params)
+                            f"Migration from {chosen.source.version}", params)
         print(f"queued migration {record.id}; follow it with: tracardi-daemon migrate "
               f"status {record.id} --follow")
         if not args.follow:

@@ -26,6 +26,7 @@ from tracardi_daemon.config.env import (
 )
 from tracardi_daemon.config.settings import (
     LAYOUTS,
+    NOT_SECTIONS,
     ROLE_ALIASES,
     ROLE_NAMES,
     RoleSettings,
@@ -72,7 +73,7 @@ _ORDERED: tuple[tuple[str, str], ...] = (
 SECTIONS: dict[str, type[Any]] = {
     f.name: typing.get_type_hints(Settings)[f.name]
     for f in dataclasses.fields(Settings)
-    if f.name not in ("role", "source")
+    if f.name not in NOT_SECTIONS
 }
 
 
@@ -197,7 +198,9 @@ def build_settings(raw: Mapping[str, Mapping[str, RawValue]], source: str | None
             roles[section.removeprefix("role.")] = _build_section(RoleSettings, section, values)
         else:
             sections[section] = _build_section(SECTIONS[section], section, values)
-    settings = Settings(**sections, role=roles, source=source)
+    given = frozenset(f"{section}.{key}" for section, values in raw.items()
+                      for key in values)
+    settings = Settings(**sections, role=roles, source=source, given=given)
     _validate(settings)
     return _beside_tracardi(settings, "tenant" in raw.get("tracardi", {}))
 

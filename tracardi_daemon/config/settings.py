@@ -250,6 +250,10 @@ class RoleSettings:
     threads: int = 1
 
 
+# the fields of Settings that are not TOML sections
+NOT_SECTIONS = ("role", "source", "given")
+
+
 @dataclass(frozen=True)
 class Settings:
     """The effective configuration; ``source`` names the file it came from, if any."""
@@ -274,6 +278,8 @@ class Settings:
     definitions: DefinitionsSettings = DefinitionsSettings()
     role: dict[str, RoleSettings] = field(default_factory=dict)
     source: str | None = None
+    # the "<section>.<key>" names a file or the environment set (the rest are defaults)
+    given: frozenset[str] = frozenset()
 
     def role_threads(self, name: str) -> int:
         return self.role.get(name, RoleSettings()).threads
@@ -286,7 +292,7 @@ def render_settings(settings: Settings) -> str:
     lines = [f"# effective configuration (file: {settings.source or 'none, defaults'})"]
     sections: list[tuple[str, object]] = [
         (f.name, getattr(settings, f.name)) for f in fields(settings)
-        if f.name not in ("role", "source")
+        if f.name not in NOT_SECTIONS
     ]
     sections += [(f"role.{name}", value) for name, value in sorted(settings.role.items())]
     for name, section in sections:

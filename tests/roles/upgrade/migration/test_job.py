@@ -228,11 +228,28 @@ def test_migrate_plan_shows_sources_targets_and_transforms(
     assert main(["migrate", "plan", "--from", "08x", "--from-tenant", f"{prefix}src"],
                 environ=env) == 0
     shown = capsys.readouterr().out
+    # the target is the configured tenant (TENANT_NAME), as Tracardi's own migration's
     assert f"08x.{prefix}src.tracardi-profile-2024-3 ({PER_MONTH} docs) -> " \
-           f"0820.ffe49.tracardi-profile-2024-q1" in shown
+           f"0820.{prefix}.tracardi-profile-2024-q1" in shown
+    assert f"-> tracardi 0820/{prefix}" in shown
     assert '"to": "data.contact.email.main"' in shown
     assert f"{len(MONTHS) + 1} index(es), {len(MONTHS) * PER_MONTH + 1} document(s)" in shown
     assert main(["migrate", "plan", "--from", "07x"], environ=env) == 2
+
+
+def test_the_target_tenant_is_the_one_given_else_configured_else_tracardis_default(
+        es: Elasticsearch, settings: Settings, prefix: str, elastic_url: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    _seed(es, prefix)
+    source = ["migrate", "plan", "--from", "08x", "--from-tenant", f"{prefix}src"]
+    configured = {"TENANT_NAME": prefix, "ELASTIC_HOST": elastic_url}
+    assert main([*source, "--to-tenant", f"{prefix}new"], environ=configured) == 0
+    assert f"-> 0820.{prefix}new.tracardi-profile-2024-q1" in capsys.readouterr().out
+    # nothing configured: Tracardi's own default tenant of 0.8.2, md5("0820")[:5]
+    assert main(source, environ={"ELASTIC_HOST": elastic_url}) == 0
+    assert "-> 0820.ffe49.tracardi-profile-2024-q1" in capsys.readouterr().out
+    assert main([*source, "--to-tenant", "Bad Name"], environ=configured) == 2
+    assert "tenant" in capsys.readouterr().err
 
 
 def test_a_painless_step_is_never_copied_without_its_script(tmp_path: Path) -> None:

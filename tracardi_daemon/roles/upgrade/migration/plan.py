@@ -29,7 +29,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tracardi_daemon.config.settings import TracardiSettings
+from tracardi_daemon.config.settings import Settings, TracardiSettings
 from tracardi_daemon.errors import InvalidInput
 from tracardi_daemon.model.definition_reader import Reader
 from tracardi_daemon.model.tracardi_names import (
@@ -101,6 +101,22 @@ class Plan:
     source: Layout
     target: Layout | None  # None: the daemon's configured layout
     steps: tuple[Step, ...]
+    # False: the target's tenant is Tracardi's default for its version only because the
+    # plan names none; the configured tenant (TENANT_NAME) or --to-tenant replaces it
+    target_tenant_named: bool = True
+
+    def for_target_tenant(self, to_tenant: str | None, settings: Settings) -> Plan:
+        """The plan writing into ``to_tenant`` if given, else into the configured tenant
+        (``tracardi.tenant``, ``TENANT_NAME``) when the plan names no target tenant:
+        Tracardi's own migration fills the tenant of the installation that runs it."""
+        if self.target is None:
+            return self
+        if to_tenant is None and (self.target_tenant_named
+                                  or "tracardi.tenant" not in settings.given):
+            return self
+        tenant = to_tenant if to_tenant is not None else settings.tracardi.tenant
+        return replace(self, target=replace(self.target, tenant=tenant),
+                       target_tenant_named=True)
 
     def target_layout(self, tracardi: TracardiSettings) -> Layout:
         return self.target if self.target is not None else Layout.from_settings(tracardi)
@@ -123,12 +139,14 @@ class Plan:
             raise InvalidInput(f"plan: field {unknown[0]!r} is not a known field "
                                f"({', '.join(_PLAN_FIELDS)})")
         source = _read_layout(data.get("from"), "from")
-        target = None if data.get("to") is None else _read_layout(data["to"], "to")
+        to = data.get("to")
+        target = None if to is None else _read_layout(to, "to")
+        named = not isinstance(to, Mapping) or to.get("tenant") is not None
         raw_steps = data.get("step")
         if not isinstance(raw_steps, list) or not raw_steps:
             raise InvalidInput("plan: field 'step' must be a non-empty list ([[step]])")
         return _checked(cls(source, target, tuple(
-            _read_step(number, raw) for number, raw in enumerate(raw_steps))))
+            _read_step(number, raw) for number, raw in enumerate(raw_steps)), named))
 
 
 def _layout_dict(layout: Layout) -> dict[str, Any]:
@@ -312,7 +330,7 @@ def read_tracardi_plan(data: object, from_version: str, to_version: str, *,
         raise InvalidInput("tracardi plan: holds no migration schema")
     source = Layout(from_version, from_tenant or tracardi_tenant(from_version))
     target = Layout(to_version, to_tenant or tracardi_tenant(to_version))
-    return _checked(Plan(source, target, steps))
+    return _checked(Plan(source, target, steps, target_tenant_named=to_tenant is not None))
 
 
 def _parse_file(path: Path) -> object:
