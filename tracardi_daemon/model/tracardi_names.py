@@ -56,6 +56,10 @@ _PARTITIONING_0820 = {"tracardi-profile": "quarter", "tracardi-event": "month",
 _PARTITIONED = tuple(_PARTITIONING_0820)
 
 
+# what the names of a production installation's indices start with
+PRODUCTION_PREFIX = "prod-"
+
+
 def tracardi_partitioning(version: str, name: str) -> str:
     """How Tracardi ``version`` partitions the data index ``name`` by default (its
     ``*_PARTITIONING`` settings can override this): ``08x`` and older by month, ``0820``
@@ -146,7 +150,7 @@ class Layout:
 
     @property
     def _env(self) -> str:
-        return "prod-" if self.production else ""
+        return PRODUCTION_PREFIX if self.production else ""
 
     def index(self, name: str, *, static: bool = False) -> str:
         """A single index: ``[prod-]{version}.{tenant}.{name}``; static indices (bridges,

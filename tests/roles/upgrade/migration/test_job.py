@@ -96,6 +96,36 @@ def test_the_shipped_plan_migrates_real_documents_with_true_progress(
     assert es.count(index=q1)["count"] == 3 * PER_MONTH  # overwritten, not duplicated
 
 
+def test_staging_and_production_are_migrated_and_each_alias_moves_off_the_old_indices(
+        es: Elasticsearch, redis_client: RedisClient, settings: Settings, prefix: str,
+        start_role: RoleStarter) -> None:
+    """0.8.1 and 0.8.2 share alias names: the old indices leave the aliases the new
+    ones join, or 0.8.2 reads both versions."""
+    plan = replace(choose_plan("08x", None, prefix), target=replace(
+        choose_plan("08x", None, prefix).target, tenant=prefix))  # type: ignore[arg-type]
+    old = {mode: f"{mode}08x.{prefix}.tracardi-profile-2024-1" for mode in ("", "prod-")}
+    for mode, index in old.items():
+        es.indices.create(index=index, aliases={f"{mode}{prefix}.tracardi-profile": {}},
+                          mappings={"properties": {"id": {"type": "keyword"}}})
+        es.index(index=index, id=f"{mode}p1", document=_profile(1), refresh=True)
+    keep = f"{prefix}-other"  # a member the migration did not read stays
+    es.indices.create(index=keep, aliases={f"{prefix}.tracardi-profile": {}})
+    before = {mode: set(es.indices.get_alias(name=f"{mode}{prefix}.tracardi-profile"))
+              for mode in old}
+    assert keep in before[""] and old[""] in before[""]
+    record = submit(redis_client, es, settings, plan)
+    role, ctx = start_role(UpgradeRole, settings)
+    tasks = TaskStore(redis_client, es, settings)
+    done = run_to_end(role, ctx, tasks, record.id)
+    assert (done.status, done.total, done.done) == ("finished", 2, 2)
+    for mode in ("", "prod-"):
+        new = f"{mode}0820.{prefix}.tracardi-profile-2024-q1"
+        members = set(es.indices.get_alias(name=f"{mode}{prefix}.tracardi-profile"))
+        assert members == before[mode] - {old[mode]} | {new}
+        migrated = es.get(index=new, id=f"{mode}p1")["_source"]
+        assert migrated["data"]["contact"]["email"] == {"main": "u1@example.com"}
+
+
 def test_a_target_holding_foreign_documents_stops_therun_to_end(
         es: Elasticsearch, redis_client: RedisClient, settings: Settings, prefix: str,
         start_role: RoleStarter) -> None:

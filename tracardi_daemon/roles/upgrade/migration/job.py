@@ -40,7 +40,7 @@ from tracardi_daemon.infra.queues import UPGRADE_QUEUE
 from tracardi_daemon.infra.redis import RedisClient, redis_errors, text
 from tracardi_daemon.infra.scan import Hit, count
 from tracardi_daemon.model.tasks.store import TaskRecord, TaskStore
-from tracardi_daemon.model.tracardi_names import Layout
+from tracardi_daemon.model.tracardi_names import PRODUCTION_PREFIX, Layout
 from tracardi_daemon.roles.jobs import end_job
 from tracardi_daemon.roles.upgrade.keys import done_key
 from tracardi_daemon.roles.upgrade.migration.lanes import Lane, LaneReader, WorkItem
@@ -99,13 +99,24 @@ def resolve_work(elastic: Elasticsearch, plan: Plan, target: Layout) -> list[Wor
     """Every (step, source index, target index) with the source's document count."""
     items: list[WorkItem] = []
     for step in plan.steps:
-        pattern = step.source_pattern(plan.source)
-        with elastic_errors(f"list the indices of step {step.id!r}"):
-            names = sorted(elastic.indices.get(index=pattern, ignore_unavailable=True,
-                                               allow_no_indices=True, features=["settings"]))
-        for source, destination in resolve_targets(step, names, plan.source, target):
-            items.append(WorkItem(step.id, source, destination, count(elastic, source)))
+        for moded in _modes(step, plan.source):
+            pattern = moded.source_pattern(plan.source)
+            with elastic_errors(f"list the indices of step {step.id!r}"):
+                names = sorted(elastic.indices.get(index=pattern, ignore_unavailable=True,
+                                                   allow_no_indices=True,
+                                                   features=["settings"]))
+            for source, destination in resolve_targets(moded, names, plan.source, target):
+                items.append(WorkItem(step.id, source, destination, count(elastic, source)))
     return items
+
+
+def _modes(step: Step, source: Layout) -> tuple[Step, ...]:
+    """The step once per mode it copies: a Tracardi installation keeps staging and
+    production (``prod-``) indices side by side, and an upgrade moves both; a step that
+    names its mode, or a daemon layout (one mode), copies one."""
+    if step.production is not None or source.style != "tracardi":
+        return (step,)
+    return (replace(step, production=False), replace(step, production=True))
 
 
 def foreign_targets(elastic: Elasticsearch, items: list[WorkItem], key: str) -> list[str]:
@@ -331,17 +342,30 @@ class MigrationJob:
     # ------------------------------------------------------------ the end
 
     def _switch_aliases(self) -> None:
+        """Each target alias onto the migrated indices, in one ``_aliases`` call per alias
+        that also takes this migration's source indices out of it: versions that share
+        alias names (0.8.1 and 0.8.2) must not read both. Other members stay."""
         steps = self._steps()
-        actions: list[dict[str, Any]] = []
+        wanted: dict[str, tuple[set[str], set[str]]] = {}  # alias: (targets, sources)
         for item in self._work:
             step = steps[item.step]
-            layout = self._target if step.production is None else replace(
-                self._target, production=step.production)
-            alias = layout.alias(step.target_name)
+            production = (step.production if step.production is not None
+                          else item.target.startswith(PRODUCTION_PREFIX))
+            alias = replace(self._target, production=production).alias(step.target_name)
             if alias != item.target:  # 0.9 names a single index as its alias would be
-                actions.append({"add": {"index": item.target, "alias": alias}})
-        if actions:
-            with elastic_errors("switch aliases to the migrated indices"):
+                targets, sources = wanted.setdefault(alias, (set(), set()))
+                targets.add(item.target)
+                sources.add(item.source)
+        for alias, (targets, sources) in sorted(wanted.items()):
+            with elastic_errors(f"move alias {alias} to the migrated indices"):
+                current = self._elastic.options(ignore_status=404).indices.get_alias(
+                    name=alias)
+                members = set(current) if "error" not in current else set()
+                actions: list[dict[str, Any]] = [
+                    {"remove": {"index": index, "alias": alias}}
+                    for index in sorted((members & sources) - targets)]
+                actions += [{"add": {"index": index, "alias": alias}}
+                            for index in sorted(targets)]
                 self._elastic.indices.update_aliases(actions=actions)
 
     def _record_done(self) -> None:

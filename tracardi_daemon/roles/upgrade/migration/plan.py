@@ -24,7 +24,7 @@ import json
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from importlib.resources import files
 from pathlib import Path
 from typing import Any, TypeVar
@@ -103,7 +103,8 @@ class Plan:
     steps: tuple[Step, ...]
     # False: the target's tenant is Tracardi's default for its version only because the
     # plan names none; the configured tenant (TENANT_NAME) or --to-tenant replaces it
-    target_tenant_named: bool = True
+    # (not part of what the plan does: a queued plan always names its target's tenant)
+    target_tenant_named: bool = field(default=True, compare=False)
 
     def for_target_tenant(self, to_tenant: str | None, settings: Settings) -> Plan:
         """The plan writing into ``to_tenant`` if given, else into the configured tenant
@@ -245,10 +246,10 @@ def _check_step(step: Step, plan: Plan) -> None:
     checks = [("index", step.index, plan.source.style == "daemon"),
               ("target_index" if step.target_index else "index", step.target_name,
                daemon_target)]
-    for field, name, daemon in checks:
+    for field_name, name, daemon in checks:
         problem = check_daemon_name(name, multi=step.multi, static=step.static)
         if daemon and problem is not None:
-            raise _step_fail(step, field, problem)
+            raise _step_fail(step, field_name, problem)
 
 
 def _checked(plan: Plan) -> Plan:
