@@ -23,6 +23,7 @@ from tracardi_daemon.config.settings import (
     Settings,
     TracardiSettings,
 )
+from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.model.tasks.store import TaskStore
 from tracardi_daemon.roles.segmentation.role import SegmentationRole
 
@@ -79,7 +80,7 @@ def live_segment(tracardi: ApiClient, made: Made, operation: str, segment: str,
 
 def test_live_segment_passes_keep_what_is_not_theirs(
         tracardi: ApiClient, settings: Settings, made: Made, start_role: RoleStarter,
-        redis_client: object, elastic_client: Elasticsearch) -> None:
+        redis_client: RedisClient, elastic_client: Elasticsearch) -> None:
     source_id, event_type, token = unique("src"), unique("tier"), unique("run")
     gold, silver = f"{token}-gold", f"{token}-silver"
     tracardi.add_rest_source(source_id)
@@ -130,7 +131,7 @@ def test_live_segment_passes_keep_what_is_not_theirs(
                                                ("remove", removed, is_gold),
                                                ("sync", synced, is_silver))]
     role, ctx = start_role(SegmentationRole, settings)
-    tasks = TaskStore(redis_client, elastic_client, settings)  # type: ignore[arg-type]
+    tasks = TaskStore(redis_client, elastic_client, settings)
 
     def queued(key: str) -> str | None:
         role.step(ctx.clock())  # reads the definitions until the live segment is there
