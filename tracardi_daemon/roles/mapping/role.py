@@ -114,8 +114,10 @@ class MappingRole(BaseRole):
     def _live_rules(self) -> MappingRules:
         # beside Tracardi its collector mapped the new events at /track already; batch
         # jobs are for events stored before a mapping existed, which it never mapped
+        mapped = self._settings.mapping.collector_mapped
         return MappingRules(self._mappings.get_all(), self._event_types.get_all(),
-                            beside_collector=self._settings.tracardi.layout != "daemon")
+                            beside_collector=(self._settings.tracardi.layout != "daemon"
+                                              if mapped is None else mapped))
 
 
 def mapping_factory() -> MappingRole:
