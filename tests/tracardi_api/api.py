@@ -95,7 +95,7 @@ class ApiClient:
     def close(self) -> None:
         self.http.close()
 
-    def post(self, path: str, body: dict[str, Any]) -> Any:
+    def post(self, path: str, body: dict[str, Any] | list[Any]) -> Any:
         answer = self.http.post(path, json=body)
         assert answer.status_code == 200, f"POST {path}: {answer.status_code} {answer.text[:300]}"
         return answer.json()

@@ -83,7 +83,10 @@ def settings(tracardi: TracardiInstall, http_server: ScriptedServer) -> Settings
         # a Tracardi rule's workflow start goes to the tracker of the configured API
         tracardi=TracardiSettings(tenant=tracardi.tenant, db_version=tracardi.version,
                                   layout="tracardi-0.8", api_url=http_server.url),
+        # the fixture's events were stored as Tracardi stores them, but mapped by no
+        # collector: the tail applies every item
         mapping=MappingSettings(live=True, live_start="earliest", batch_size=50,
+                                collector_mapped=False,
                                 poll_interval_s=0.01, recheck_every_s=0.01, lease_s=5.0),
         segmentation=SegmentationSettings(batch_size=50, poll_interval_s=0.01, lease_s=5.0),
         queue=QueueSettings(visibility_timeout_s=1.0, poll_interval_s=0.05, batch_size=10,

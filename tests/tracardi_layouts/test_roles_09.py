@@ -95,7 +95,10 @@ def settings(tracardi: TracardiInstall, tables: TracardiTables,
         mysql=MysqlSettings(host=address["host"], port=address["port"],
                             username=address["user"], password=address["password"],
                             database=address["database"]),
+        # the fixture's events were stored as Tracardi stores them, but mapped by no
+        # collector: the tail applies every item
         mapping=MappingSettings(live=True, live_start="earliest", batch_size=50,
+                                collector_mapped=False,
                                 poll_interval_s=0.01, recheck_every_s=0.01, lease_s=5.0),
         segmentation=SegmentationSettings(batch_size=50, poll_interval_s=0.01, lease_s=5.0),
         queue=QueueSettings(visibility_timeout_s=1.0, poll_interval_s=0.05, batch_size=10,

@@ -184,6 +184,11 @@ class MappingSettings:
     lease_s: float = 15.0  # the live tail's leader lease and each job's lease
     max_conflict_retries: int = 5  # reload-and-reapply rounds for a profile
     poll_interval_s: float = 1.0
+    # beside Tracardi its collector maps the events it stores at /track: the live tail
+    # applies to them only what the collector skips (falsy values, literals, ops it does
+    # not have). None: so in a Tracardi layout; False: every item, as for the daemon's
+    # own layout (events that no collector mapped)
+    collector_mapped: bool | None = None
 
 
 @dataclass(frozen=True)

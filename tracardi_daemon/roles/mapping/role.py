@@ -60,7 +60,8 @@ class MappingRole(BaseRole):
         self._live_lease = self._lease(LIVE_LEASE)
         if settings.mapping.live and ctx.thread_index == 0:
             self._live = LiveTail(ctx.redis, settings, self._applier(LIVE_STREAM),
-                                  rules=self._rules, lease=self._live_lease, clock=ctx.clock)
+                                  rules=self._live_rules, lease=self._live_lease,
+                                  clock=ctx.clock)
 
     def _applier(self, stream: str) -> BatchApplier:
         return BatchApplier(self._elastic, self._redis, self._settings, writer=self._writer,
@@ -109,6 +110,14 @@ class MappingRole(BaseRole):
 
     def _rules(self) -> MappingRules:
         return MappingRules(self._mappings.get_all(), self._event_types.get_all())
+
+    def _live_rules(self) -> MappingRules:
+        # beside Tracardi its collector mapped the new events at /track already; batch
+        # jobs are for events stored before a mapping existed, which it never mapped
+        mapped = self._settings.mapping.collector_mapped
+        return MappingRules(self._mappings.get_all(), self._event_types.get_all(),
+                            beside_collector=(self._settings.tracardi.layout != "daemon"
+                                              if mapped is None else mapped))
 
 
 def mapping_factory() -> MappingRole:

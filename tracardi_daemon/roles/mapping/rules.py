@@ -7,6 +7,9 @@ event's own traits (so a mapping may read ``traits.*``), then every enabled
 event-to-profile definition of the event's type, in the order of their ids, each when
 its condition holds for the event, the profile as the earlier events left it, and the
 event's session.
+
+Beside Tracardi's collector (the live tail in a Tracardi layout) an event it collected was
+mapped at /track already: only the items it skipped are applied (``collector.py``).
 """
 
 from __future__ import annotations
@@ -24,6 +27,11 @@ from tracardi_daemon.model.mapping_ops import (
     apply_op,
     is_copyable,
     read_path,
+)
+from tracardi_daemon.roles.mapping.collector import (
+    applied_by_collector,
+    collected,
+    newer_write,
 )
 from tracardi_daemon.tql import TqlError
 from tracardi_daemon.tql.evaluate import Predicate
@@ -53,10 +61,13 @@ class _Compiled:
 
 class MappingRules:
     """Enabled definitions by event type. Build one per batch: conditions that read the
-    clock get the batch's time."""
+    clock get the batch's time. ``beside_collector``: the events Tracardi's collector
+    stored were mapped by it; apply to them only what it skipped."""
 
     def __init__(self, mappings: Sequence[EventToProfile],
-                 event_types: Sequence[EventTypeMapping], clock: Clock | None = None) -> None:
+                 event_types: Sequence[EventTypeMapping], clock: Clock | None = None, *,
+                 beside_collector: bool = False) -> None:
+        self._beside_collector = beside_collector
         self._profile_rules: dict[str, list[_Compiled]] = {}
         for definition in sorted(mappings, key=lambda d: d.id):
             if not definition.enabled:
@@ -129,12 +140,15 @@ class MappingRules:
         undo: list[tuple[str, Any]] = []
         written: list[str] = []
         documents = {"event": event, "profile": profile, "session": session or {}}
+        after_collector = self._beside_collector and collected(event)
         try:
             for rule in self._profile_rules.get(str(event.get("type")), ()):
                 if rule.accepts is not None and not _holds(rule, documents):
                     continue
                 for number, item in enumerate(rule.definition.items):
                     try:
+                        if after_collector and _collector_did(profile, event, item):
+                            continue
                         if _apply_item(profile, event, item, undo):
                             written.append(item.profile)
                             if check is not None:
@@ -155,6 +169,13 @@ def _holds(rule: _Compiled, documents: Mapping[str, Any]) -> bool:
         return rule.accepts(documents)
     except (TqlError, TypeError, ValueError) as exc:
         raise EventFailure(f"condition failed: {exc}", rule.definition.id) from exc
+
+
+def _collector_did(profile: Mapping[str, Any], event: Mapping[str, Any],
+                   item: MappingItem) -> bool:
+    """Whether the collector applied ``item`` at /track, or a later value it wrote to the
+    field must stay: either way the daemon leaves the field alone."""
+    return applied_by_collector(event, item) or newer_write(profile, event, item.profile)
 
 
 def _apply_item(profile: dict[str, Any], event: Mapping[str, Any], item: MappingItem,
