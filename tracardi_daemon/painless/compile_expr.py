@@ -44,9 +44,11 @@ def token_of(node: Node) -> Token:
 def position(node: Node) -> Pos:
     if isinstance(node, Token):
         return node.line or 1, node.column or 1
-    for child in node.children:  # an inlined rule's meta may be empty: use its first token
+    if not node.meta.empty:
+        return node.meta.line, node.meta.column
+    for child in node.children:  # an empty rule's meta: its first token's
         return position(child)
-    return (node.meta.line, node.meta.column) if not node.meta.empty else (1, 1)
+    return 1, 1
 
 
 class ExpressionCompiler:
@@ -119,6 +121,11 @@ class ExpressionCompiler:
     def _list_lit(self, node: Tree[Token]) -> Expr:
         items = self.args(node.children[0])
         return lambda frame: [item(frame) for item in items]
+
+    def _empty_list(self, node: Tree[Token]) -> Expr:
+        if str(node.children[0]).count("[") != 1:
+            self.refuse(node, repr(str(node.children[0])), "is not an expression")
+        return lambda frame: []
 
     def args(self, node: Node) -> tuple[Expr, ...]:
         return tuple(self.expr(child) for child in node.children) if isinstance(
