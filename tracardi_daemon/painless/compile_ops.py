@@ -21,21 +21,22 @@ from tracardi_daemon.painless.compile_expr import (
     token_of,
 )
 from tracardi_daemon.painless.methods import KNOWN_METHODS, not_found, resolve
-from tracardi_daemon.painless.values import as_boolean
+from tracardi_daemon.painless.values import Pos, as_boolean
 
 
 class OperatorCompiler(ExpressionCompiler):
     def _field(self, node: Tree[Token]) -> Expr:
-        target, key = self.expr(node.children[0]), str(token_of(node.children[1]))
-        pos = position(node.children[1])
-
-        def read(frame: Frame) -> Any:
-            value = target(frame)
-            if type(value) is dict:
-                return value.get(key)
-            return get_field(value, key, pos)
-
-        return read
+        # a chain a.b.c.d is one closure walking its keys: plan scripts are mostly chains
+        steps: list[tuple[str, Pos]] = []
+        base: Node = node
+        while isinstance(base, Tree) and base.data == "field":
+            steps.append((str(token_of(base.children[1])), position(base.children[1])))
+            base = base.children[0]
+        steps.reverse()
+        if isinstance(base, Tree) and base.data == "var":
+            slot = self.scope.lookup(token_of(base)).slot
+            return _walk_variable(slot, tuple(steps))
+        return _walk(self.expr(base), tuple(steps))
 
     def _safe_field(self, node: Tree[Token]) -> Expr:
         target, key = self.expr(node.children[0]), str(token_of(node.children[1]))
@@ -62,6 +63,19 @@ class OperatorCompiler(ExpressionCompiler):
             self.refuse(name_node, f"method '{name}' with {len(args)} arguments",
                         "is not supported")
         receiver, pos, arity = self.expr(target), position(name_node), len(args)
+
+        if arity == 1:
+            first = args[0]
+
+            def call_one(frame: Frame) -> Any:
+                value = receiver(frame)
+                method = methods.get(type(value))
+                if method is None:
+                    return None if null_safe and value is None else not_found(
+                        value, name, arity, pos)
+                return method(value, [first(frame)], pos)
+
+            return call_one
 
         def call(frame: Frame) -> Any:
             value = receiver(frame)
@@ -161,6 +175,10 @@ class OperatorCompiler(ExpressionCompiler):
     def _binary(self, node: Tree[Token]) -> Expr:
         left_node, operator, right_node = node.children
         left, right, op = self.expr(left_node), self.expr(right_node), str(operator)
+        if op in ("==", "!=") and _is_null(right_node):
+            if op == "==":
+                return lambda frame: left(frame) is None
+            return lambda frame: left(frame) is not None
         if op in _EQUALITY:
             test = _EQUALITY[op]
             return lambda frame: test(left(frame), right(frame))
@@ -186,6 +204,80 @@ class OperatorCompiler(ExpressionCompiler):
         if cast is None:
             return operand
         return lambda frame: cast(operand(frame), pos)
+
+
+def _is_null(node: Node) -> bool:
+    return isinstance(node, Tree) and node.data == "null"
+
+
+def _walk_variable(slot: int, steps: tuple[tuple[str, Pos], ...]) -> Expr:
+    """A chain from a variable: dict.get chained in one expression, and the full rules
+    (null, arrays, other values) only when a link is no map: no non-map value has a
+    ``get`` attribute, and reading a variable has no side effect to repeat."""
+    full = _walk(lambda frame: frame[slot], steps)
+    keys = tuple(key for key, _ in steps)
+    if len(keys) == 1:
+        (k1,) = keys
+
+        def read_1(frame: Frame) -> Any:
+            try:
+                return frame[slot].get(k1)
+            except AttributeError:
+                return full(frame)
+
+        return read_1
+    if len(keys) == 2:
+        k1, k2 = keys
+
+        def read_2(frame: Frame) -> Any:
+            try:
+                return frame[slot].get(k1).get(k2)
+            except AttributeError:
+                return full(frame)
+
+        return read_2
+    if len(keys) == 3:
+        k1, k2, k3 = keys
+
+        def read_3(frame: Frame) -> Any:
+            try:
+                return frame[slot].get(k1).get(k2).get(k3)
+            except AttributeError:
+                return full(frame)
+
+        return read_3
+    if len(keys) == 4:
+        k1, k2, k3, k4 = keys
+
+        def read_4(frame: Frame) -> Any:
+            try:
+                return frame[slot].get(k1).get(k2).get(k3).get(k4)
+            except AttributeError:
+                return full(frame)
+
+        return read_4
+    return full
+
+
+def _walk(base: Expr, steps: tuple[tuple[str, Pos], ...]) -> Expr:
+    if len(steps) == 1:
+        (key, pos), = steps
+
+        def read_one(frame: Frame) -> Any:
+            value = base(frame)
+            if type(value) is dict:
+                return value.get(key)
+            return get_field(value, key, pos)
+
+        return read_one
+
+    def read(frame: Frame) -> Any:
+        value = base(frame)
+        for key, pos in steps:
+            value = value.get(key) if type(value) is dict else get_field(value, key, pos)
+        return value
+
+    return read
 
 
 def is_statement_expression(node: Node) -> bool:

@@ -12,7 +12,7 @@ from tracardi_daemon.painless.access import default_of
 from tracardi_daemon.painless.compile_expr import Frame, Node, position
 from tracardi_daemon.painless.compile_ops import OperatorCompiler, is_statement_expression
 from tracardi_daemon.painless.errors import EXCEPTION_PARENTS, Thrown, is_a
-from tracardi_daemon.painless.values import PainlessArray, as_boolean, class_name, throw
+from tracardi_daemon.painless.values import as_boolean, class_name, throw
 
 Stmt = Callable[[Frame], None]
 
@@ -85,7 +85,8 @@ class StatementCompiler(OperatorCompiler):
         pos = position(node.children[0])
 
         def run_if(frame: Frame) -> None:
-            if as_boolean(test(frame), pos):
+            value = test(frame)
+            if value is True or (value is not False and as_boolean(value, pos)):
                 body(frame)
 
         return run_if
@@ -176,4 +177,3 @@ def _store(slot: int, value: Callable[[Frame], Any], cast: Any, pos: tuple[int, 
     return store_cast
 
 
-__all__ = ["PainlessArray", "StatementCompiler", "sequence"]
