@@ -16,6 +16,8 @@ PACKAGE = Path(tracardi_daemon.__file__).parent
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("base", ("tracardi_daemon", "tracardi_daemon.errors", "tracardi_daemon.redact",
               "tracardi_daemon.config", "tracardi_daemon.license")),
+    # the two languages: leaves that use only the base (painless not even that but errors)
+    ("painless", ("tracardi_daemon.painless",)),
     ("tql", ("tracardi_daemon.tql",)),
     ("infra", ("tracardi_daemon.infra",)),
     ("model", ("tracardi_daemon.model",)),
