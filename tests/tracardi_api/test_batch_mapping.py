@@ -98,6 +98,27 @@ def profile_with(tracardi: ApiClient, profile_id: str, path: tuple[str, ...],
     return body if document == value else None
 
 
+def plan_mapping(tracardi: ApiClient, elastic: Elasticsearch, settings: Settings,
+                 event_type: str, created: Created) -> EventToProfile:
+    """A mapping of ``properties.plan`` to ``traits.plan`` saved through the API as its GUI
+    saves it, then read back as the daemon reads Tracardi's definitions."""
+    mapping_id = unique("etp")
+    tracardi.save("/event-to-profile", {
+        "id": mapping_id, "name": f"Plan from {event_type}",
+        "event_type": {"id": event_type, "name": event_type}, "enabled": True, "config": {},
+        "event_to_profile": [{"event": {"value": "properties.plan", "ref": True}, "op": 0,
+                              "profile": {"value": "traits.plan", "ref": True}}]})
+    created.mappings.append(mapping_id)
+    store = DefinitionStore(elastic, settings)
+    try:
+        definition = store.get(EventToProfile, mapping_id)
+    finally:
+        store.close()
+    assert definition is not None, f"{mapping_id} not readable where {settings.tracardi.layout} " \
+                                   "keeps it"
+    return definition
+
+
 def run_job(start: RoleStarter, settings: Settings, redis: RedisClient,
             elastic: Elasticsearch, definition: EventToProfile, profile_id: str) -> TaskRecord:
     role, ctx = start(MappingRole, settings)
@@ -133,19 +154,7 @@ def test_batch_mapping_over_events_tracardi_stored(
     assert "plan" not in tracardi.profile(profile_id).json().get("traits", {})
 
     # the mapping, made after the events, as Tracardi's GUI saves it
-    mapping_id = unique("etp")
-    tracardi.post("/event-to-profile", {
-        "id": mapping_id, "name": f"Plan from {event_type}",
-        "event_type": {"id": event_type, "name": event_type}, "enabled": True, "config": {},
-        "event_to_profile": [{"event": {"value": "properties.plan", "ref": True}, "op": 0,
-                              "profile": {"value": "traits.plan", "ref": True}}]})
-    created.mappings.append(mapping_id)
-    store = DefinitionStore(elastic_client, settings)
-    try:
-        definition = store.get(EventToProfile, mapping_id)
-    finally:
-        store.close()
-    assert definition is not None, f"{mapping_id} not readable in Tracardi's index"
+    definition = plan_mapping(tracardi, elastic_client, settings, event_type, created)
     wait_for(lambda: events_stored(elastic_client, settings, profile_id, 2),
              "the two tracked events searchable")
 

@@ -16,17 +16,16 @@ from elasticsearch import Elasticsearch
 
 from tests.conftest import RoleStarter, start_role
 from tests.tracardi_api.api import ApiClient, ApiService, unique, wait_for
+from tests.tracardi_api.state import follower_keys, fresh
 from tracardi_daemon.config.settings import (
     DefinitionsSettings,
     SegmentationSettings,
     Settings,
     TracardiSettings,
 )
-from tracardi_daemon.infra.lease import lease_key
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.model.tracardi_names import Layout
-from tracardi_daemon.roles.segmentation.keys import follow_seen_key, follow_state_key
-from tracardi_daemon.roles.segmentation.role import FOLLOW_LEASE, SegmentationRole
+from tracardi_daemon.roles.segmentation.role import SegmentationRole
 
 __all__ = ["start_role"]
 pytestmark = [pytest.mark.tracardi_api, pytest.mark.timeout(900)]
@@ -59,13 +58,9 @@ def settings(tracardi_service: ApiService) -> Settings:
 @pytest.fixture
 def made(tracardi: ApiClient, settings: Settings, redis_client: RedisClient,
          elastic_client: Elasticsearch) -> Iterator[Made]:
-    tenant = settings.tracardi.tenant
-    follow_keys = (follow_state_key(tenant), follow_seen_key(tenant),
-                   lease_key(tenant, FOLLOW_LEASE))
-    redis_client.delete(*follow_keys)  # the follower starts now, not at an old run's end
     things = Made()
-    yield things
-    redis_client.delete(*follow_keys)
+    with fresh(redis_client, follower_keys(settings.tracardi.tenant)):
+        yield things
     for path, ids in (("/event-to-profile", things.mappings), ("/segment", things.segments),
                       ("/event-source", things.sources), ("/profile", things.profiles)):
         for thing_id in ids:

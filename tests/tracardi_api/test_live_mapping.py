@@ -15,6 +15,7 @@ from elasticsearch import Elasticsearch
 
 from tests.conftest import RoleStarter, start_role
 from tests.tracardi_api.api import ApiClient, ApiService, unique, wait_for
+from tests.tracardi_api.state import fresh, live_tail_keys
 from tests.tracardi_api.test_batch_mapping import Created, events_stored, remove_created
 from tracardi_daemon.config.settings import (
     DefinitionsSettings,
@@ -22,10 +23,8 @@ from tracardi_daemon.config.settings import (
     Settings,
     TracardiSettings,
 )
-from tracardi_daemon.infra.lease import lease_key
 from tracardi_daemon.infra.redis import RedisClient
-from tracardi_daemon.roles.mapping.keys import live_applied_key, live_state_key
-from tracardi_daemon.roles.mapping.role import LIVE_LEASE, MappingRole
+from tracardi_daemon.roles.mapping.role import MappingRole
 
 __all__ = ["start_role"]
 pytestmark = [pytest.mark.tracardi_api, pytest.mark.timeout(900)]
@@ -49,13 +48,9 @@ def settings(tracardi_service: ApiService) -> Settings:
 @pytest.fixture
 def created(tracardi: ApiClient, settings: Settings, redis_client: RedisClient,
             elastic_client: Elasticsearch) -> Iterator[Created]:
-    tenant = settings.tracardi.tenant
-    tail_keys = (live_state_key(tenant), live_applied_key(tenant),
-                 lease_key(tenant, LIVE_LEASE))
-    redis_client.delete(*tail_keys)  # the tail starts now, not at an old run's end
     made = Created()
-    yield made
-    redis_client.delete(*tail_keys)
+    with fresh(redis_client, live_tail_keys(settings.tracardi.tenant)):
+        yield made
     remove_created(tracardi, settings, elastic_client, made)
 
 

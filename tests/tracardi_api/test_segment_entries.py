@@ -21,6 +21,7 @@ from elasticsearch import Elasticsearch
 from tests.conftest import RoleStarter, start_role
 from tests.tracardi_api.api import ApiClient, ApiService, unique, wait_for
 from tests.tracardi_api.flows import make_flow, make_segment_rule
+from tests.tracardi_api.state import follower_keys, fresh
 from tracardi_daemon.config.settings import (
     DefinitionsSettings,
     DispatchSettings,
@@ -29,7 +30,6 @@ from tracardi_daemon.config.settings import (
     Settings,
     TracardiSettings,
 )
-from tracardi_daemon.infra.lease import lease_key
 from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.queues import (
     DISPATCH_QUEUE,
@@ -42,9 +42,8 @@ from tracardi_daemon.model.definition_store import DefinitionStore
 from tracardi_daemon.model.definitions import Segment
 from tracardi_daemon.model.tasks.store import TaskStore
 from tracardi_daemon.roles.dispatch.role import DispatchRole
-from tracardi_daemon.roles.segmentation.keys import follow_seen_key, follow_state_key
 from tracardi_daemon.roles.segmentation.passes import pass_spec, submit_pass
-from tracardi_daemon.roles.segmentation.role import FOLLOW_LEASE, SegmentationRole
+from tracardi_daemon.roles.segmentation.role import SegmentationRole
 from tracardi_daemon.roles.trigger.role import TriggerRole
 
 __all__ = ["start_role"]
@@ -72,14 +71,10 @@ def settings(tracardi_service: ApiService) -> Settings:
 @pytest.fixture
 def made(tracardi: ApiClient, settings: Settings,
          redis_client: RedisClient) -> Iterator[dict[str, list[str]]]:
-    tenant = settings.tracardi.tenant
-    follow_keys = (follow_state_key(tenant), follow_seen_key(tenant),
-                   lease_key(tenant, FOLLOW_LEASE))
-    redis_client.delete(*follow_keys)  # the follower starts now, not at an old run's end
     things: dict[str, list[str]] = {"rule": [], "flow": [], "segment": [],
                                     "event-to-profile": [], "event-source": [], "profile": []}
-    yield things
-    redis_client.delete(*follow_keys)
+    with fresh(redis_client, follower_keys(settings.tracardi.tenant)):
+        yield things
     for kind, ids in things.items():
         for ident in ids:
             tracardi.delete(f"/{kind}/{ident}")

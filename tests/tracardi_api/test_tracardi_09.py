@@ -19,6 +19,7 @@ from tests.tracardi_api.flows import make_segment_rule
 from tests.tracardi_api.test_batch_mapping import (
     Created,
     events_stored,
+    plan_mapping,
     profile_with,
     remove_created,
     run_job,
@@ -54,7 +55,7 @@ from tracardi_daemon.infra.queues import (
 )
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.model.definition_store import DefinitionStore
-from tracardi_daemon.model.definitions import EventToProfile, WorkflowTrigger
+from tracardi_daemon.model.definitions import WorkflowTrigger
 from tracardi_daemon.model.segment_definitions import Segment
 from tracardi_daemon.roles.dispatch.role import DispatchRole
 from tracardi_daemon.roles.segmentation.client import profile_changed
@@ -108,19 +109,8 @@ def test_batch_mapping_over_events_tracardi_09_stored(
              f"GET /profile/{profile_id} answering 200")
     assert "plan" not in tracardi09.profile(profile_id).json().get("traits", {})
 
-    mapping_id = unique("etp")  # made after the events, as 0.9's GUI saves it (in MySQL)
-    tracardi09.save("/event-to-profile", {
-        "id": mapping_id, "name": f"Plan from {event_type}",
-        "event_type": {"id": event_type, "name": event_type}, "enabled": True, "config": {},
-        "event_to_profile": [{"event": {"value": "properties.plan", "ref": True}, "op": 0,
-                              "profile": {"value": "traits.plan", "ref": True}}]})
-    created.mappings.append(mapping_id)
-    store = DefinitionStore(elastic_client, settings)
-    try:
-        definition = store.get(EventToProfile, mapping_id)
-    finally:
-        store.close()
-    assert definition is not None, f"{mapping_id} not readable in Tracardi 0.9's MySQL"
+    # made after the events, as 0.9's GUI saves it (in MySQL)
+    definition = plan_mapping(tracardi09, elastic_client, settings, event_type, created)
     wait_for(lambda: events_stored(elastic_client, settings, profile_id, 1),
              "the tracked event searchable")
 
