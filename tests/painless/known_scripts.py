@@ -1,5 +1,5 @@
-"""The eight Tracardi scripts the migration recognises by text today, written out (four
-are in the 0.8.2 plans as they are; the others are earlier or unguarded revisions)."""
+"""The eight Tracardi scripts the migration once recognised by their text, written out
+(four are in the 0.8.2 plans as they are; the others are earlier or unguarded revisions)."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ _EVENT_TAIL = "\n".join(f'try {{ row.data.ec.order.{part}.remove("{key}"); }} '
                         f'catch(Exception e) {{}}' for part, key in _EC)
 _GUARDED, _UNGUARDED = "ctx._source.data!=null && ", ""
 
-# description (as known_painless() names it) -> script
+# description -> script
 SCRIPTS: dict[str, str] = {
     "entity: drop timestamp": 'row.putAll(ctx._source);\nrow.remove("timestamp");',
     "event-reshaping: drop mapping": 'row.putAll(ctx._source);\nrow.remove("mapping");',

@@ -1,21 +1,13 @@
-"""The eight scripts the migration translates to declarative transforms today give,
-interpreted, the same document as those transforms on documents of their shape; where
-the transforms are more lenient than painless, painless's own answer is pinned."""
+"""The eight 0.8.2 scripts the migration once translated to declarative transforms,
+interpreted: where those transforms were more lenient than painless, painless's own
+answer is pinned."""
 
 from __future__ import annotations
 
-import copy
 from typing import Any
-
-import pytest
 
 from tests.painless.helpers import failure, run
 from tests.painless.known_scripts import SCRIPTS
-from tracardi_daemon.roles.upgrade.migration.transforms import (
-    apply_all,
-    known_painless,
-    translate_painless,
-)
 
 Doc = dict[str, Any]
 
@@ -43,38 +35,6 @@ SESSION: Doc = {"id": "s1", "timestamp": 1, "metadata": {"time": {"insert": "x"}
 USER: Doc = {"id": "u1", "email": "admin@example.com", "roles": ["admin"], "mapping": None,
              "timestamp": None, "data": {"x": None}}
 RESHAPING: Doc = {"id": "r1", "mapping": {"a": "b"}, "event_type": "page-view"}
-PROFILES = [_profile(), _profile(devices={"names": None}),
-            _profile(pii={"name": "Bo", "lastname": None}), _profile(anonymous=None)]
-EVENTS = [_event(), _event(ec={"order": {"cost": {}, "income": None}}),
-          _event(ec=None), _event(ec={"order": None})]
-# the documents each script agrees with its transforms on
-AGREEING: dict[str, list[Doc]] = {
-    "entity: drop timestamp": [SESSION, USER, _profile(), {"id": "x"}],
-    "event-reshaping: drop mapping": [RESHAPING, USER, {"id": "x", "mapping": None}],
-    "profile 0.8.2 (early): data.anonymous = null": [*PROFILES, USER],
-    "profile 0.8.2: contact, pii.name, devices.names": PROFILES,
-    "profile 0.8.2 (unguarded): contact, pii.name, devices.names": PROFILES,
-    "event 0.8.2: contact, ec.order fields": EVENTS,
-    "event 0.8.2 (unguarded): contact, ec.order fields": EVENTS,
-    "event 0.8.2 (early): ec.order fields": [
-        EVENTS[0], _event(ec={"order": {"cost": {}, "income": {"value": 1}}})],
-}
-
-
-def test_the_written_scripts_are_the_eight_the_migration_recognises() -> None:
-    assert set(SCRIPTS) == set(known_painless())
-    for name, source in SCRIPTS.items():
-        assert translate_painless(source) == known_painless()[name], name
-
-
-@pytest.mark.parametrize("name", sorted(SCRIPTS))
-def test_interpreted_gives_the_document_the_transforms_give(name: str) -> None:
-    for document in AGREEING[name]:
-        expected = apply_all(document, known_painless()[name])
-        interpreted = run(SCRIPTS[name], copy.deepcopy(document))["_source"]
-        assert interpreted == expected, f"{name}: {document}"
-
-
 PROFILE_0820 = "profile 0.8.2: contact, pii.name, devices.names"
 EVENT_0820 = "event 0.8.2: contact, ec.order fields"
 

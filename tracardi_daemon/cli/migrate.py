@@ -24,10 +24,8 @@ from tracardi_daemon.roles.jobs import queue_task
 from tracardi_daemon.roles.upgrade.keys import done_key
 from tracardi_daemon.roles.upgrade.migration.job import (
     MIGRATION_TASK,
-    cluster_modules,
     foreign_targets,
     migration_params,
-    painless_refusals,
     plan_key,
     resolve_work,
 )
@@ -122,7 +120,6 @@ def _plan(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         target = chosen.target_layout(settings.tracardi)
         key = plan_key(chosen)
         work = resolve_work(elastic, chosen, target)
-        refused = painless_refusals(chosen, cluster_modules(elastic))
         done = redis.get(done_key(settings.tracardi.tenant, key))
         print(f"plan {key}: {chosen.source.style} {chosen.source.version}/{chosen.source.tenant} "
               f"-> {target.style} {target.version}/{target.tenant}")
@@ -130,7 +127,7 @@ def _plan(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             print(f"already done: {printable(text(done))} (migrate run --force repeats it)")
         for step in chosen.steps:
             items = [item for item in work if item.step == step.id]
-            path = "needs _reindex with painless" if step.painless else "daemon copy"
+            path = "daemon copy (painless, interpreted)" if step.painless else "daemon copy"
             print(f"\nstep {step.id} ({step.index}{', every partition' if step.multi else ''}"
                   f"): {path}")
             if not items:
@@ -139,8 +136,6 @@ def _plan(args: argparse.Namespace, env: Mapping[str, str]) -> int:
                 print(f"  {item.source} ({item.documents:,} docs) -> {item.target}")
             for transform in step.transforms:
                 print(f"  transform: {json.dumps(transform.to_dict())}")
-        for refusal in refused:
-            print(f"\nrefused: {refusal}")
         for foreign in foreign_targets(elastic, work, key):
             print(f"\nrefused: target index {foreign} already holds documents this plan "
                   "did not write")
@@ -164,10 +159,6 @@ def _run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         except InvalidInput as exc:
             print(f"error: {exc}", file=sys.stderr)
             return int(ExitCode.USAGE)
-        refused = painless_refusals(chosen, cluster_modules(elastic))
-        if refused:
-            print("error: nothing queued: " + "; ".join(refused), file=sys.stderr)
-            return int(ExitCode.FAILURE)
         done = redis.get(done_key(settings.tracardi.tenant, params["key"]))
         if done is not None and not args.force:
             print(f"this plan already ran ({printable(text(done))}); nothing to do "

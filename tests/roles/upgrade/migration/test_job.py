@@ -1,10 +1,9 @@
 """Migrations run by the upgrade role against the real Elasticsearch and Redis: the
 shipped 0.8.1 -> 0.8.2 plan on real documents (monthly partitions collapsed into
-quarters), progress, re-runs, foreign targets, dead letters, cancel, painless refused."""
+quarters), progress, re-runs, foreign targets, dead letters, cancel."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -21,9 +20,6 @@ from tracardi_daemon.infra.deadletters import DeadLetters
 from tracardi_daemon.infra.queues import UPGRADE_QUEUE
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.model.tasks.store import TaskStore
-from tracardi_daemon.roles.upgrade.migration.job import (
-    painless_refusals,
-)
 from tracardi_daemon.roles.upgrade.migration.plan import Plan, load_plan
 from tracardi_daemon.roles.upgrade.role import UpgradeRole
 
@@ -231,25 +227,6 @@ def test_cancel_stops_between_batches(
     assert done.status == "cancelled" and 0 < done.done < done.total  # type: ignore[operator]
 
 
-def test_a_tracardi_plan_with_painless_is_refused_on_this_cluster(
-        es: Elasticsearch, settings: Settings, prefix: str, elastic_url: str,
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    plan_file = tmp_path / "08x_to_0820.json"
-    plan_file.write_text(json.dumps(["Staging", {
-        "id": "a1", "copy_index": {"from_index": "tracardi-flow", "to_index": "tracardi-flow",
-                                   "multi": False, "static": False, "production": False,
-                                   "script": "ctx._source.graph = params.unknown;"},
-        "worker": "reindex", "asynchronous": False, "wait_for_completion": False,
-        "params": {}}]))
-    env = {"TENANT_NAME": prefix, "ELASTIC_HOST": elastic_url}
-    code = main(["migrate", "run", "--plan", str(plan_file), "--from-tenant", prefix],
-                environ=env)
-    assert code == 1
-    err = capsys.readouterr().err
-    assert "step 'a1' (tracardi-flow)" in err
-    assert "needs the reindex and lang-painless modules" in err
-
-
 def test_migrate_plan_shows_sources_targets_and_transforms(
         es: Elasticsearch, settings: Settings, prefix: str, elastic_url: str,
         capsys: pytest.CaptureFixture[str]) -> None:
@@ -280,18 +257,3 @@ def test_the_target_tenant_is_the_one_given_else_configured_else_tracardis_defau
     assert "-> 0820.ffe49.tracardi-profile-2024-q1" in capsys.readouterr().out
     assert main([*source, "--to-tenant", "Bad Name"], environ=configured) == 2
     assert "tenant" in capsys.readouterr().err
-
-
-def test_a_painless_step_is_never_copied_without_its_script(tmp_path: Path) -> None:
-    """Refused on a cluster without the modules, and on one with them too: this version
-    does not run server-side _reindex, and copying without the script would be wrong."""
-    plan_file = tmp_path / "08x_to_0820.json"
-    plan_file.write_text(json.dumps([{
-        "id": "a1", "copy_index": {"from_index": "tracardi-flow", "to_index": "tracardi-flow",
-                                   "multi": False, "script": "ctx._source.x = 1;"},
-        "worker": "reindex", "asynchronous": False}]))
-    plan = load_plan(plan_file)
-    [without] = painless_refusals(plan, {"transport-netty4"})
-    assert "lacks reindex, lang-painless" in without
-    [with_modules] = painless_refusals(plan, {"reindex", "lang-painless"})
-    assert "does not run yet" in with_modules and "step 'a1'" in with_modules

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from tests.roles.upgrade.migration.test_transforms import PROFILE_0820
 from tracardi_daemon.config.settings import TracardiSettings
 from tracardi_daemon.errors import InvalidInput
 from tracardi_daemon.model.tracardi_names import Layout
@@ -23,7 +22,7 @@ from tracardi_daemon.roles.upgrade.migration.plan import (
     shipped_plan,
     shipped_plans,
 )
-from tracardi_daemon.roles.upgrade.migration.transforms import Delete, Move, apply_all
+from tracardi_daemon.roles.upgrade.migration.transforms import Move, apply_all
 
 PLAN_TOML = """
 from = {version = "08x"}
@@ -102,7 +101,7 @@ def test_round_trip_is_json() -> None:
     (daemon_plan(index="tracardi-x", mutli=True), "step 's': field 'mutli' is not a known"),
     (daemon_plan(index="tracardi-x", static=True, multi=True),
      "step 's': field 'static' cannot be combined with multi"),
-    (daemon_plan(index="tracardi-x", painless="ctx", transforms=[
+    (daemon_plan(index="tracardi-x", painless="ctx._source.a = 1;", transforms=[
         {"op": "delete", "path": "a"}]), "step 's': field 'painless' cannot be combined"),
     (daemon_plan(index="tracardi-x", transforms=[{"op": "delete", "path": "a"},
                                                  {"op": "move", "from": "a", "to": ""}]),
@@ -148,7 +147,40 @@ def test_errors_name_the_step_and_field(plan: dict[str, Any], message: str) -> N
 
 # Tracardi's plan files
 
-UNKNOWN_SCRIPT = "ctx._source.remove('traits')"
+# Tracardi 0.8.2's profile script (08x_to_0820.json)
+PROFILE_0820 = """Map row = new HashMap();
+String x = null;
+String y = null;
+if(ctx._source.data!=null && ctx._source.data.contact!=null) {
+  x=  ctx._source.data.contact.email ?: "";
+  y = ctx._source.data.contact.phone ?: "";
+}
+
+row.putAll(ctx._source);
+
+if (row.data == null) {
+    row.data = new HashMap();
+}
+
+if (row.data.contact == null) {
+    row.data.contact = new HashMap();
+}
+
+row.data.contact.email = new HashMap();
+row.data.contact.phone = new HashMap();
+
+if(x != null) row.data.contact.email.main = x;
+if(y != null) row.data.contact.phone.main = y;
+
+row.data.anonymous = null;
+if(ctx._source.data.pii.name!=null) row.data.pii.display_name = ctx._source.data.pii.name;
+row.data.devices.other = ctx._source.data.devices.names;
+try { row.data.devices.remove("names"); } catch(Exception e) {}
+try { row.data.pii.remove("name"); } catch(Exception e) {}
+
+ctx._source = [:];
+ctx._source.putAll(row);"""
+OTHER_SCRIPT = "ctx._source.remove('traits');"
 
 
 def tracardi_entry(ident: str, index: str, *, multi: bool = False,
@@ -170,7 +202,7 @@ TRACARDI_PLAN: list[Any] = [
     tracardi_entry("845b5f68", "tracardi-event-reshaping",
                    script='Map row = new HashMap();\nrow.putAll(ctx._source);\n'
                           'row.remove("mapping");\nctx._source = [:];\nctx._source.putAll(row);'),
-    tracardi_entry("0fd59b15", "tracardi-flow", script=UNKNOWN_SCRIPT,
+    tracardi_entry("0fd59b15", "tracardi-flow", script=OTHER_SCRIPT,
                    wait_for_completion=True),
     "Production",
     tracardi_entry("0fd59b15", "tracardi-flow", copy_index={"production": True}),
@@ -183,19 +215,41 @@ def test_read_tracardi_plan() -> None:
     plan = read_tracardi_plan(TRACARDI_PLAN, "08x", "0820")
     assert plan.source == Layout("08x", "01506") and plan.target == Layout("0820", "ffe49")
     profile, reshaping, flow, flow_prod, bridge, renamed = plan.steps
-    # the recognised painless became transforms
-    assert profile.painless is None and profile.collapse == "quarter" and profile.multi
-    assert profile.transforms[0] == Move("data.contact.email", "data.contact.email.main")
-    assert apply_all({"data": {"contact": {"email": "a@b.c"}}}, profile.transforms)[
-        "data"]["contact"]["email"] == {"main": "a@b.c"}
-    assert reshaping.transforms == (Delete("mapping"),) and reshaping.painless is None
-    # the unknown one is kept for the runner to decide
-    assert flow.painless == UNKNOWN_SCRIPT and flow.transforms == ()
+    # every script is kept and compiled for the daemon's interpreter, none translated
+    assert profile.painless == PROFILE_0820 and profile.transforms == ()
+    assert profile.collapse == "quarter" and profile.multi and profile.script is not None
+    assert reshaping.painless is not None and 'row.remove("mapping")' in reshaping.painless
+    assert reshaping.transforms == () and reshaping.script is not None
+    assert flow.painless == OTHER_SCRIPT and flow.transforms == ()
     assert flow.id == "0fd59b15" and flow.production is None
     assert flow_prod.id == "0fd59b15-prod" and flow_prod.production is True
     assert bridge.static and bridge.index == "tracardi-bridge"
     assert renamed.target_name == "tracardi-validation"
     assert Plan.from_dict(json.loads(json.dumps(plan.to_dict()))) == plan
+
+
+def test_a_script_the_interpreter_refuses_refuses_the_plan_naming_step_and_place(
+        tmp_path: Path) -> None:
+    script = "Map row = new HashMap();\nwhile (true) {}"
+    entries = [*TRACARDI_PLAN, tracardi_entry("c0ffee", "tracardi-rule", script=script)]
+    path = write(tmp_path, "080_to_08x.json", json.dumps(entries))
+    with pytest.raises(InvalidInput) as caught:
+        load_plan(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: tracardi plan 080_to_08x: step 'c0ffee': painless "
+                              "script: line 2, column 1: "), message
+    assert "while loop" in message.split("column 1: ", 1)[1]
+    # the daemon's own form compiles its script as it is read too
+    with pytest.raises(InvalidInput, match=r"step 's': painless script: line 1, column 1"):
+        Plan.from_dict(daemon_plan(index="tracardi-x", painless="ctx._source.x = ;"))
+
+
+def test_a_painless_step_round_trips_with_its_compiled_script() -> None:
+    plan = Plan.from_dict(daemon_plan(index="tracardi-segment", painless="ctx._source.x = 1;"))
+    [step] = plan.steps
+    assert step.script is not None and step.script.source == "ctx._source.x = 1;"
+    again = Plan.from_dict(json.loads(json.dumps(plan.to_dict())))
+    assert again == plan and again.steps[0].script is not None
 
 
 def test_read_tracardi_plan_with_tenants() -> None:

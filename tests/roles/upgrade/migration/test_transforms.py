@@ -1,4 +1,4 @@
-"""Document transforms: each op, their errors, parsing and the painless they replace."""
+"""Document transforms: each op, their errors and parsing."""
 
 from __future__ import annotations
 
@@ -18,9 +18,7 @@ from tracardi_daemon.roles.upgrade.migration.transforms import (
     Transform,
     TransformError,
     apply_all,
-    known_painless,
     parse_transforms,
-    translate_painless,
 )
 
 EMAIL = Move("data.contact.email", "data.contact.email.main")
@@ -227,110 +225,3 @@ def test_set_refuses_values_json_cannot_hold() -> None:
 
     with pytest.raises(InvalidInput, match=r"transforms\[0\].value"):
         parse_transforms([{"op": "set", "path": "a", "value": date(2024, 1, 1)}], "step 'x'")
-
-
-# Tracardi's painless
-
-PROFILE_0820 = """Map row = new HashMap();
-String x = null;
-String y = null;
-if(ctx._source.data!=null && ctx._source.data.contact!=null) {
-  x=  ctx._source.data.contact.email ?: "";
-  y = ctx._source.data.contact.phone ?: "";
-}
-
-row.putAll(ctx._source);
-
-if (row.data == null) {
-    row.data = new HashMap();
-}
-
-if (row.data.contact == null) {
-    row.data.contact = new HashMap();
-}
-
-row.data.contact.email = new HashMap();
-row.data.contact.phone = new HashMap();
-
-if(x != null) row.data.contact.email.main = x;
-if(y != null) row.data.contact.phone.main = y;
-
-row.data.anonymous = null;
-if(ctx._source.data.pii.name!=null) row.data.pii.display_name = ctx._source.data.pii.name;
-row.data.devices.other = ctx._source.data.devices.names;
-try { row.data.devices.remove("names"); } catch(Exception e) {}
-try { row.data.pii.remove("name"); } catch(Exception e) {}
-
-ctx._source = [:];
-ctx._source.putAll(row);"""
-
-EVENT_0820 = """Map row = new HashMap();
-String x = null;
-String y = null;
-if(ctx._source.data!=null && ctx._source.data.contact != null) {
-  x=  ctx._source.data.contact.email ?: "";
-  y = ctx._source.data.contact.phone ?: "";
-}
-
-row.putAll(ctx._source);
-
-if (row.data == null) {
-    row.data = new HashMap();
-}
-
-if (row.data.contact == null) {
-    row.data.contact = new HashMap();
-}
-
-row.data.contact.email = new HashMap();
-row.data.contact.phone = new HashMap();
-
-if(x != null) row.data.contact.email.main = x;
-if(y != null) row.data.contact.phone.main = y;
-
-try { row.data.ec.order.cost.remove("other"); } catch(Exception e) {}
-try { row.data.ec.order.income.remove("revenue"); } catch(Exception e) {}
-try { row.data.ec.order.cost.remove("discount"); } catch(Exception e) {}
-try { row.data.ec.order.cost.remove("tax"); } catch(Exception e) {}
-try { row.data.ec.order.cost.remove("shipping"); } catch(Exception e) {}
-
-ctx._source = [:];
-ctx._source.putAll(row);"""
-
-
-def test_the_0820_profile_script_becomes_transforms() -> None:
-    transforms = translate_painless(PROFILE_0820)
-    assert transforms is not None
-    doc = {"id": "p", "data": {"contact": {"email": "a@b.c", "phone": "1"},
-                               "pii": {"name": "Ann", "firstname": "A"},
-                               "devices": {"names": ["ipad"]}, "anonymous": True}}
-    assert apply_all(doc, transforms) == {
-        "id": "p", "data": {"contact": {"email": {"main": "a@b.c"}, "phone": {"main": "1"}},
-                            "pii": {"display_name": "Ann", "firstname": "A"},
-                            "devices": {"other": ["ipad"]}, "anonymous": None}}
-
-
-def test_the_0820_event_script_becomes_transforms() -> None:
-    transforms = translate_painless(EVENT_0820)
-    assert transforms is not None
-    doc = {"data": {"contact": {"email": "a@b.c"},
-                    "ec": {"order": {"cost": {"tax": 1, "value": 9}, "income": {"revenue": 3}}}}}
-    assert apply_all(doc, transforms) == {
-        "data": {"contact": {"email": {"main": "a@b.c"}},
-                 "ec": {"order": {"cost": {"value": 9}, "income": {}}}}}
-
-
-def test_recognition_ignores_whitespace_only() -> None:
-    assert translate_painless(" ".join(PROFILE_0820.split())) == translate_painless(PROFILE_0820)
-    changed = PROFILE_0820.replace('remove("name")', 'remove("nickname")')
-    assert translate_painless(changed) is None
-    assert translate_painless("ctx._source.data.contact.email = null") is None
-
-
-def test_the_small_scripts() -> None:
-    drop = 'Map row = new HashMap();\nrow.putAll(ctx._source);\nrow.remove("{}");\n' \
-           'ctx._source = [:];\nctx._source.putAll(row);'
-    assert translate_painless(drop.replace("{}", "timestamp")) == (Delete("timestamp"),)
-    assert translate_painless(drop.replace("{}", "mapping")) == (Delete("mapping"),)
-    assert translate_painless(drop.replace("{}", "other")) is None
-    assert len(known_painless()) == 8

@@ -1,12 +1,13 @@
 """A migration: a plan's steps copied by the daemon itself — point-in-time scan of each
-source index, declarative transforms in Python, bulk writes under the source ids — as
-one queued job with a task record and a checkpoint per batch.
+source index, the step's painless script (interpreted) or declarative transforms in
+Python, bulk writes under the source ids — as one queued job with a task record and a
+checkpoint per batch.
 
 What it guarantees: documents keep their ids, so a batch replayed after a takeover
 overwrites and never duplicates; progress is documents done over the whole plan's
 count, from the first batch; a target index holding documents this plan did not write
-stops the run naming it; a document a transform cannot handle goes to the ``upgrade``
-dead letters with its step, index, id and reason; aliases move to the new indices only
+stops the run naming it; a document a script or transform cannot handle goes to the
+``upgrade`` dead letters with its step, index, id and reason; aliases move to the new indices only
 when every step succeeded; a finished plan is recorded, and running it again does
 nothing unless forced.
 
@@ -23,6 +24,7 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -45,13 +47,17 @@ from tracardi_daemon.roles.jobs import end_job
 from tracardi_daemon.roles.upgrade.keys import done_key
 from tracardi_daemon.roles.upgrade.migration.lanes import Lane, LaneReader, WorkItem
 from tracardi_daemon.roles.upgrade.migration.plan import Plan, Step, resolve_targets
-from tracardi_daemon.roles.upgrade.migration.transforms import TransformError, transform_batch
+from tracardi_daemon.roles.upgrade.migration.scripted import ScriptJob, run_script_batch
+from tracardi_daemon.roles.upgrade.migration.transforms import (
+    Document,
+    TransformError,
+    transform_batch,
+)
 
 log = logging.getLogger(__name__)
 
 MIGRATION_TASK = "upgrade"  # Tracardi's task type for migrations
 META_KEY = "tracardi_daemon_plan"  # in a target index's mapping _meta
-PAINLESS_MODULES = ("reindex", "lang-painless")
 
 
 @dataclass(frozen=True)
@@ -70,29 +76,6 @@ def plan_key(plan: Plan) -> str:
     """The plan's identity: what "already done" and "written by this plan" refer to."""
     text_form = json.dumps(plan.to_dict(), sort_keys=True)
     return hashlib.sha256(text_form.encode()).hexdigest()[:16]
-
-
-def cluster_modules(elastic: Elasticsearch) -> set[str]:
-    """The modules and plugins every node has (``_nodes/plugins``)."""
-    with elastic_errors("read the cluster's modules"):
-        nodes = elastic.nodes.info(metric="plugins")["nodes"].values()
-    sets = [{m["name"] for m in node.get("modules", []) + node.get("plugins", [])}
-            for node in nodes]
-    return set.intersection(*sets) if sets else set()
-
-
-def painless_refusals(plan: Plan, modules: set[str]) -> list[str]:
-    """Steps the daemon cannot run on this cluster, each with the reason: a painless
-    script it could not translate needs the reindex and lang-painless modules, and this
-    version does not yet run such steps with server-side _reindex even where the
-    cluster has them (never copied without their script)."""
-    missing = [m for m in PAINLESS_MODULES if m not in modules]
-    reason = (f"needs the reindex and lang-painless modules, and this cluster lacks "
-              f"{', '.join(missing)}" if missing else
-              "needs server-side _reindex, which this version does not run yet; "
-              "translate the script into transforms in a plan file")
-    return [f"step {step.id!r} ({step.index}): its painless script {reason}"
-            for step in plan.steps if step.painless is not None]
 
 
 def resolve_work(elastic: Elasticsearch, plan: Plan, target: Layout) -> list[WorkItem]:
@@ -200,9 +183,6 @@ class MigrationJob:
             done = self._redis.get(done_key(self._settings.tracardi.tenant, self._key))
         if done is not None and not self._force:
             return (f"this plan already ran ({text(done)}); run it again with --force")
-        refused = painless_refusals(self._plan, cluster_modules(self._elastic))
-        if refused:
-            return "; ".join(refused)
         self._work = resolve_work(self._elastic, self._plan, self._target)
         if not self._work:
             return "no source index of the plan exists: nothing to migrate"
@@ -275,20 +255,32 @@ class MigrationJob:
 
     def _transform(self, item: WorkItem,
                    hits: list[Hit]) -> tuple[list[BulkAction], list[tuple[str, str]]]:
-        step = self._steps()[item.step]
         actions: list[BulkAction] = []
         failures: list[tuple[str, str]] = []
-        # the hits are this batch's own: transformed without a copy inline (a third of the
-        # transform time); a large batch goes to the pool's workers and comes back
-        sources = [hit.source for hit in hits]
-        documents = (self._pool.map_chunks(transform_batch, step.transforms, sources)
-                     if self._pool is not None else transform_batch(step.transforms, sources))
-        for hit, document in zip(hits, documents, strict=True):
+        for hit, document in zip(hits, self._transformed(item, hits), strict=True):
             if isinstance(document, TransformError):
                 failures.append((hit.id, document.reason))
-            else:
+            elif document is not None:  # None: the script's ctx.op said noop or delete
                 actions.append(BulkAction("index", item.target, hit.id, document))
         return actions, failures
+
+    def _transformed(self, item: WorkItem,
+                     hits: list[Hit]) -> Sequence[Document | TransformError | None]:
+        """The batch's documents as they are written, by the step's painless script or
+        its transforms; a large batch goes to the pool's workers and comes back."""
+        step = self._steps()[item.step]
+        if step.painless is not None:
+            job = ScriptJob(step.painless, f"step {step.id!r}", item.source)
+            pairs = [(hit.id, hit.source) for hit in hits]
+            return (self._pool.map_chunks(run_script_batch, job, pairs)
+                    if self._pool is not None else run_script_batch(job, pairs))
+        # the hits are this batch's own: transformed without a copy inline (a third of the
+        # transform time)
+        sources = [hit.source for hit in hits]
+        documents: Sequence[Document | TransformError] = (
+            self._pool.map_chunks(transform_batch, step.transforms, sources)
+            if self._pool is not None else transform_batch(step.transforms, sources))
+        return documents
 
     def _collect(self) -> int:
         """Record the batch whose write was in flight: its failed documents in the dead

@@ -43,11 +43,8 @@ from tracardi_daemon.model.tracardi_names import (
     read_partition,
     tracardi_tenant,
 )
-from tracardi_daemon.roles.upgrade.migration.transforms import (
-    Transform,
-    parse_transforms,
-    translate_painless,
-)
+from tracardi_daemon.painless import Script, ScriptRefused, compile_script
+from tracardi_daemon.roles.upgrade.migration.transforms import Transform, parse_transforms
 
 # quarter/year: collapse into that partitioning; target: into the target layout's
 COLLAPSES: tuple[str, ...] = ("quarter", "year", "target")
@@ -70,9 +67,15 @@ class Step:
     transforms: tuple[Transform, ...] = ()
     target_index: str | None = None  # the logical name in the target; None = index
     production: bool | None = None  # overrides both layouts' mode; None = theirs
-    # a script the daemon could not translate: only a cluster with reindex and
-    # lang-painless can run it, and the runner decides whether to
+    # a painless script run on every document by the daemon's interpreter, compiled when
+    # the step is made: a construct it does not support refuses the plan, not a document
     painless: str | None = None
+    script: Script | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.painless is not None and self.script is None:
+            object.__setattr__(self, "script", compile_script(
+                self.painless, f"step {self.id!r}: painless script"))
 
     @property
     def target_name(self) -> str:
@@ -299,8 +302,6 @@ def _tracardi_step(number: int, entry: object) -> Step:
         reader.fail("worker", f"{worker!r} is not supported: the daemon copies between "
                               f"Elasticsearch indices only ({', '.join(TRACARDI_WORKERS)})")
     copy = _tracardi_copy_index(reader)
-    script = (copy.get("script") or "").strip() or None
-    transforms = translate_painless(script) if script else None
     production = copy.get("production")
     return Step(
         # 0.8.x plans list staging and production copies of an index under one id
@@ -310,23 +311,26 @@ def _tracardi_step(number: int, entry: object) -> Step:
         static=copy.get("static") is True,
         asynchronous=reader.boolean("asynchronous", False),
         collapse=_tracardi_collapse(reader, worker),
-        transforms=transforms or (),
         target_index=None if copy["to_index"] == copy["from_index"] else copy["to_index"],
         production=production,
-        painless=script if transforms is None else None,
+        painless=(copy.get("script") or "").strip() or None,
     )
 
 
 def read_tracardi_plan(data: object, from_version: str, to_version: str, *,
                        from_tenant: str | None = None, to_tenant: str | None = None) -> Plan:
     """A plan from Tracardi's JSON list (``08x_to_0820.json``); tenants default to
-    Tracardi's ``md5(version)[:5]``. Painless Tracardi shipped is replaced by transforms;
-    any other is kept on the step. Workers other than reindex and reindex_to_one_index
-    (copy_to_mysql, ...) are refused."""
+    Tracardi's ``md5(version)[:5]``. A step's painless script is compiled here (refused,
+    naming the step, line, column and construct, if the interpreter does not support
+    it) and run by the daemon on every document. Workers other than reindex and
+    reindex_to_one_index (copy_to_mysql, ...) are refused."""
     if not isinstance(data, list):
         raise InvalidInput("tracardi plan: must be a JSON list of schemas and comments")
-    steps = tuple(_tracardi_step(number, entry) for number, entry in enumerate(data)
-                  if not isinstance(entry, str))
+    try:
+        steps = tuple(_tracardi_step(number, entry) for number, entry in enumerate(data)
+                      if not isinstance(entry, str))
+    except ScriptRefused as exc:
+        raise InvalidInput(f"tracardi plan {from_version}_to_{to_version}: {exc}") from exc
     if not steps:
         raise InvalidInput("tracardi plan: holds no migration schema")
     source = Layout(from_version, from_tenant or tracardi_tenant(from_version))

@@ -1,6 +1,6 @@
 """Declarative document transforms a migration step applies to every copied document
-(move, copy, set, delete, convert over dotted paths), and the known Tracardi painless
-scripts they replace.
+(move, copy, set, delete, convert over dotted paths): the daemon's own plans' way of
+changing documents (Tracardi's plans carry painless, which the interpreter runs).
 
 A transform is written as one flat table with ``op``::
 
@@ -326,72 +326,3 @@ def parse_transforms(raw: object, where: str) -> tuple[Transform, ...]:
 
         result.append(_parse_one(item, fail))
     return tuple(result)
-
-
-# Tracardi's painless scripts (08x_to_082x.json / 08x_to_0820.json, every released
-# revision that runs) and their declarative equivalents, matched on the script text with
-# all whitespace removed: a script that differs in anything else is not recognised.
-_CONTACT_MOVES = (Move("data.contact.email", "data.contact.email.main"),
-                  Move("data.contact.phone", "data.contact.phone.main"))
-_PROFILE_0820 = (*_CONTACT_MOVES, Set("data.anonymous", None),
-                 Move("data.pii.name", "data.pii.display_name"),
-                 Move("data.devices.names", "data.devices.other"))
-_EVENT_EC_DELETES = tuple(Delete(f"data.ec.order.{path}") for path in (
-    "cost.other", "income.revenue", "cost.discount", "cost.tax", "cost.shipping"))
-_BOILERPLATE_START = "Maprow=newHashMap();"
-_BOILERPLATE_END = "ctx._source=[:];ctx._source.putAll(row);"
-_CONTACT_SCRIPT = (
-    'Stringx=null;Stringy=null;if({guard}ctx._source.data.contact!=null){{x=ctx._source.'
-    'data.contact.email?:"";y=ctx._source.data.contact.phone?:"";}}row.putAll(ctx._source);'
-    'if(row.data==null){{row.data=newHashMap();}}if(row.data.contact==null){{row.data.'
-    'contact=newHashMap();}}row.data.contact.email=newHashMap();row.data.contact.phone='
-    'newHashMap();if(x!=null)row.data.contact.email.main=x;if(y!=null)row.data.contact.'
-    'phone.main=y;'
-)
-_PROFILE_TAIL = (
-    'row.data.anonymous=null;if(ctx._source.data.pii.name!=null)row.data.pii.display_name='
-    'ctx._source.data.pii.name;row.data.devices.other=ctx._source.data.devices.names;'
-    'try{row.data.devices.remove("names");}catch(Exceptione){}try{row.data.pii.remove('
-    '"name");}catch(Exceptione){}'
-)
-_EVENT_TAIL = "".join(
-    f'try{{row.data.ec.order.{part}.remove("{key}");}}catch(Exceptione){{}}'
-    for part, key in (("cost", "other"), ("income", "revenue"), ("cost", "discount"),
-                      ("cost", "tax"), ("cost", "shipping")))
-_EVENT_EC_SCRIPT = "row.putAll(ctx._source);" + "".join(
-    f'row.data.ec.order.{part}.remove("{key}");'
-    for part, key in (("cost", "other"), ("income", "revenue"), ("cost", "discount"),
-                      ("cost", "tax"), ("cost", "shipping")))
-_KNOWN_BODIES: dict[str, tuple[str, tuple[Transform, ...]]] = {
-    'row.putAll(ctx._source);row.remove("timestamp");':
-        ("entity: drop timestamp", (Delete("timestamp"),)),
-    'row.putAll(ctx._source);row.remove("mapping");':
-        ("event-reshaping: drop mapping", (Delete("mapping"),)),
-    "row.putAll(ctx._source);row.data.anonymous=null;":
-        ("profile 0.8.2 (early): data.anonymous = null", (Set("data.anonymous", None),)),
-    _CONTACT_SCRIPT.format(guard="ctx._source.data!=null&&") + _PROFILE_TAIL:
-        ("profile 0.8.2: contact, pii.name, devices.names", _PROFILE_0820),
-    _CONTACT_SCRIPT.format(guard="") + _PROFILE_TAIL:
-        ("profile 0.8.2 (unguarded): contact, pii.name, devices.names", _PROFILE_0820),
-    _CONTACT_SCRIPT.format(guard="ctx._source.data!=null&&") + _EVENT_TAIL:
-        ("event 0.8.2: contact, ec.order fields", (*_CONTACT_MOVES, *_EVENT_EC_DELETES)),
-    _CONTACT_SCRIPT.format(guard="") + _EVENT_TAIL:
-        ("event 0.8.2 (unguarded): contact, ec.order fields",
-         (*_CONTACT_MOVES, *_EVENT_EC_DELETES)),
-    _EVENT_EC_SCRIPT: ("event 0.8.2 (early): ec.order fields", _EVENT_EC_DELETES),
-}
-
-
-def known_painless() -> dict[str, tuple[Transform, ...]]:
-    """The recognised scripts by description, for reports and tests."""
-    return dict(_KNOWN_BODIES.values())
-
-
-def translate_painless(script: str) -> tuple[Transform, ...] | None:
-    """The transforms doing what a known Tracardi painless script does, or None."""
-    text = re.sub(r"\s+", "", script)
-    if not (text.startswith(_BOILERPLATE_START) and text.endswith(_BOILERPLATE_END)):
-        return None
-    body = text[len(_BOILERPLATE_START): -len(_BOILERPLATE_END)]
-    known = _KNOWN_BODIES.get(body)
-    return None if known is None else known[1]
