@@ -95,6 +95,14 @@ class PainlessNode:
     def _ensure_index(self) -> None:
         if self._index_made:
             return
+        # painless compiles at most 75 new update scripts per 5 minutes by default; the
+        # differential tests send hundreds of distinct small ones
+        reply = self._http.put("/_cluster/settings", json={"persistent": {
+            "script.context.update.max_compilations_rate": "100000/1m",
+            "script.context.update.cache_max_size": 2000}})
+        if reply.status_code != 200:
+            raise OracleError(f"cannot lift the script compilation limit: HTTP "
+                              f"{reply.status_code} {reply.text[:200]}")
         # enabled: false at the root keeps the source whole and maps no field, so a field
         # that is a string in one document and an object in the next is no conflict
         reply = self._http.put(f"/{self._index}", json={
