@@ -32,6 +32,10 @@ CASES = [
     # painless refuses a comparison of two null constants ("extraneous comparison")
     ("ctx._source.a = null == null;", 1, 17, "a comparison of two nulls"),
     ("ctx._source.a = (null) != null;", 1, 17, "a comparison of two nulls"),
+    # painless's === compares Java references ('x' from a document is not the constant
+    # 'x'; 1000 is not 1000), which the interpreter cannot reproduce
+    ("ctx._source.a = ctx._source.s === 'x';", 1, 31, "'==='"),
+    ("ctx._source.a = [:] !== [:];", 1, 21, "'!=='"),
 ]
 
 

@@ -30,8 +30,11 @@ _BINARY: dict[str, Callable[[Any, Any, Pos], Any]] = {
 }
 _EQUALITY: dict[str, Callable[[Any, Any], bool]] = {
     "==": values.equals, "!=": lambda a, b: not values.equals(a, b),
-    "===": values.identical, "!==": lambda a, b: not values.identical(a, b),
 }
+# painless's === and !== compare Java references: whether a string read from a document
+# is the same object as a constant, or a boxed 1000 the same as another, is the JVM's
+# business, which no closure over Python values can reproduce
+IDENTITY_OPERATORS = frozenset(("===", "!=="))
 
 
 def token_of(node: Node) -> Token:

@@ -13,6 +13,7 @@ from tracardi_daemon.painless.access import get_field, get_index, set_field, set
 from tracardi_daemon.painless.compile_expr import (
     _BINARY,
     _EQUALITY,
+    IDENTITY_OPERATORS,
     Expr,
     ExpressionCompiler,
     Frame,
@@ -175,7 +176,10 @@ class OperatorCompiler(ExpressionCompiler):
     def _binary(self, node: Tree[Token]) -> Expr:
         left_node, operator, right_node = node.children
         left, right, op = self.expr(left_node), self.expr(right_node), str(operator)
-        if op in ("==", "!=", "===", "!==") and _is_null(left_node) and _is_null(right_node):
+        if op in IDENTITY_OPERATORS:
+            self.refuse(operator, f"'{op}'", "is not supported (it compares Java "
+                                             "references; use == or !=)")
+        if op in ("==", "!=") and _is_null(left_node) and _is_null(right_node):
             self.refuse(node, "a comparison of two nulls", "is refused by painless "
                                                            "(extraneous comparison)")
         if op in ("==", "!=") and _is_null(right_node):
