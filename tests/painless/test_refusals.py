@@ -28,6 +28,14 @@ CASES = [
     ("ctx._source.a = new TreeMap();", 1, 17, "new TreeMap()"),
     ("ctx._source.a = ctx._source.put('a');", 1, 29, "method 'put' with 1 arguments"),
     ("ctx._source.a = 99999999999;", 1, 17, "the number 99999999999"),
+    ("ctx._source.a = -2147483649;", 1, 18, "the number 2147483649"),
+    # painless refuses a comparison of two null constants ("extraneous comparison")
+    ("ctx._source.a = null == null;", 1, 17, "a comparison of two nulls"),
+    ("ctx._source.a = (null) != null;", 1, 17, "a comparison of two nulls"),
+    # painless's === compares Java references ('x' from a document is not the constant
+    # 'x'; 1000 is not 1000), which the interpreter cannot reproduce
+    ("ctx._source.a = ctx._source.s === 'x';", 1, 31, "'==='"),
+    ("ctx._source.a = [:] !== [:];", 1, 21, "'!=='"),
 ]
 
 

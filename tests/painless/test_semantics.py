@@ -81,7 +81,8 @@ def test_conditions_must_be_boolean() -> None:
 
 
 def test_equality_across_types() -> None:
-    assert value_of("[1 == 1L, 1 == 1.0, true == 1, null == null, null != 'a', "
+    # (two null constants are not compared: painless refuses that, see test_refusals)
+    assert value_of("[1 == 1L, 1 == 1.0, true == 1, ctx._source.none == null, null != 'a', "
                     "1.equals(1.0), [1] == [1], ['a': 1] == ['a': 1]]") == [
         True, True, False, True, True, False, True, True]
 
@@ -110,3 +111,16 @@ def test_putall_shares_the_nested_maps_as_java_does() -> None:
 def test_an_uncaught_failure_leaves_the_error_to_the_caller() -> None:
     with pytest.raises(ScriptFailed, match=r"line 1, column 31: NullPointerException"):
         source_after("ctx._source.a = ctx._source.b.c;")
+
+
+def test_the_least_int_and_long_are_literals_under_a_minus() -> None:
+    # painless folds the minus into the constant: -2147483648 is an int, not a refusal
+    assert value_of("[-2147483648, -2147483648 - 1, -(2147483648), -9223372036854775808L]") == [
+        -(2**31), 2**31 - 1, -(2**31), -(2**63)]
+
+
+def test_substring_of_a_non_number_or_null_throws_as_painless() -> None:
+    assert failure("ctx._source.v = ctx._source.s.substring(ctx._source.s);",
+                   {"s": "x"}).exception == "ClassCastException"
+    assert failure("ctx._source.v = ctx._source.s.substring(ctx._source.z, 1);",
+                   {"s": "x"}).exception == "NullPointerException"

@@ -30,8 +30,11 @@ _BINARY: dict[str, Callable[[Any, Any, Pos], Any]] = {
 }
 _EQUALITY: dict[str, Callable[[Any, Any], bool]] = {
     "==": values.equals, "!=": lambda a, b: not values.equals(a, b),
-    "===": values.identical, "!==": lambda a, b: not values.identical(a, b),
 }
+# painless's === and !== compare Java references: whether a string read from a document
+# is the same object as a constant, or a boxed 1000 the same as another, is the JVM's
+# business, which no closure over Python values can reproduce
+IDENTITY_OPERATORS = frozenset(("===", "!=="))
 
 
 def token_of(node: Node) -> Token:
@@ -92,12 +95,18 @@ class ExpressionCompiler:
         return lambda frame: False
 
     def _int_lit(self, node: Tree[Token]) -> Expr:
+        number = self.int_literal(node)
+        return lambda frame: number
+
+    def int_literal(self, node: Tree[Token], negative: bool = False) -> int:
+        """The value of an integer literal, under a minus when ``negative`` (one more
+        magnitude fits then: -2147483648 is an int, as in Java)."""
         text = str(node.children[0])
         number = int(text.rstrip("lL"))
         limit = values.LONG_MAX if text[-1] in "lL" else values.INT_MAX
-        if number > limit:
+        if number > limit + negative:
             self.refuse(node, f"the number {text}", "is out of range for its type")
-        return lambda frame: number
+        return -number if negative else number
 
     def _float_lit(self, node: Tree[Token]) -> Expr:
         number = float(str(node.children[0]).rstrip("dDfF"))

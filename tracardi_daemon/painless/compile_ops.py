@@ -13,6 +13,7 @@ from tracardi_daemon.painless.access import get_field, get_index, set_field, set
 from tracardi_daemon.painless.compile_expr import (
     _BINARY,
     _EQUALITY,
+    IDENTITY_OPERATORS,
     Expr,
     ExpressionCompiler,
     Frame,
@@ -175,6 +176,12 @@ class OperatorCompiler(ExpressionCompiler):
     def _binary(self, node: Tree[Token]) -> Expr:
         left_node, operator, right_node = node.children
         left, right, op = self.expr(left_node), self.expr(right_node), str(operator)
+        if op in IDENTITY_OPERATORS:
+            self.refuse(operator, f"'{op}'", "is not supported (it compares Java "
+                                             "references; use == or !=)")
+        if op in ("==", "!=") and _is_null(left_node) and _is_null(right_node):
+            self.refuse(node, "a comparison of two nulls", "is refused by painless "
+                                                           "(extraneous comparison)")
         if op in ("==", "!=") and _is_null(right_node):
             if op == "==":
                 return lambda frame: left(frame) is None
@@ -191,6 +198,11 @@ class OperatorCompiler(ExpressionCompiler):
 
     def _sign(self, node: Tree[Token]) -> Expr:
         operator, operand_node = node.children
+        if str(operator) == "-" and isinstance(operand_node, Tree) and (
+                operand_node.data == "int_lit"):
+            # painless folds the minus into the constant, so -2147483648 is an int
+            number = self.int_literal(operand_node, negative=True)
+            return lambda frame: number
         operand, pos = self.expr(operand_node), position(node)
         if str(operator) == "-":
             return lambda frame: values.negate(operand(frame), pos)

@@ -91,6 +91,11 @@ def _index_of(items: list[Any], a: list[Any], p: Pos) -> int:
 
 def _substring(s: str, a: list[Any], p: Pos) -> str:
     end = len(s) if len(a) == 1 else a[1]
+    for bound in (a[0], end):
+        if type(bound) is not int:
+            # a def argument is cast to int: null is a NullPointerException
+            throw("NullPointerException" if bound is None else "ClassCastException",
+                  f"cannot cast [{class_name(bound)}] to [int] in [substring]", p)
     if not (type(a[0]) is int and type(end) is int and 0 <= a[0] <= end <= len(s)):
         throw("StringIndexOutOfBoundsException",
               f"begin {a[0]}, end {end}, length {len(s)}", p)

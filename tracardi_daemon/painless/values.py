@@ -178,13 +178,6 @@ def equals(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def identical(a: Any, b: Any) -> bool:
-    """``===``: reference identity for maps, lists and arrays, equality otherwise."""
-    if isinstance(a, dict | list) or isinstance(b, dict | list):
-        return a is b
-    return equals(a, b)
-
-
 def compare(operator: str) -> Callable[[Any, Any, Pos], bool]:
     test: Callable[[Any, Any], bool] = {
         "<": lambda x, y: x < y, "<=": lambda x, y: x <= y,
