@@ -23,7 +23,7 @@ from tracardi_daemon.model.tasks.store import TaskRecord, TaskStore
 from tracardi_daemon.roles.jobs import queue_task
 from tracardi_daemon.roles.upgrade.imports.job import IMPORT_TASK, import_params
 from tracardi_daemon.roles.upgrade.migration.job import MIGRATION_TASK, migration_params
-from tracardi_daemon.roles.upgrade.migration.plan import load_plan
+from tracardi_daemon.roles.upgrade.migration.plan_files import load_plan
 from tracardi_daemon.roles.upgrade.role import UpgradeRole
 
 __all__ = ["http_server", "start_role"]

@@ -29,8 +29,8 @@ from tracardi_daemon.roles.upgrade.migration.job import (
     plan_key,
     resolve_work,
 )
-from tracardi_daemon.roles.upgrade.migration.plan import (
-    Plan,
+from tracardi_daemon.roles.upgrade.migration.plan import Plan
+from tracardi_daemon.roles.upgrade.migration.plan_files import (
     load_plan,
     shipped_plan,
     shipped_plans,

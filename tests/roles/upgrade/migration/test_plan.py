@@ -13,15 +13,13 @@ import pytest
 from tracardi_daemon.config.settings import TracardiSettings
 from tracardi_daemon.errors import InvalidInput
 from tracardi_daemon.model.tracardi_names import Layout
-from tracardi_daemon.roles.upgrade.migration.plan import (
-    Plan,
-    Step,
+from tracardi_daemon.roles.upgrade.migration.plan import Plan, Step, resolve_targets
+from tracardi_daemon.roles.upgrade.migration.plan_files import (
     load_plan,
-    read_tracardi_plan,
-    resolve_targets,
     shipped_plan,
     shipped_plans,
 )
+from tracardi_daemon.roles.upgrade.migration.tracardi_plan import read_tracardi_plan
 from tracardi_daemon.roles.upgrade.migration.transforms import Move, apply_all
 
 PLAN_TOML = """

@@ -17,7 +17,7 @@ from tracardi_daemon.infra.deadletters import DeadLetters
 from tracardi_daemon.infra.queues import UPGRADE_QUEUE
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.model.tasks.store import TaskStore
-from tracardi_daemon.roles.upgrade.migration.plan import load_plan
+from tracardi_daemon.roles.upgrade.migration.plan_files import load_plan
 from tracardi_daemon.roles.upgrade.role import UpgradeRole
 
 __all__ = ["start_role"]

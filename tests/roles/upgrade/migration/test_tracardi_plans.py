@@ -24,7 +24,8 @@ from tracardi_daemon.infra.queues import UPGRADE_QUEUE
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.model.tasks.store import TaskStore
 from tracardi_daemon.painless import compile_script
-from tracardi_daemon.roles.upgrade.migration.plan import load_plan, read_tracardi_plan
+from tracardi_daemon.roles.upgrade.migration.plan_files import load_plan
+from tracardi_daemon.roles.upgrade.migration.tracardi_plan import read_tracardi_plan
 from tracardi_daemon.roles.upgrade.role import UpgradeRole
 
 __all__ = ["start_role"]

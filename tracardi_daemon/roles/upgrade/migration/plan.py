@@ -1,5 +1,6 @@
 """Migration plans: which indices to copy from one layout to another, how documents
-change on the way, read from the daemon's TOML/JSON form or from Tracardi's plan files.
+change on the way, in the daemon's TOML/JSON form (Tracardi's plan files are read by
+``tracardi_plan``, files by ``plan_files``).
 
 The daemon's form (TOML shown; JSON is the same object)::
 
@@ -20,13 +21,8 @@ listed to the names they are copied to.
 
 from __future__ import annotations
 
-import json
-import re
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from importlib.resources import files
-from pathlib import Path
 from typing import Any, TypeVar
 
 from tracardi_daemon.config.settings import Settings, TracardiSettings
@@ -43,15 +39,13 @@ from tracardi_daemon.model.tracardi_names import (
     read_partition,
     tracardi_tenant,
 )
-from tracardi_daemon.painless import Script, ScriptRefused, compile_script
+from tracardi_daemon.painless import Script, compile_script
 from tracardi_daemon.roles.upgrade.migration.transforms import Transform, parse_transforms
 
 # quarter/year: collapse into that partitioning; target: into the target layout's
 COLLAPSES: tuple[str, ...] = ("quarter", "year", "target")
-TRACARDI_WORKERS: tuple[str, ...] = ("reindex", "reindex_to_one_index")
 _PLAN_FIELDS = ("from", "to", "step")
 _T = TypeVar("_T")
-_TRACARDI_FILE = re.compile(r"^(?P<source>[0-9a-z]+)_to_(?P<target>[0-9a-z]+)$")
 
 
 @dataclass(frozen=True)
@@ -149,7 +143,7 @@ class Plan:
         raw_steps = data.get("step")
         if not isinstance(raw_steps, list) or not raw_steps:
             raise InvalidInput("plan: field 'step' must be a non-empty list ([[step]])")
-        return _checked(cls(source, target, tuple(
+        return checked(cls(source, target, tuple(
             _read_step(number, raw) for number, raw in enumerate(raw_steps)), named))
 
 
@@ -255,7 +249,8 @@ def _check_step(step: Step, plan: Plan) -> None:
             raise _step_fail(step, field_name, problem)
 
 
-def _checked(plan: Plan) -> Plan:
+def checked(plan: Plan) -> Plan:
+    """``plan`` once its steps are checked against each other and its layouts."""
     seen: dict[str, int] = {}
     for number, step in enumerate(plan.steps):
         if step.id in seen:
@@ -264,132 +259,6 @@ def _checked(plan: Plan) -> Plan:
         seen[step.id] = number
         _check_step(step, plan)
     return plan
-
-
-def _tracardi_copy_index(reader: Reader) -> dict[str, Any]:
-    copy = reader.table("copy_index")
-    for key in ("from_index", "to_index"):
-        if not isinstance(copy.get(key), str) or not LOGICAL_NAME.match(copy[key]):
-            reader.fail(f"copy_index.{key}", "must be a logical index name such as "
-                                             f"'tracardi-profile', got {copy.get(key)!r}")
-    for key in ("multi", "static", "production"):
-        if copy.get(key) is not None and not isinstance(copy[key], bool):
-            reader.fail(f"copy_index.{key}", "must be true or false")
-    if copy.get("script") is not None and not isinstance(copy["script"], str):
-        reader.fail("copy_index.script", "must be a painless script (a string) or null")
-    return copy
-
-
-def _tracardi_collapse(reader: Reader, worker: str) -> str | None:
-    if worker == "reindex":
-        return None
-    partitioning = reader.table("params").get("partitioning")
-    if partitioning not in PARTITIONINGS:
-        reader.fail("params.partitioning", f"must be one of {', '.join(PARTITIONINGS)} "
-                                           f"for worker {worker}, got {partitioning!r}")
-    return None if partitioning == "month" else str(partitioning)
-
-
-def _tracardi_step(number: int, entry: object) -> Step:
-    if not isinstance(entry, Mapping):
-        raise InvalidInput(f"tracardi plan entry {number}: must be an object or a "
-                           f"comment string, got {type(entry).__name__}")
-    # not strict: Tracardi writes conflicts and wait_for_completion, meaningless here
-    reader = Reader("tracardi step", entry)
-    ident = reader.string("id")
-    worker = reader.string("worker")
-    if worker not in TRACARDI_WORKERS:
-        reader.fail("worker", f"{worker!r} is not supported: the daemon copies between "
-                              f"Elasticsearch indices only ({', '.join(TRACARDI_WORKERS)})")
-    copy = _tracardi_copy_index(reader)
-    production = copy.get("production")
-    return Step(
-        # 0.8.x plans list staging and production copies of an index under one id
-        id=f"{ident}-prod" if production else ident,
-        index=copy["from_index"],
-        multi=copy.get("multi") is True,
-        static=copy.get("static") is True,
-        asynchronous=reader.boolean("asynchronous", False),
-        collapse=_tracardi_collapse(reader, worker),
-        target_index=None if copy["to_index"] == copy["from_index"] else copy["to_index"],
-        production=production,
-        painless=(copy.get("script") or "").strip() or None,
-    )
-
-
-def read_tracardi_plan(data: object, from_version: str, to_version: str, *,
-                       from_tenant: str | None = None, to_tenant: str | None = None) -> Plan:
-    """A plan from Tracardi's JSON list (``08x_to_0820.json``); tenants default to
-    Tracardi's ``md5(version)[:5]``. A step's painless script is compiled here (refused,
-    naming the step, line, column and construct, if the interpreter does not support
-    it) and run by the daemon on every document. Workers other than reindex and
-    reindex_to_one_index (copy_to_mysql, ...) are refused."""
-    if not isinstance(data, list):
-        raise InvalidInput("tracardi plan: must be a JSON list of schemas and comments")
-    try:
-        steps = tuple(_tracardi_step(number, entry) for number, entry in enumerate(data)
-                      if not isinstance(entry, str))
-    except ScriptRefused as exc:
-        raise InvalidInput(f"tracardi plan {from_version}_to_{to_version}: {exc}") from exc
-    if not steps:
-        raise InvalidInput("tracardi plan: holds no migration schema")
-    source = Layout(from_version, from_tenant or tracardi_tenant(from_version))
-    target = Layout(to_version, to_tenant or tracardi_tenant(to_version))
-    return _checked(Plan(source, target, steps, target_tenant_named=to_tenant is not None))
-
-
-def _parse_file(path: Path) -> object:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"{path}: cannot read the plan: {exc}") from exc
-    try:
-        if path.suffix == ".toml":
-            return tomllib.loads(text)
-        if path.suffix == ".json":
-            return json.loads(text)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidInput(f"{path}: not valid {path.suffix[1:].upper()}: {exc}") from exc
-    raise InvalidInput(f"{path}: a plan must be a .toml or .json file")
-
-
-def load_plan(path: Path | str, *, from_version: str | None = None,
-              to_version: str | None = None, from_tenant: str | None = None,
-              to_tenant: str | None = None) -> Plan:
-    """A plan file: the daemon's form (.toml, or a .json object) or Tracardi's (a .json
-    list). The versions and tenants apply to Tracardi's form only; its versions default to
-    the file's name, ``<from>_to_<to>.json``."""
-    path = Path(path)
-    data = _parse_file(path)
-    try:
-        if not isinstance(data, list):
-            return Plan.from_dict(data)
-        named = _TRACARDI_FILE.match(path.stem)
-        from_version = from_version or (named["source"] if named else None)
-        to_version = to_version or (named["target"] if named else None)
-        if from_version is None or to_version is None:
-            raise InvalidInput("a Tracardi plan needs from and to versions: name the file "
-                               "<from>_to_<to>.json or give them")
-        return read_tracardi_plan(data, from_version, to_version,
-                                  from_tenant=from_tenant, to_tenant=to_tenant)
-    except InvalidInput as exc:
-        raise InvalidInput(f"{path}: {exc}") from exc
-
-
-def shipped_plans() -> list[str]:
-    """The names of the plans that come with the daemon."""
-    return sorted(entry.name.removesuffix(".toml")
-                  for entry in files("tracardi_daemon.plans").iterdir()
-                  if entry.name.endswith(".toml"))
-
-
-def shipped_plan(name: str) -> Path:
-    """The file of a shipped plan, by name (``08x_to_0820``)."""
-    stem = name.removesuffix(".toml")
-    known = shipped_plans()
-    if stem not in known:
-        raise InvalidInput(f"no shipped plan {name!r}; shipped: {', '.join(known)}")
-    return Path(str(files("tracardi_daemon.plans").joinpath(f"{stem}.toml")))
 
 
 def resolve_targets(step: Step, source_index_names: list[str], source: Layout,
