@@ -137,6 +137,19 @@ def test_start_and_progress_accumulate_with_the_checkpoint(make_store: StoreFact
         store.progress(task_id, done=-1)
 
 
+def test_progress_never_passes_its_total(make_store: StoreFactory) -> None:
+    """Documents written to a source after it was counted: the total grows with them."""
+    store = make_store()
+    task_id = store.create("migration", "Migration", {}).id
+    store.start(task_id, "daemon-1")
+    assert store.progress(task_id, total=28)
+    assert store.progress(task_id, done=27)
+    assert store.progress(task_id, done=1, failed=1)
+    record = store.get(task_id)
+    assert record is not None
+    assert (record.done, record.failed, record.total) == (28, 1, 29)
+
+
 def test_concurrent_progress_adds_exactly(make_store: StoreFactory) -> None:
     store = make_store()
     task_id = store.create("import", "Import", {}).id

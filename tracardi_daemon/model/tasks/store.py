@@ -181,6 +181,10 @@ class TaskStore:
         record = TaskRecord.from_fields(fields)
         processed = record.done + done + record.failed + failed
         known_total = record.total if total is None else total
+        if known_total is not None and processed > known_total:
+            # more than were counted at the start (written to the source meanwhile): the
+            # total grows with them, so progress never reads past it
+            known_total = total = processed
         changes = {
             "updated_at": number_text(now),
             **rate_changes(fields, now, processed, known_total),
