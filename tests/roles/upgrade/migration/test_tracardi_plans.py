@@ -1,7 +1,8 @@
 """Tracardi's own upgrade plans on the daemon: every plan file loads with its painless
 compiled (the only refusal is 0820_to_09x's copy_to_mysql worker), a painless step of
-080_to_08x migrates real documents as the interpreter runs them, a document the script throws on is dead
-lettered while the rest migrate, and ``migrate plan`` says how each step runs."""
+080_to_08x migrates real documents as the interpreter runs them, a document the script
+throws on is dead lettered while the rest migrate, and ``migrate plan`` says how each
+step runs."""
 
 from __future__ import annotations
 

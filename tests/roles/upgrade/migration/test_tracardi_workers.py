@@ -11,11 +11,13 @@ import gzip
 import json
 from typing import Any
 
+import pytest
 from elasticsearch import Elasticsearch
 
 from tests.conftest import RoleStarter, start_role
 from tests.roles.upgrade.migration.conftest import run_to_end, submit
 from tests.roles.upgrade.migration.test_tracardi_plans import plan_entries, plan_path
+from tracardi_daemon.cli import main
 from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.infra.deadletters import DeadLetters
 from tracardi_daemon.infra.queues import UPGRADE_QUEUE
@@ -206,3 +208,23 @@ def test_the_encoding_is_pythons_gzip_compress_as_tracardi_calls_it_but_for_the_
     tracardis[4:8] = b"\x00\x00\x00\x00"
     assert written == bytes(tracardis)
     assert tracardi_b64_decode(tracardi_b64_encode(data)) == data
+
+
+def test_migrate_plan_names_the_worker_of_a_step(
+        es: Elasticsearch, settings: Settings, prefix: str, elastic_url: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    _installation_070(es, f"{prefix}src")
+    env = {"TENANT_NAME": prefix, "ELASTIC_HOST": elastic_url}
+    code = main(["migrate", "plan", "--plan", str(plan_path("070_to_071")),
+                 "--from-tenant", f"{prefix}src"], environ=env)
+    shown = capsys.readouterr().out
+    assert code == 0, shown
+    assert "refused" not in shown
+    user, validation = (plan_entries("070_to_071")[number]["id"]
+                        for number in (USER_STEP, VALIDATION_STEP))
+    assert (f"step {user} (tracardi-user): daemon copy (worker user_reindex_071, then "
+            f"painless, interpreted)\n  070.{prefix}src.tracardi-user (2 docs) -> "
+            f"071.{prefix}.tracardi-user\n  prod-070.{prefix}src.tracardi-user (1 docs) -> "
+            f"prod-071.{prefix}.tracardi-user\n") in shown
+    assert (f"step {validation} (tracardi-validation-schema): daemon copy (worker "
+            "validation_schema_reindex_071, then painless, interpreted)\n") in shown
