@@ -29,7 +29,7 @@ from tracardi_daemon.roles.upgrade.migration.job import (
     plan_key,
     resolve_work,
 )
-from tracardi_daemon.roles.upgrade.migration.plan import Plan
+from tracardi_daemon.roles.upgrade.migration.plan import Plan, Step
 from tracardi_daemon.roles.upgrade.migration.plan_files import (
     load_plan,
     shipped_plan,
@@ -110,6 +110,13 @@ def _load(args: argparse.Namespace) -> Plan | None:
         return None
 
 
+def _how_copied(step: Step) -> str:
+    """How ``migrate plan`` says the daemon copies a step's documents."""
+    ways = ([f"worker {step.worker}"] if step.worker else []) + (
+        ["painless, interpreted"] if step.painless else [])
+    return f"daemon copy ({', then '.join(ways)})" if ways else "daemon copy"
+
+
 def _plan(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     plan = _load(args)
     if plan is None:
@@ -127,7 +134,7 @@ def _plan(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             print(f"already done: {printable(text(done))} (migrate run --force repeats it)")
         for step in chosen.steps:
             items = [item for item in work if item.step == step.id]
-            path = "daemon copy (painless, interpreted)" if step.painless else "daemon copy"
+            path = _how_copied(step)
             print(f"\nstep {step.id} ({step.index}{', every partition' if step.multi else ''}"
                   f"): {path}")
             if not items:

@@ -1,7 +1,8 @@
 """Tracardi's own upgrade plans on the daemon: every plan file loads with its painless
-compiled (the only refusals are three workers), a painless step of 080_to_08x migrates
-real documents as the interpreter runs them, a document the script throws on is dead
-lettered while the rest migrate, and ``migrate plan`` says how each step runs."""
+compiled (the only refusal is 0820_to_09x's copy_to_mysql worker), a painless step of
+080_to_08x migrates real documents as the interpreter runs them, a document the script
+throws on is dead lettered while the rest migrate, and ``migrate plan`` says how each
+step runs."""
 
 from __future__ import annotations
 
@@ -37,8 +38,11 @@ PLAN_FILES = ("070_to_071", "071_to_072", "072_to_073", "073_to_074", "074_to_08
               "080_to_08x", "08x_to_082x", "08x_to_0820", "082x_to_0820", "0820_to_09x")
 # plan -> the workers the daemon does not run (yet), the only reasons a plan is refused
 # (the first one the plan lists is named)
-REFUSED_WORKERS = {"070_to_071": ("validation_schema_reindex_071", "user_reindex_071"),
-                   "071_to_072": ("user_reindex_071",), "0820_to_09x": ("copy_to_mysql",)}
+REFUSED_WORKERS = {"0820_to_09x": ("copy_to_mysql",)}
+# plan -> the Tracardi 0.7.1 workers its steps run, as steps of the daemon
+WORKER_STEPS = {"070_to_071": {"event_management_migration": "validation_schema_reindex_071",
+                               "880ac2abe6092aa94881b4d46fda2dae875059ed": "user_reindex_071"},
+                "071_to_072": {"880ac2abe6092aa94881b4d46fda2dae875059ed": "user_reindex_071"}}
 ALL_REFUSED = {worker for workers in REFUSED_WORKERS.values() for worker in workers}
 PROFILE_STEP = 17  # 080_to_08x's staging profile step: pii moves under data
 
@@ -58,12 +62,14 @@ def plan_entries(name: str) -> list[Any]:
 
 
 @pytest.mark.parametrize("name", PLAN_FILES)
-def test_every_tracardi_plan_loads_but_for_three_workers(name: str) -> None:
+def test_every_tracardi_plan_loads_but_for_copy_to_mysql(name: str) -> None:
     path = plan_path(name)
     source, target = name.split("_to_")
     if name not in REFUSED_WORKERS:
         plan = load_plan(path)
         assert all(step.script is not None for step in plan.steps if step.painless)
+        workers = {step.id: step.worker for step in plan.steps if step.worker is not None}
+        assert workers == WORKER_STEPS.get(name, {})
         return
     with pytest.raises(InvalidInput, match=f"'{REFUSED_WORKERS[name][0]}' is not supported"):
         load_plan(path)

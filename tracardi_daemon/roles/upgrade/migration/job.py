@@ -1,7 +1,7 @@
 """A migration: a plan's steps copied by the daemon itself — point-in-time scan of each
-source index, the step's painless script (interpreted) or declarative transforms in
-Python, bulk writes under the source ids — as one queued job with a task record and a
-checkpoint per batch.
+source index, each document through the step's Tracardi 0.7.1 worker, painless script
+(interpreted) or declarative transforms (``per_document``), bulk writes under the source
+ids — as one queued job with a task record and a checkpoint per batch.
 
 What it guarantees: documents keep their ids, so a batch replayed after a takeover
 overwrites and never duplicates; progress is documents done over the whole plan's
@@ -24,7 +24,6 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -46,13 +45,9 @@ from tracardi_daemon.model.tracardi_names import PRODUCTION_PREFIX, Layout
 from tracardi_daemon.roles.jobs import end_job
 from tracardi_daemon.roles.upgrade.keys import done_key
 from tracardi_daemon.roles.upgrade.migration.lanes import Lane, LaneReader, WorkItem
+from tracardi_daemon.roles.upgrade.migration.per_document import changed_documents
 from tracardi_daemon.roles.upgrade.migration.plan import Plan, Step, resolve_targets
-from tracardi_daemon.roles.upgrade.migration.scripted import ScriptJob, run_script_batch
-from tracardi_daemon.roles.upgrade.migration.transforms import (
-    Document,
-    TransformError,
-    transform_batch,
-)
+from tracardi_daemon.roles.upgrade.migration.transforms import TransformError
 
 log = logging.getLogger(__name__)
 
@@ -257,30 +252,14 @@ class MigrationJob:
                    hits: list[Hit]) -> tuple[list[BulkAction], list[tuple[str, str]]]:
         actions: list[BulkAction] = []
         failures: list[tuple[str, str]] = []
-        for hit, document in zip(hits, self._transformed(item, hits), strict=True):
+        documents = changed_documents(self._steps()[item.step], item, hits,
+                                      elastic=self._elastic, pool=self._pool)
+        for hit, document in zip(hits, documents, strict=True):
             if isinstance(document, TransformError):
                 failures.append((hit.id, document.reason))
             elif document is not None:  # None: the script's ctx.op said noop or delete
                 actions.append(BulkAction("index", item.target, hit.id, document))
         return actions, failures
-
-    def _transformed(self, item: WorkItem,
-                     hits: list[Hit]) -> Sequence[Document | TransformError | None]:
-        """The batch's documents as they are written, by the step's painless script or
-        its transforms; a large batch goes to the pool's workers and comes back."""
-        step = self._steps()[item.step]
-        if step.painless is not None:
-            job = ScriptJob(step.painless, f"step {step.id!r}", item.source)
-            pairs = [(hit.id, hit.source) for hit in hits]
-            return (self._pool.map_chunks(run_script_batch, job, pairs)
-                    if self._pool is not None else run_script_batch(job, pairs))
-        # the hits are this batch's own: transformed without a copy inline (a third of the
-        # transform time)
-        sources = [hit.source for hit in hits]
-        documents: Sequence[Document | TransformError] = (
-            self._pool.map_chunks(transform_batch, step.transforms, sources)
-            if self._pool is not None else transform_batch(step.transforms, sources))
-        return documents
 
     def _collect(self) -> int:
         """Record the batch whose write was in flight: its failed documents in the dead

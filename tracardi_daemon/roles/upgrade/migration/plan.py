@@ -13,6 +13,7 @@ The daemon's form (TOML shown; JSON is the same object)::
     target_index = "tracardi-profile"  # optional, default index
     multi = true                     # partitioned
     collapse = "quarter"             # optional: quarter, year or target
+    worker = "user_reindex_071"      # optional: a Tracardi 0.7.1 worker, before painless
     transforms = [{op = "move", from = "data.contact.email", to = "data.contact.email.main"}]
 
 Nothing here talks to Elasticsearch: ``resolve_targets`` maps index names the runner
@@ -40,6 +41,7 @@ from tracardi_daemon.model.tracardi_names import (
     tracardi_tenant,
 )
 from tracardi_daemon.painless import Script, compile_script
+from tracardi_daemon.roles.upgrade.migration.tracardi_workers import WORKERS
 from tracardi_daemon.roles.upgrade.migration.transforms import Transform, parse_transforms
 
 # quarter/year: collapse into that partitioning; target: into the target layout's
@@ -65,6 +67,9 @@ class Step:
     # the step is made: a construct it does not support refuses the plan, not a document
     painless: str | None = None
     script: Script | None = field(default=None, compare=False, repr=False)
+    # a Tracardi 0.7.1 worker (tracardi_workers.WORKERS) converting each document before
+    # the script runs
+    worker: str | None = None
 
     def __post_init__(self) -> None:
         if self.painless is not None and self.script is None:
@@ -85,7 +90,7 @@ class Step:
     def to_dict(self) -> dict[str, Any]:
         result: dict[str, Any] = {"id": self.id, "index": self.index, "multi": self.multi,
                                   "static": self.static, "asynchronous": self.asynchronous}
-        for key in ("target_index", "production", "collapse", "painless"):
+        for key in ("target_index", "production", "collapse", "painless", "worker"):
             if getattr(self, key) is not None:
                 result[key] = getattr(self, key)
         if self.transforms:
@@ -212,6 +217,7 @@ def _read_step(number: int, raw: object) -> Step:
                                lambda: _logical(reader, "target_index", "tracardi-profile")),
         production=_optional(reader, "production", lambda: reader.boolean("production", False)),
         painless=reader.optional_string("painless") or None,
+        worker=_optional(reader, "worker", lambda: reader.choice("worker", WORKERS)),
     )
     reader.finish()
     return step
@@ -234,6 +240,8 @@ def _check_step(step: Step, plan: Plan) -> None:
         raise _step_fail(step, "collapse", "is for partitioned (multi) indices only")
     if step.painless is not None and step.transforms:
         raise _step_fail(step, "painless", "cannot be combined with transforms")
+    if step.worker is not None and step.transforms:
+        raise _step_fail(step, "worker", "cannot be combined with transforms")
     daemon_target = plan.target is None or plan.target.style == "daemon"
     if step.collapse == "target" and not daemon_target:
         raise _step_fail(step, "collapse", "'target' needs a daemon target layout")

@@ -25,7 +25,8 @@ class ScriptJob:
 
 
 @functools.lru_cache(maxsize=64)
-def _compiled(source: str, where: str) -> Script:
+def compiled(source: str, where: str) -> Script:
+    """A step's script compiled once per process (a pool worker compiles it once)."""
     return compile_script(source, where)
 
 
@@ -40,18 +41,20 @@ def run_script_batch(job: ScriptJob, hits: list[tuple[str, Document]]
     """Each ``(id, document)`` through the script: the document to write, None when the
     script set ``ctx.op`` to noop or delete (not written), or the TransformError naming
     the script's line:column and exception (that document fails, not the batch)."""
-    script = _compiled(job.source, job.where)
-    results: list[Document | TransformError | None] = []
-    for doc_id, document in hits:
-        ctx: dict[str, Any] = {"_source": document, "_id": doc_id, "_index": job.index,
-                               "op": "index"}
-        try:
-            script.run(ctx)
-        except ScriptFailed as failed:
-            results.append(TransformError(failure_reason(failed)))
-            continue
-        results.append(_outcome(ctx))
-    return results
+    script = compiled(job.source, job.where)
+    return [run_script(script, doc_id, document, job.index) for doc_id, document in hits]
+
+
+def run_script(script: Script, doc_id: str, document: Document,
+               index: str) -> Document | TransformError | None:
+    """One document through a compiled script, as ``run_script_batch`` describes."""
+    ctx: dict[str, Any] = {"_source": document, "_id": doc_id, "_index": index,
+                           "op": "index"}
+    try:
+        script.run(ctx)
+    except ScriptFailed as failed:
+        return TransformError(failure_reason(failed))
+    return _outcome(ctx)
 
 
 def _outcome(ctx: dict[str, Any]) -> Document | TransformError | None:

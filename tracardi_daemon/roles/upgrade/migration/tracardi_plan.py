@@ -17,8 +17,11 @@ from tracardi_daemon.model.tracardi_names import (
 )
 from tracardi_daemon.painless import ScriptRefused
 from tracardi_daemon.roles.upgrade.migration.plan import Plan, Step, checked
+from tracardi_daemon.roles.upgrade.migration.tracardi_workers import WORKERS
 
-TRACARDI_WORKERS: tuple[str, ...] = ("reindex", "reindex_to_one_index")
+# Tracardi's workers that copy documents as they are; the 0.7.1 workers convert them
+COPYING_WORKERS: tuple[str, ...] = ("reindex", "reindex_to_one_index")
+TRACARDI_WORKERS: tuple[str, ...] = COPYING_WORKERS + WORKERS
 
 
 def _tracardi_copy_index(reader: Reader) -> dict[str, Any]:
@@ -36,7 +39,7 @@ def _tracardi_copy_index(reader: Reader) -> dict[str, Any]:
 
 
 def _tracardi_collapse(reader: Reader, worker: str) -> str | None:
-    if worker == "reindex":
+    if worker != "reindex_to_one_index":
         return None
     partitioning = reader.table("params").get("partitioning")
     if partitioning not in PARTITIONINGS:
@@ -69,6 +72,7 @@ def _tracardi_step(number: int, entry: object) -> Step:
         target_index=None if copy["to_index"] == copy["from_index"] else copy["to_index"],
         production=production,
         painless=(copy.get("script") or "").strip() or None,
+        worker=None if worker in COPYING_WORKERS else worker,
     )
 
 
@@ -77,8 +81,8 @@ def read_tracardi_plan(data: object, from_version: str, to_version: str, *,
     """A plan from Tracardi's JSON list (``08x_to_0820.json``); tenants default to
     Tracardi's ``md5(version)[:5]``. A step's painless script is compiled here (refused,
     naming the step, line, column and construct, if the interpreter does not support
-    it) and run by the daemon on every document. Workers other than reindex and
-    reindex_to_one_index (copy_to_mysql, ...) are refused."""
+    it) and run by the daemon on every document. Workers other than reindex,
+    reindex_to_one_index and the two 0.7.1 workers (copy_to_mysql, ...) are refused."""
     if not isinstance(data, list):
         raise InvalidInput("tracardi plan: must be a JSON list of schemas and comments")
     try:
