@@ -12,11 +12,11 @@ collector does not have. Events the daemon imported itself never passed the coll
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from tracardi_daemon.model.definitions import MappingItem
 from tracardi_daemon.model.mapping_ops import MISSING, read_path
+from tracardi_daemon.model.stored_time import stored_time
 
 # the ops of Tracardi's own mappings (0, 1, 2), which its collector applies
 _COLLECTOR_OPS = frozenset({"equals", "equals_if_not_exists", "append"})
@@ -48,17 +48,7 @@ def newer_write(profile: Mapping[str, Any], event: Mapping[str, Any], path: str)
     entry = recorded.get(path) if isinstance(recorded, Mapping) else None
     if not isinstance(entry, list) or len(entry) < 2 or entry[1] == event.get("id"):
         return False
-    written, collected_at = _time(entry[0]), _time(read_path(event, "metadata.time.insert"))
+    written = stored_time(entry[0])
+    collected_at = stored_time(read_path(event, "metadata.time.insert"))
     return written is not None and collected_at is not None and written > collected_at
 
-
-def _time(value: Any) -> datetime | None:
-    """An ISO time as Tracardi (``2026-12-07 15:11:36.06+00:00``) or the daemon writes
-    it; naive times are UTC."""
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)

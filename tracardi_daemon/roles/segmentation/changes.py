@@ -30,7 +30,6 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from tracardi_daemon.config.settings import Settings
-from tracardi_daemon.infra.queue_base import queue_key
 from tracardi_daemon.infra.queues import SEGMENT_CHANGES_QUEUE, work_queue
 from tracardi_daemon.infra.redis import RedisClient, redis_errors, text
 from tracardi_daemon.model.profiles import LoadedProfile, ProfileStore, Rewrite
@@ -91,8 +90,7 @@ class SegmentChanges:
         tenant = settings.tracardi.tenant
         self._queue = work_queue(redis, tenant, SEGMENT_CHANGES_QUEUE, settings)
         self._intent_key = intent_key(tenant)
-        self.members = Memberships(redis, tenant, self._queue,
-                                   queue_key(tenant, SEGMENT_CHANGES_QUEUE), clock)
+        self.members = Memberships(redis, tenant, self._queue, clock)
 
     def apply(self, ids: Iterable[str], decide: Callable[[LoadedProfile], Decision],
               cause: str, *, preloaded: Mapping[str, LoadedProfile] | None = None,

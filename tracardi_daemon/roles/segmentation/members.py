@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, cast
 
 from tracardi_daemon.infra.elastic import elastic_errors
 from tracardi_daemon.infra.queue import WorkQueue
-from tracardi_daemon.infra.queue_base import load_script
+from tracardi_daemon.infra.queue_base import load_script, queue_key
+from tracardi_daemon.infra.queues import SEGMENT_CHANGES_QUEUE
 from tracardi_daemon.infra.redis import RedisClient, redis_errors, text
+from tracardi_daemon.model.mapping_ops import read_path
+from tracardi_daemon.model.stored_time import stored_time
 from tracardi_daemon.roles.segmentation.keys import (
     intent_field,
     intent_key,
@@ -73,10 +75,10 @@ class Memberships:
     """Reads the record, announces through it, and seeds it."""
 
     def __init__(self, redis: RedisClient, tenant: str, queue: WorkQueue,
-                 stream: str, clock: Any) -> None:
+                 clock: Callable[[], float]) -> None:
         self._redis = redis
-        self._queue = queue
-        self._stream = stream
+        self._queue = queue  # the segment-changes queue: its entries' format
+        self._stream = queue_key(tenant, SEGMENT_CHANGES_QUEUE)
         self._key = members_key(tenant)
         self._state = members_state_key(tenant)
         self._intents = intent_key(tenant)
@@ -85,6 +87,11 @@ class Memberships:
         self._seeded = False
         self._announce = load_script(redis, "member_announce.lua")
         self._seed = load_script(redis, "member_seed.lua")
+
+    @property
+    def seeded(self) -> bool:
+        """Whether this daemon saw the seed scan end (it is read again until then)."""
+        return self._seeded
 
     def view(self, ids: Sequence[str]) -> MemberView:
         with redis_errors(f"read segment memberships in {self._key}"):
@@ -163,24 +170,16 @@ class Memberships:
         return True
 
     def records(self, ids: Sequence[str]) -> dict[str, list[str] | None]:
-        """The record of each profile (None: none kept), for status and tests."""
+        """The record of each profile (None: none kept), as the script left it."""
         with redis_errors(f"read {self._key}"):
             raw = cast(list[Any], self._redis.hmget(self._key, list(ids))) if ids else []
         return {pid: (json.loads(text(v)) if v is not None else None)
                 for pid, v in zip(ids, raw, strict=True)}
 
 
+
 def _inserted_at(source: Mapping[str, Any]) -> float:
     """The profile's ``metadata.time.insert`` in epoch seconds; 0 when unknown (so a
     profile of unknown age is taken as older than the record)."""
-    time = ((source.get("metadata") or {}).get("time") or {})
-    value = time.get("insert") if isinstance(time, dict) else None
-    if not isinstance(value, str):
-        return 0.0
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return 0.0
-    if parsed.tzinfo is None:  # Tracardi writes UTC without an offset (TZ=UTC)
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
+    inserted = stored_time(read_path(source, "metadata.time.insert"))
+    return inserted.timestamp() if inserted is not None else 0.0

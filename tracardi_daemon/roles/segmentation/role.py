@@ -81,7 +81,6 @@ class SegmentationRole(BaseRole):
         self._tasks = TaskStore(ctx.redis, ctx.elastic, settings)
         self._markers = PassMarkers(ctx.redis, settings.tracardi.tenant)
         profile_alias = self._profile_alias = alias_name(settings.tracardi, "profile")
-        self._seeded = False
         deliveries = work_queue(ctx.redis, ctx.settings.tracardi.tenant, DISPATCH_QUEUE,
                                 ctx.settings)
         self._passes: TaskJobRunner[ChangeOutcome] = TaskJobRunner(
@@ -202,9 +201,8 @@ class SegmentationRole(BaseRole):
                     self._scheduler.every(max(1, round(every))).seconds.do(run)
             self._scheduled_for = signature
         self._scheduler.run_pending()
-        if not self._seeded:  # one batch a step, until every profile was read once
-            self._seeded = not self._changes.members.seed_step(self.ctx.elastic,
-                                                               self._profile_alias)
+        if not self._changes.members.seeded:  # a batch a step, until every profile was read
+            self._changes.members.seed_step(self.ctx.elastic, self._profile_alias)
         if now >= self._next_sweep:
             self._changes.sweep()
             self._next_sweep = now + SWEEP_EVERY_S
