@@ -38,6 +38,8 @@ class Created:
 
     sources: list[str] = field(default_factory=list)
     mappings: list[str] = field(default_factory=list)
+    segments: list[str] = field(default_factory=list)
+    live_segments: list[str] = field(default_factory=list)
     profiles: list[str] = field(default_factory=list)
 
 
@@ -51,12 +53,11 @@ def created(tracardi: ApiClient, settings: Settings,
 
 def remove_created(tracardi: ApiClient, settings: Settings, elastic_client: Elasticsearch,
                    made: Created) -> None:
-    for mapping_id in made.mappings:
-        tracardi.delete(f"/event-to-profile/{mapping_id}")
-    for source_id in made.sources:
-        tracardi.delete(f"/event-source/{source_id}")
-    for profile_id in made.profiles:
-        tracardi.delete(f"/profile/{profile_id}")
+    for path, ids in (("/segment/live", made.live_segments), ("/segment", made.segments),
+                      ("/event-to-profile", made.mappings), ("/event-source", made.sources),
+                      ("/profile", made.profiles)):
+        for thing_id in ids:
+            tracardi.delete(f"{path}/{thing_id}")
     # Tracardi's API has no way to delete events: by id, from its event alias
     alias = Layout.configured(settings.tracardi).alias("tracardi-event")
     for profile_id in made.profiles:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -17,6 +16,7 @@ from elasticsearch import Elasticsearch
 from tests.conftest import RoleStarter, start_role
 from tests.tracardi_api.api import ApiClient, ApiService, unique, wait_for
 from tests.tracardi_api.state import follower_keys, fresh
+from tests.tracardi_api.test_batch_mapping import Created, remove_created
 from tracardi_daemon.config.settings import (
     DefinitionsSettings,
     SegmentationSettings,
@@ -24,7 +24,6 @@ from tracardi_daemon.config.settings import (
     TracardiSettings,
 )
 from tracardi_daemon.infra.redis import RedisClient
-from tracardi_daemon.model.tracardi_names import Layout
 from tracardi_daemon.roles.segmentation.role import SegmentationRole
 
 __all__ = ["start_role"]
@@ -32,16 +31,6 @@ pytestmark = [pytest.mark.tracardi_api, pytest.mark.timeout(900)]
 
 # one trait name for every run: a new name per run would grow the shared profile mapping
 TRAIT = "follow_tier"
-
-
-@dataclass
-class Made:
-    """What the test made in Tracardi, removed again at its end."""
-
-    sources: list[str] = field(default_factory=list)
-    mappings: list[str] = field(default_factory=list)
-    segments: list[str] = field(default_factory=list)
-    profiles: list[str] = field(default_factory=list)
 
 
 @pytest.fixture
@@ -57,22 +46,11 @@ def settings(tracardi_service: ApiService) -> Settings:
 
 @pytest.fixture
 def made(tracardi: ApiClient, settings: Settings, redis_client: RedisClient,
-         elastic_client: Elasticsearch) -> Iterator[Made]:
-    things = Made()
+         elastic_client: Elasticsearch) -> Iterator[Created]:
+    things = Created()
     with fresh(redis_client, follower_keys(settings.tracardi.tenant)):
         yield things
-    for path, ids in (("/event-to-profile", things.mappings), ("/segment", things.segments),
-                      ("/event-source", things.sources), ("/profile", things.profiles)):
-        for thing_id in ids:
-            tracardi.delete(f"{path}/{thing_id}")
-    alias = Layout.configured(settings.tracardi).alias("tracardi-event")
-    for profile_id in things.profiles:  # Tracardi's API deletes no events
-        hits = elastic_client.search(index=alias, query={"term": {"profile.id": profile_id}},
-                                     size=100, source=False)["hits"]["hits"]
-        for hit in hits:
-            elastic_client.options(ignore_status=404).delete(index=hit["_index"],
-                                                             id=hit["_id"])
-
+    remove_created(tracardi, settings, elastic_client, things)
 
 
 def profile_state(tracardi: ApiClient, profile_id: str) -> tuple[Any, list[str]] | None:
@@ -85,7 +63,7 @@ def profile_state(tracardi: ApiClient, profile_id: str) -> tuple[Any, list[str]]
 
 
 def test_a_profile_tracardis_collector_changed_leaves_the_segment(
-        tracardi: ApiClient, settings: Settings, made: Made, start_role: RoleStarter) -> None:
+        tracardi: ApiClient, settings: Settings, made: Created, start_role: RoleStarter) -> None:
     source_id, event_type = unique("src"), unique("tier")
     tracardi.add_rest_source(source_id)
     made.sources.append(source_id)

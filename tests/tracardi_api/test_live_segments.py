@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 import pytest
 from elasticsearch import Elasticsearch
@@ -33,12 +32,6 @@ pytestmark = [pytest.mark.tracardi_api, pytest.mark.timeout(900)]
 TIER = "live_seg_tier"  # one trait name for every run (the shared profile mapping)
 
 
-@dataclass
-class Made(Created):
-    segments: list[str] = field(default_factory=list)
-    live_segments: list[str] = field(default_factory=list)
-
-
 @pytest.fixture
 def settings(tracardi_service: ApiService) -> Settings:
     return Settings(
@@ -51,12 +44,9 @@ def settings(tracardi_service: ApiService) -> Settings:
 
 @pytest.fixture
 def made(tracardi: ApiClient, settings: Settings,
-         elastic_client: Elasticsearch) -> Iterator[Made]:
-    things = Made()
+         elastic_client: Elasticsearch) -> Iterator[Created]:
+    things = Created()
     yield things
-    for path, ids in (("/segment/live", things.live_segments), ("/segment", things.segments)):
-        for thing_id in ids:
-            tracardi.delete(f"{path}/{thing_id}")
     remove_created(tracardi, settings, elastic_client, things)
 
 
@@ -65,7 +55,7 @@ def segments_of(tracardi: ApiClient, profile_id: str) -> set[str] | None:
     return set(answer.json().get("segments") or []) if answer.status_code == 200 else None
 
 
-def live_segment(tracardi: ApiClient, made: Made, operation: str, segment: str,
+def live_segment(tracardi: ApiClient, made: Created, operation: str, segment: str,
                  condition: str) -> str:
     """A condition live segment as the GUI saves it: the segment by name, an empty
     workflow (every type carries one)."""
@@ -79,7 +69,7 @@ def live_segment(tracardi: ApiClient, made: Made, operation: str, segment: str,
 
 
 def test_live_segment_passes_keep_what_is_not_theirs(
-        tracardi: ApiClient, settings: Settings, made: Made, start_role: RoleStarter,
+        tracardi: ApiClient, settings: Settings, made: Created, start_role: RoleStarter,
         redis_client: RedisClient, elastic_client: Elasticsearch) -> None:
     source_id, event_type, token = unique("src"), unique("tier"), unique("run")
     gold, silver = f"{token}-gold", f"{token}-silver"

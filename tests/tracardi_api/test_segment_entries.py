@@ -22,6 +22,7 @@ from tests.conftest import RoleStarter, start_role
 from tests.tracardi_api.api import ApiClient, ApiService, unique, wait_for
 from tests.tracardi_api.flows import make_flow, make_segment_rule
 from tests.tracardi_api.state import follower_keys, fresh
+from tests.tracardi_api.test_segment_triggers import delete_made
 from tracardi_daemon.config.settings import (
     DefinitionsSettings,
     DispatchSettings,
@@ -75,9 +76,7 @@ def made(tracardi: ApiClient, settings: Settings,
                                     "event-to-profile": [], "event-source": [], "profile": []}
     with fresh(redis_client, follower_keys(settings.tracardi.tenant)):
         yield things
-    for kind, ids in things.items():
-        for ident in ids:
-            tracardi.delete(f"/{kind}/{ident}")
+    delete_made(tracardi, things)
 
 
 def state(tracardi: ApiClient, profile_id: str) -> tuple[int, list[str]] | None:

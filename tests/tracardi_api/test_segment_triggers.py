@@ -63,8 +63,10 @@ def made(tracardi: ApiClient) -> Iterator[dict[str, list[str]]]:
 
 
 def delete_made(tracardi: ApiClient, things: dict[str, list[str]]) -> None:
-    for kind in ("rule", "flow", "event-source", "profile"):
-        for ident in things[kind]:
+    """Each id deleted through ``DELETE /<kind>/<id>``, kinds in the dict's order (what
+    uses a thing before the thing)."""
+    for kind, ids in things.items():
+        for ident in ids:
             tracardi.delete(f"/{kind}/{ident}")
 
 
