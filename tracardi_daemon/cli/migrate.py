@@ -1,5 +1,6 @@
-"""``tracardi-daemon migrate plan|run|status|cancel``: migrations between index versions,
-from a shipped plan or a plan file (the daemon's TOML/JSON, or Tracardi's JSON)."""
+"""``tracardi-daemon migrate plan|run|detach|status|cancel``: migrations between index
+versions, from a shipped plan or a plan file (the daemon's TOML/JSON, or Tracardi's
+JSON)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 from elasticsearch import Elasticsearch
 
 from tracardi_daemon.cli.common import add_config_option, printable, run_with_backends
+from tracardi_daemon.cli.migrate_detach import detach_command
 from tracardi_daemon.cli.progress import follow
 from tracardi_daemon.cli.tasks import cancel_task, report_end, show_tasks
 from tracardi_daemon.config.settings import Settings
@@ -24,7 +26,6 @@ from tracardi_daemon.roles.jobs import queue_task
 from tracardi_daemon.roles.upgrade.keys import done_key
 from tracardi_daemon.roles.upgrade.migration.job import (
     MIGRATION_TASK,
-    foreign_targets,
     migration_params,
     plan_key,
     resolve_work,
@@ -35,6 +36,7 @@ from tracardi_daemon.roles.upgrade.migration.plan_files import (
     shipped_plan,
     shipped_plans,
 )
+from tracardi_daemon.roles.upgrade.migration.targets import target_refusal
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -42,7 +44,9 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     actions = parser.add_subparsers(dest="migrate_command", required=True, metavar="ACTION")
     for name, handler, summary in (
             ("plan", _plan, "show what a migration would do; change nothing"),
-            ("run", _run, "queue a migration for the upgrade role")):
+            ("run", _run, "queue a migration for the upgrade role"),
+            ("detach", _detach, "before Tracardi's new version is installed: take the old "
+                                "version's aliases off its indices")):
         command = actions.add_parser(name, help=summary)
         command.add_argument("--from", dest="from_version", metavar="VERSION",
                              help=f"the source db version; shipped plans start from "
@@ -57,6 +61,9 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
                                                             "shipped plan")
         add_config_option(command)
         command.set_defaults(handler=handler)
+        if name == "detach":
+            command.add_argument("--restore", action="store_true",
+                                 help="put back what detach took off")
         if name == "run":
             command.add_argument("--follow", action="store_true",
                                  help="show progress until done")
@@ -143,9 +150,10 @@ def _plan(args: argparse.Namespace, env: Mapping[str, str]) -> int:
                 print(f"  {item.source} ({item.documents:,} docs) -> {item.target}")
             for transform in step.transforms:
                 print(f"  transform: {json.dumps(transform.to_dict())}")
-        for foreign in foreign_targets(elastic, work, key):
-            print(f"\nrefused: target index {foreign} already holds documents this plan "
-                  "did not write")
+        refusal = target_refusal(elastic, work, {step.id: step for step in chosen.steps},
+                                 target, key)
+        if refusal is not None and done is None:
+            print(f"\nrefused: {refusal}")
         total = sum(item.documents for item in work)
         print(f"\n{len(work)} index(es), {total:,} document(s)")
         return int(ExitCode.OK)
@@ -182,6 +190,13 @@ def _run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         return _final(follow(tasks, record.id, sys.stdout))
 
     return run_with_backends(args, env, action)
+
+
+def _detach(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    plan = _load(args)
+    if plan is None:
+        return int(ExitCode.USAGE)
+    return detach_command(args, env, plan)
 
 
 def _final(record: TaskRecord) -> int:

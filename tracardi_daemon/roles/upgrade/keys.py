@@ -19,3 +19,9 @@ def written_key(tenant: str, definition_id: str) -> str:
 def failures_key(tenant: str, task_id: str) -> str:
     """A sorted set: the rows an import task could not write, by row number."""
     return f"{check_name('tenant', tenant)}:import:failures:{check_name('task id', task_id)}"
+
+
+def detached_key(tenant: str, plan_key: str) -> str:
+    """A string: the (alias, index) pairs ``migrate detach`` took off the old version's
+    indices for the plan ``plan_key``, as JSON (what ``--restore`` puts back)."""
+    return f"{check_name('tenant', tenant)}:migration:detached:{plan_key}"

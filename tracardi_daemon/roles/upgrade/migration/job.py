@@ -5,15 +5,16 @@ ids — as one queued job with a task record and a checkpoint per batch.
 
 What it guarantees: documents keep their ids, so a batch replayed after a takeover
 overwrites and never duplicates; progress is documents done over the whole plan's
-count, from the first batch; a target index holding documents this plan did not write
-stops the run naming it; a document a script or transform cannot handle goes to the
-``upgrade`` dead letters with its step, index, id and reason; aliases move to the new indices only
-when every step succeeded; a finished plan is recorded, and running it again does
-nothing unless forced.
+count, from the first batch; a target index that Tracardi has not installed, or that
+holds documents this plan did not write, stops the run naming it (``targets``); a
+document a script or transform cannot handle goes to the ``upgrade`` dead letters with
+its step, index, id and reason; aliases move to the new indices only when every step
+succeeded (``aliases``); a finished plan is recorded, and running it again does nothing
+unless forced.
 
 How a source index is read — in ``id`` order, in slices resumed each from its own
 position, several indices at once where the plan's steps are asynchronous — is in
-``migration_lanes``. While up to ``upgrade.writes_in_flight`` batches are written, the
+``lanes``. While up to ``upgrade.writes_in_flight`` batches are written, the
 next one is read and transformed (``infra.pipeline``); a batch's checkpoint is saved
 once its write has returned.
 """
@@ -27,7 +28,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
-from elasticsearch import BadRequestError, Elasticsearch
+from elasticsearch import Elasticsearch
 
 from tracardi_daemon.config.settings import Settings
 from tracardi_daemon.errors import InvalidInput
@@ -41,18 +42,19 @@ from tracardi_daemon.infra.queues import UPGRADE_QUEUE
 from tracardi_daemon.infra.redis import RedisClient, redis_errors, text
 from tracardi_daemon.infra.scan import Hit, count
 from tracardi_daemon.model.tasks.store import TaskRecord, TaskStore
-from tracardi_daemon.model.tracardi_names import PRODUCTION_PREFIX, Layout
+from tracardi_daemon.model.tracardi_names import Layout
 from tracardi_daemon.roles.jobs import end_job
 from tracardi_daemon.roles.upgrade.keys import done_key
+from tracardi_daemon.roles.upgrade.migration.aliases import switch_aliases, target_aliases
 from tracardi_daemon.roles.upgrade.migration.lanes import Lane, LaneReader, WorkItem
 from tracardi_daemon.roles.upgrade.migration.per_document import changed_documents
 from tracardi_daemon.roles.upgrade.migration.plan import Plan, Step, resolve_targets
+from tracardi_daemon.roles.upgrade.migration.targets import prepare_target, target_refusal
 from tracardi_daemon.roles.upgrade.migration.transforms import TransformError
 
 log = logging.getLogger(__name__)
 
 MIGRATION_TASK = "upgrade"  # Tracardi's task type for migrations
-META_KEY = "tracardi_daemon_plan"  # in a target index's mapping _meta
 
 
 @dataclass(frozen=True)
@@ -95,20 +97,6 @@ def _modes(step: Step, source: Layout) -> tuple[Step, ...]:
     if step.production is not None or source.style != "tracardi":
         return (step,)
     return (replace(step, production=False), replace(step, production=True))
-
-
-def foreign_targets(elastic: Elasticsearch, items: list[WorkItem], key: str) -> list[str]:
-    """Target indices that hold documents this plan did not write."""
-    found = []
-    for target in sorted({item.target for item in items}):
-        with elastic_errors(f"inspect {target}"):
-            mapping = elastic.options(ignore_status=404).indices.get_mapping(index=target)
-        if not mapping or "error" in mapping:
-            continue
-        meta = next(iter(mapping.values())).get("mappings", {}).get("_meta", {})
-        if meta.get(META_KEY) != key and count(elastic, target) > 0:
-            found.append(target)
-    return found
 
 
 class MigrationJob:
@@ -181,11 +169,8 @@ class MigrationJob:
         self._work = resolve_work(self._elastic, self._plan, self._target)
         if not self._work:
             return "no source index of the plan exists: nothing to migrate"
-        foreign = foreign_targets(self._elastic, self._work, self._key)
-        if foreign:
-            return (f"target index {foreign[0]} already holds documents this plan did not "
-                    "write; delete it or choose another target")
-        return None
+        return target_refusal(self._elastic, self._work, self._steps(), self._target,
+                              self._key)
 
     # ------------------------------------------------------------ steps
 
@@ -195,7 +180,8 @@ class MigrationJob:
             return None
         self._admit_lanes()
         if not self._lanes:
-            self._switch_aliases()
+            switch_aliases(self._elastic,
+                           target_aliases(self._work, self._steps(), self._target))
             self._record_done()
             self._finish("finished")
             return None
@@ -293,51 +279,11 @@ class MigrationJob:
         return {step.id: step for step in self._plan.steps}
 
     def _prepare_target(self, target: str) -> None:
-        """Create the target if missing (its index template, if any, gives the mapping),
-        keep it out of every alias until the end, and mark it as this plan's."""
-        if target in self._created:
-            return
-        with elastic_errors(f"create {target}"):
-            try:
-                self._elastic.indices.create(index=target)
-            except BadRequestError as exc:
-                if exc.error != "resource_already_exists_exception":
-                    raise
-            aliases = self._elastic.indices.get_alias(index=target).body
-            names = list(aliases.get(target, {}).get("aliases", {}))
-            if names:  # a template added it: the switch happens when all succeeded
-                self._elastic.indices.delete_alias(index=target, name=",".join(names))
-            self._elastic.indices.put_mapping(index=target, meta={META_KEY: self._key})
-        self._created.add(target)
+        if target not in self._created:
+            prepare_target(self._elastic, target, self._key)
+            self._created.add(target)
 
     # ------------------------------------------------------------ the end
-
-    def _switch_aliases(self) -> None:
-        """Each target alias onto the migrated indices, in one ``_aliases`` call per alias
-        that also takes this migration's source indices out of it: versions that share
-        alias names (0.8.1 and 0.8.2) must not read both. Other members stay."""
-        steps = self._steps()
-        wanted: dict[str, tuple[set[str], set[str]]] = {}  # alias: (targets, sources)
-        for item in self._work:
-            step = steps[item.step]
-            production = (step.production if step.production is not None
-                          else item.target.startswith(PRODUCTION_PREFIX))
-            alias = replace(self._target, production=production).alias(step.target_name)
-            if alias != item.target:  # 0.9 names a single index as its alias would be
-                targets, sources = wanted.setdefault(alias, (set(), set()))
-                targets.add(item.target)
-                sources.add(item.source)
-        for alias, (targets, sources) in sorted(wanted.items()):
-            with elastic_errors(f"move alias {alias} to the migrated indices"):
-                current = self._elastic.options(ignore_status=404).indices.get_alias(
-                    name=alias)
-                members = set(current) if "error" not in current else set()
-                actions: list[dict[str, Any]] = [
-                    {"remove": {"index": index, "alias": alias}}
-                    for index in sorted((members & sources) - targets)]
-                actions += [{"add": {"index": index, "alias": alias}}
-                            for index in sorted(targets)]
-                self._elastic.indices.update_aliases(actions=actions)
 
     def _record_done(self) -> None:
         record = json.dumps({"task": self.id, "finished_at": time.time(),
