@@ -219,7 +219,8 @@ def test_read_tracardi_plan() -> None:
     assert reshaping.painless is not None and 'row.remove("mapping")' in reshaping.painless
     assert reshaping.transforms == () and reshaping.script is not None
     assert flow.painless == OTHER_SCRIPT and flow.transforms == ()
-    assert flow.id == "0fd59b15" and flow.production is None
+    # the plan lists the production copy too: this one copies staging alone
+    assert flow.id == "0fd59b15" and flow.production is False
     assert flow_prod.id == "0fd59b15-prod" and flow_prod.production is True
     assert bridge.static and bridge.index == "tracardi-bridge"
     assert renamed.target_name == "tracardi-validation"

@@ -5,6 +5,7 @@ script compiled by the daemon's interpreter."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from tracardi_daemon.errors import InvalidInput
@@ -76,6 +77,16 @@ def _tracardi_step(number: int, entry: object) -> Step:
     )
 
 
+def _staging_beside_production(steps: tuple[Step, ...]) -> tuple[Step, ...]:
+    """A step whose production copy the plan lists too (080_to_08x lists every index
+    twice, the production script not always the staging one) copies staging only, as
+    Tracardi reads a missing ``production``; a step without one copies both modes."""
+    listed = {step.id for step in steps if step.production}
+    return tuple(replace(step, production=False)
+                 if step.production is None and f"{step.id}-prod" in listed else step
+                 for step in steps)
+
+
 def read_tracardi_plan(data: object, from_version: str, to_version: str, *,
                        from_tenant: str | None = None, to_tenant: str | None = None) -> Plan:
     """A plan from Tracardi's JSON list (``08x_to_0820.json``); tenants default to
@@ -92,6 +103,7 @@ def read_tracardi_plan(data: object, from_version: str, to_version: str, *,
         raise InvalidInput(f"tracardi plan {from_version}_to_{to_version}: {exc}") from exc
     if not steps:
         raise InvalidInput("tracardi plan: holds no migration schema")
+    steps = _staging_beside_production(steps)
     source = Layout(from_version, from_tenant or tracardi_tenant(from_version))
     target = Layout(to_version, to_tenant or tracardi_tenant(to_version))
     return checked(Plan(source, target, steps, target_tenant_named=to_tenant is not None))
