@@ -21,6 +21,7 @@ from redis import Redis
 from tests.faults.elastic_node import PrivateElastic
 from tests.receivers import ScriptedServer, start_scripted_server
 from tests.roles.mapping.conftest import World, ago
+from tests.tracardi_layouts.plan_targets import create_plan_targets
 from tracardi_daemon.cli.migrate import choose_plan
 from tracardi_daemon.config.settings import ElasticSettings, Settings, TracardiSettings
 from tracardi_daemon.infra.lease import lease_key
@@ -291,6 +292,7 @@ def migration(node: PrivateElastic, client: Redis, tenant: str, _workdir: Path) 
     plan = replace(plan, target=replace(plan.target, tenant=f"{tenant}dst"))
     settings = _settings(node, tenant)
     install(es, settings)  # the task index; a daemon would install it at its start
+    create_plan_targets(es, plan, plan.target)  # as Tracardi 0.8.2's /install would
     tasks = TaskStore(client, es, settings)
     record = queue_task(tasks, WorkQueue(client, tenant, UPGRADE_QUEUE), MIGRATION_TASK,
                         "elastic fault trial", migration_params(plan))

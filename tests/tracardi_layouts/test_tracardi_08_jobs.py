@@ -15,6 +15,7 @@ from tests.conftest import RoleStarter, start_role, step_until_ended
 from tests.receivers import LOOPBACK_ALLOWED, ScriptedServer, http_server
 from tests.tracardi_layouts import documents as docs
 from tests.tracardi_layouts.install import TracardiInstall, install_tracardi_elastic
+from tests.tracardi_layouts.plan_targets import create_plan_targets
 from tracardi_daemon.config.settings import Settings, TracardiSettings, UpgradeSettings
 from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.queues import UPGRADE_QUEUE
@@ -108,6 +109,8 @@ id = "segments"
 index = "tracardi-segment"
 ''')
     plan = load_plan(plan_file)
+    assert plan.target is not None
+    create_plan_targets(tracardi.elastic, plan, plan.target)  # as Tracardi's /install would
     tasks = TaskStore(redis_client, tracardi.elastic, settings)
     record = queue_task(tasks, WorkQueue(redis_client, settings.tracardi.tenant, UPGRADE_QUEUE),
                         MIGRATION_TASK, "copy segments", migration_params(plan))

@@ -4,12 +4,16 @@ stepping the role until its task ends."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 from elasticsearch import Elasticsearch
 
 from tests.conftest import step_until_ended
+from tests.tracardi_layouts.plan_targets import create_plan_targets
+from tracardi_daemon.cli.migrate import choose_plan
 from tracardi_daemon.config.settings import Settings, TracardiSettings, UpgradeSettings
 from tracardi_daemon.infra.queue import WorkQueue
 from tracardi_daemon.infra.queues import UPGRADE_QUEUE
@@ -33,11 +37,31 @@ def es(elastic_client: Elasticsearch, settings: Settings) -> Iterator[Elasticsea
     yield elastic_client
 
 
-def submit(redis: RedisClient, es: Elasticsearch, settings: Settings, plan: Plan,
-           **options: Any) -> TaskRecord:
+def submit(redis: RedisClient, es: Elasticsearch, settings: Settings, plan: Plan, *,
+           install_targets: bool = True, **options: Any) -> TaskRecord:
+    """The plan queued; a Tracardi target installed first, as Tracardi's /install would
+    (unless ``install_targets`` is False: the daemon refuses a missing one)."""
+    if install_targets:
+        install_plan_targets(es, plan, settings)
     tasks = TaskStore(redis, es, settings)
     return queue_task(tasks, WorkQueue(redis, settings.tracardi.tenant, UPGRADE_QUEUE),
                       MIGRATION_TASK, "test migration", migration_params(plan, **options))
+
+
+def install_plan_targets(es: Elasticsearch, plan: Plan, settings: Settings) -> None:
+    target = plan.target_layout(settings.tracardi)  # the job's, for the plan as queued
+    if target.style == "tracardi":
+        create_plan_targets(es, plan, target)
+
+
+def install_cli_targets(es: Elasticsearch, plan_file: Path, from_tenant: str,
+                        tenant: str) -> None:
+    """The targets ``migrate plan|run --plan FILE --from-tenant F`` writes into with
+    TENANT_NAME=``tenant``, installed as Tracardi's /install would."""
+    plan = choose_plan(None, str(plan_file), from_tenant)
+    assert plan.target is not None
+    target = replace(plan.target, tenant=tenant)
+    create_plan_targets(es, replace(plan, target=target), target)
 
 
 def run_to_end(role: Any, ctx: Any, tasks: TaskStore, task_id: str,

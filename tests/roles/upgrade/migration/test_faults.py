@@ -17,15 +17,12 @@ from elasticsearch.helpers import scan
 
 from tests.faults.scenarios import private_redis
 from tests.fleet import UnlicensedFleet, running, unlicensed_fleet, wait_for
+from tests.roles.upgrade.migration.conftest import submit
 from tracardi_daemon.cli.migrate import choose_plan
 from tracardi_daemon.config.settings import Settings, TracardiSettings
-from tracardi_daemon.infra.queue import WorkQueue
-from tracardi_daemon.infra.queues import UPGRADE_QUEUE
 from tracardi_daemon.infra.redis import RedisClient
 from tracardi_daemon.model.indices import install
 from tracardi_daemon.model.tasks.store import TaskStore
-from tracardi_daemon.roles.jobs import queue_task
-from tracardi_daemon.roles.upgrade.migration.job import MIGRATION_TASK, migration_params
 from tracardi_daemon.roles.upgrade.migration.plan import Plan
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e]
@@ -72,8 +69,7 @@ def _submit(client: RedisClient, es: Elasticsearch, prefix: str, plan: Plan) -> 
     settings = Settings(tracardi=TracardiSettings(tenant=prefix))
     install(es, settings)  # the task index; a daemon would install it at its start
     tasks = TaskStore(client, es, settings)
-    record = queue_task(tasks, WorkQueue(client, prefix, UPGRADE_QUEUE), MIGRATION_TASK,
-                        "fault test", migration_params(plan))
+    record = submit(client, es, settings, plan)
     return tasks, record.id
 
 

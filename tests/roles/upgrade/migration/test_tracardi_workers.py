@@ -15,7 +15,7 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from tests.conftest import RoleStarter, start_role
-from tests.roles.upgrade.migration.conftest import run_to_end, submit
+from tests.roles.upgrade.migration.conftest import install_cli_targets, run_to_end, submit
 from tests.roles.upgrade.migration.test_tracardi_plans import plan_entries, plan_path
 from tracardi_daemon.cli import main
 from tracardi_daemon.config.settings import Settings
@@ -214,6 +214,7 @@ def test_migrate_plan_names_the_worker_of_a_step(
         es: Elasticsearch, settings: Settings, prefix: str, elastic_url: str,
         capsys: pytest.CaptureFixture[str]) -> None:
     _installation_070(es, f"{prefix}src")
+    install_cli_targets(es, plan_path("070_to_071"), f"{prefix}src", prefix)
     env = {"TENANT_NAME": prefix, "ELASTIC_HOST": elastic_url}
     code = main(["migrate", "plan", "--plan", str(plan_path("070_to_071")),
                  "--from-tenant", f"{prefix}src"], environ=env)
