@@ -241,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
         settle(es, tenants.run_id)
         seconds = run_all(es, plans, tenants, args.documents, args.batch_size)
     finally:
-        for tenant in (tenants.source, tenants.painless, tenants.declarative, tenants.floor):
+        for tenant in (tenants.source, tenants.painless, tenants.declarative, tenants.floor,
+                       tenants.daemon):
             _drop(es, tenant)
         es.close()
     return report(args, seconds)
