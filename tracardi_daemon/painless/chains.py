@@ -92,6 +92,59 @@ def chain(base: Expr, steps: Steps) -> Expr:
     return read
 
 
+def variable_field_store(slot: int, keys: tuple[str, ...], owner: Expr, *, key: str,
+                         pos: Pos, value: Expr, make: Make | None) -> Expr:
+    """``var.k1.k2.key = value`` with the owner's chain (at most two keys) read inline;
+    ``owner`` (the full rules) only when a link is no map."""
+    if len(keys) == 2:
+        k1, k2 = keys
+
+        def assign_2(frame: Frame) -> Any:
+            try:
+                container = frame[slot].get(k1).get(k2)
+            except AttributeError:
+                container = owner(frame)
+            result = make() if make is not None else value(frame)
+            if type(container) is dict:
+                container[key] = result
+            else:
+                set_field(container, key, result, pos)
+            return result
+
+        return assign_2
+    if len(keys) == 1:
+        (k1,) = keys
+
+        def assign_1(frame: Frame) -> Any:
+            try:
+                container = frame[slot].get(k1)
+            except AttributeError:
+                container = owner(frame)
+            result = make() if make is not None else value(frame)
+            if type(container) is dict:
+                container[key] = result
+            else:
+                set_field(container, key, result, pos)
+            return result
+
+        return assign_1
+    return _variable_store(slot, key, pos, value, make) if not keys else field_store(
+        owner, key, pos, value, make)
+
+
+def _variable_store(slot: int, key: str, pos: Pos, value: Expr, make: Make | None) -> Expr:
+    def assign_0(frame: Frame) -> Any:
+        container = frame[slot]
+        result = make() if make is not None else value(frame)
+        if type(container) is dict:
+            container[key] = result
+        else:
+            set_field(container, key, result, pos)
+        return result
+
+    return assign_0
+
+
 def field_store(owner: Expr, key: str, pos: Pos, value: Expr, make: Make | None) -> Expr:
     """``owner.key = value``: the owner first, then the value, as painless evaluates."""
     if make is not None:

@@ -11,7 +11,14 @@ from lark import Token, Tree
 from tracardi_daemon.painless import values
 from tracardi_daemon.painless.access import get_field, get_index, set_index
 from tracardi_daemon.painless.calls import compile_call
-from tracardi_daemon.painless.chains import Expr, Frame, chain, field_store, variable_chain
+from tracardi_daemon.painless.chains import (
+    Expr,
+    Frame,
+    chain,
+    field_store,
+    variable_chain,
+    variable_field_store,
+)
 from tracardi_daemon.painless.compile_expr import (
     _BINARY,
     _EQUALITY,
@@ -38,6 +45,16 @@ class OperatorCompiler(ExpressionCompiler):
             slot = self.scope.lookup(token_of(base)).slot
             return variable_chain(slot, tuple(steps))
         return chain(self.expr(base), tuple(steps))
+
+    def variable_rooted(self, node: Node) -> tuple[int, tuple[str, ...]] | None:
+        """(slot, keys) of a variable or a chain of fields from one, else None."""
+        keys: list[str] = []
+        while isinstance(node, Tree) and node.data == "field":
+            keys.append(str(token_of(node.children[1])))
+            node = node.children[0]
+        if not (isinstance(node, Tree) and node.data == "var"):
+            return None
+        return self.scope.lookup(token_of(node)).slot, tuple(reversed(keys))
 
     def _safe_field(self, node: Tree[Token]) -> Expr:
         target, key = self.expr(node.children[0]), str(token_of(node.children[1]))
@@ -83,9 +100,12 @@ class OperatorCompiler(ExpressionCompiler):
             return self._assign_variable(target, value)
         if isinstance(target, Tree) and target.data == "field":
             owner, key = self.expr(target.children[0]), str(token_of(target.children[1]))
-            pos = position(target.children[1])
-
-            return field_store(owner, key, pos, value, self.make_of(node.children[1]))
+            pos, make = position(target.children[1]), self.make_of(node.children[1])
+            rooted = self.variable_rooted(target.children[0])
+            if rooted is not None:
+                return variable_field_store(*rooted, owner, key=key, pos=pos, value=value,
+                                            make=make)
+            return field_store(owner, key, pos, value, make)
         if isinstance(target, Tree) and target.data == "index":
             owner, index = self.expr(target.children[0]), self.expr(target.children[1])
             pos = position(target)
