@@ -113,6 +113,22 @@ def cast_to(type_name: str, dims: int, explicit: bool = False) -> Cast | None:
     return _converted(lambda v: v if type(v) is int else None, type_name, primitive)
 
 
+def accepted_type(type_name: str, dims: int) -> type | None:
+    """The Python type whose values the cast of ``type_name`` passes unchanged, for a
+    store to check inline before calling the cast (None: test nothing, call the cast)."""
+    if dims:
+        return None
+    if type_name == "String":
+        return str
+    if type_name in _MAPS:
+        return dict
+    if type_name in _LISTS:
+        return list
+    if type_name in ("boolean", "Boolean"):
+        return bool
+    return int if type_name in _INTEGERS else float if type_name in _DOUBLES else None
+
+
 def _checked(test: Callable[[Any], bool], name: str, primitive: bool = False) -> Cast:
     def cast(value: Any, pos: Pos) -> Any:
         if value is None:

@@ -5,6 +5,8 @@ outside the subset, unknown variables, types and methods are refused here."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import repeat
+from operator import itemgetter
 from typing import Any, NoReturn
 
 from lark import Token, Tree
@@ -15,13 +17,12 @@ from tracardi_daemon.painless.access import (
     Cast,
     cast_to,
 )
-from tracardi_daemon.painless.errors import ScriptRefused
+from tracardi_daemon.painless.chains import Expr, Frame, Make
+from tracardi_daemon.painless.errors import ScriptRefused, Thrown
 from tracardi_daemon.painless.methods import as_list, as_map
 from tracardi_daemon.painless.scope import Scope
 from tracardi_daemon.painless.values import PainlessArray, Pos
 
-Frame = list[Any]
-Expr = Callable[[Frame], Any]
 Node = Tree[Token] | Token
 _BINARY: dict[str, Callable[[Any, Any, Pos], Any]] = {
     "+": values.add, "-": values.subtract, "*": values.multiply, "/": values.divide,
@@ -35,6 +36,7 @@ _EQUALITY: dict[str, Callable[[Any, Any], bool]] = {
 # is the same object as a constant, or a boxed 1000 the same as another, is the JVM's
 # business, which no closure over Python values can reproduce
 IDENTITY_OPERATORS = frozenset(("===", "!=="))
+_LITERALS = ("null", "true", "false", "int_lit", "float_lit", "string_lit")
 
 
 def token_of(node: Node) -> Token:
@@ -119,8 +121,39 @@ class ExpressionCompiler:
         return lambda frame: value
 
     def _var(self, node: Tree[Token]) -> Expr:
-        slot = self.scope.lookup(token_of(node)).slot
-        return lambda frame: frame[slot]
+        # itemgetter reads the slot without a Python frame of its own
+        read: Expr = itemgetter(self.scope.lookup(token_of(node)).slot)
+        return read
+
+    def make_of(self, node: Node) -> Make | None:
+        """A right-hand side computed without the frame (a literal, a new empty map or
+        list), for stores to inline; None for every other expression."""
+        if not isinstance(node, Tree):
+            return None
+        if node.data in _LITERALS:
+            return repeat(self.expr(node)([])).__next__
+        empty = not any(isinstance(child, Tree) and child.children for child in node.children)
+        if node.data == "new_object" and empty:
+            return {"HashMap": dict, "ArrayList": list}.get(str(node.children[0]))
+        if node.data in ("map_lit", "list_lit") and empty:
+            return dict if node.data == "map_lit" else list
+        if node.data == "empty_list" and str(node.children[0]).count("[") == 1:
+            return list
+        return None
+
+    def folded(self, make: Make, cast: Cast | None, pos: Pos) -> Make | None:
+        """``make`` with a variable's cast applied once when compiling, when the cast
+        accepts its value (None: the cast throws, which must happen when it runs)."""
+        if cast is None:
+            return make
+        try:
+            sample = make()
+            converted = cast(sample, pos)
+        except Thrown:
+            return None
+        if converted is sample:
+            return make
+        return repeat(converted).__next__ if make not in (dict, list) else None
 
     def _map_lit(self, node: Tree[Token]) -> Expr:
         entries = tuple((self.expr(entry.children[0]), self.expr(entry.children[1]))

@@ -9,19 +9,26 @@ from typing import Any
 from lark import Token, Tree
 
 from tracardi_daemon.painless import values
-from tracardi_daemon.painless.access import get_field, get_index, set_field, set_index
+from tracardi_daemon.painless.access import get_field, get_index, set_index
+from tracardi_daemon.painless.calls import compile_call
+from tracardi_daemon.painless.chains import (
+    Expr,
+    Frame,
+    chain,
+    field_store,
+    variable_chain,
+    variable_field_store,
+)
 from tracardi_daemon.painless.compile_expr import (
     _BINARY,
     _EQUALITY,
     IDENTITY_OPERATORS,
-    Expr,
     ExpressionCompiler,
-    Frame,
     Node,
     position,
     token_of,
 )
-from tracardi_daemon.painless.methods import KNOWN_METHODS, not_found, resolve
+from tracardi_daemon.painless.methods import KNOWN_METHODS, resolve
 from tracardi_daemon.painless.values import Pos, as_boolean
 
 
@@ -36,8 +43,18 @@ class OperatorCompiler(ExpressionCompiler):
         steps.reverse()
         if isinstance(base, Tree) and base.data == "var":
             slot = self.scope.lookup(token_of(base)).slot
-            return _walk_variable(slot, tuple(steps))
-        return _walk(self.expr(base), tuple(steps))
+            return variable_chain(slot, tuple(steps))
+        return chain(self.expr(base), tuple(steps))
+
+    def variable_rooted(self, node: Node) -> tuple[int, tuple[str, ...]] | None:
+        """(slot, keys) of a variable or a chain of fields from one, else None."""
+        keys: list[str] = []
+        while isinstance(node, Tree) and node.data == "field":
+            keys.append(str(token_of(node.children[1])))
+            node = node.children[0]
+        if not (isinstance(node, Tree) and node.data == "var"):
+            return None
+        return self.scope.lookup(token_of(node)).slot, tuple(reversed(keys))
 
     def _safe_field(self, node: Tree[Token]) -> Expr:
         target, key = self.expr(node.children[0]), str(token_of(node.children[1]))
@@ -63,31 +80,11 @@ class OperatorCompiler(ExpressionCompiler):
         if not methods:
             self.refuse(name_node, f"method '{name}' with {len(args)} arguments",
                         "is not supported")
-        receiver, pos, arity = self.expr(target), position(name_node), len(args)
-
-        if arity == 1:
-            first = args[0]
-
-            def call_one(frame: Frame) -> Any:
-                value = receiver(frame)
-                method = methods.get(type(value))
-                if method is None:
-                    return None if null_safe and value is None else not_found(
-                        value, name, arity, pos)
-                return method(value, [first(frame)], pos)
-
-            return call_one
-
-        def call(frame: Frame) -> Any:
-            value = receiver(frame)
-            method = methods.get(type(value))
-            if method is None:
-                if null_safe and value is None:
-                    return None
-                return not_found(value, name, arity, pos)
-            return method(value, [arg(frame) for arg in args], pos)
-
-        return call
+        receiver = self.expr(target)
+        makes = tuple(self.make_of(child) for child in args_node.children) if isinstance(
+            args_node, Tree) else ()
+        return compile_call(name, receiver, args, makes, methods=methods,
+                            pos=position(name_node), null_safe=null_safe)
 
     def _safe_call(self, node: Tree[Token]) -> Expr:
         return self._call(node, null_safe=True)
@@ -103,17 +100,12 @@ class OperatorCompiler(ExpressionCompiler):
             return self._assign_variable(target, value)
         if isinstance(target, Tree) and target.data == "field":
             owner, key = self.expr(target.children[0]), str(token_of(target.children[1]))
-            pos = position(target.children[1])
-
-            def assign_field(frame: Frame) -> Any:
-                container, result = owner(frame), value(frame)
-                if type(container) is dict:
-                    container[key] = result
-                else:
-                    set_field(container, key, result, pos)
-                return result
-
-            return assign_field
+            pos, make = position(target.children[1]), self.make_of(node.children[1])
+            rooted = self.variable_rooted(target.children[0])
+            if rooted is not None:
+                return variable_field_store(*rooted, owner, key=key, pos=pos, value=value,
+                                            make=make)
+            return field_store(owner, key, pos, value, make)
         if isinstance(target, Tree) and target.data == "index":
             owner, index = self.expr(target.children[0]), self.expr(target.children[1])
             pos = position(target)
@@ -141,8 +133,13 @@ class OperatorCompiler(ExpressionCompiler):
 
             return assign
 
+        accepted = variable.accepted
+
         def assign_cast(frame: Frame) -> Any:
-            frame[slot] = result = cast(value(frame), pos)
+            result = value(frame)
+            if type(result) is not accepted:
+                result = cast(result, pos)
+            frame[slot] = result
             return result
 
         return assign_cast
@@ -156,24 +153,53 @@ class OperatorCompiler(ExpressionCompiler):
 
         return elvis
 
+    def condition(self, node: Node, pos: Pos | None = None) -> Expr:
+        """An expression used as a boolean: as_boolean applied only where the expression
+        may give something else (comparisons, ``&&``, ``||`` and ``!`` give booleans)."""
+        expression = self.expr(node)
+        if _gives_boolean(node):
+            return expression
+        where = pos or position(node)
+        return lambda frame: as_boolean(expression(frame), where)
+
+    def null_test(self, node: Node) -> tuple[Expr, bool] | None:
+        """(operand, whether the test is ``== null``) of ``x == null`` or ``x != null``,
+        for the caller to inline; None for every other expression."""
+        if not (isinstance(node, Tree) and node.data == "binary"):
+            return None
+        left_node, operator, right_node = node.children
+        if str(operator) not in ("==", "!=") or not _is_null(right_node) or _is_null(
+                left_node):
+            return None
+        return self.expr(left_node), str(operator) == "=="
+
     def _ternary(self, node: Tree[Token]) -> Expr:
-        test, yes, no = (self.expr(child) for child in node.children)
-        pos = position(node)
-        return lambda frame: yes(frame) if as_boolean(test(frame), pos) else no(frame)
+        test = self.condition(node.children[0], position(node))
+        yes, no = self.expr(node.children[1]), self.expr(node.children[2])
+        return lambda frame: yes(frame) if test(frame) else no(frame)
 
     def _or_op(self, node: Tree[Token]) -> Expr:
-        left, right = self.expr(node.children[0]), self.expr(node.children[1])
-        pos_left, pos_right = position(node.children[0]), position(node.children[1])
-        return lambda frame: (as_boolean(left(frame), pos_left)
-                              or as_boolean(right(frame), pos_right))
+        left, right = self.condition(node.children[0]), self.condition(node.children[1])
+        return lambda frame: left(frame) or right(frame)
 
     def _and_op(self, node: Tree[Token]) -> Expr:
-        left, right = self.expr(node.children[0]), self.expr(node.children[1])
-        pos_left, pos_right = position(node.children[0]), position(node.children[1])
-        return lambda frame: (as_boolean(left(frame), pos_left)
-                              and as_boolean(right(frame), pos_right))
+        first_test, second_test = (self.null_test(node.children[0]),
+                                   self.null_test(node.children[1]))
+        if first_test is not None and second_test is not None:
+            # `a != null && a.b != null`, the guard of most plan scripts, in one closure
+            (first, first_null), (second, second_null) = first_test, second_test
+            return lambda frame: ((first(frame) is None) is first_null
+                                  and (second(frame) is None) is second_null)
+        left, right = self.condition(node.children[0]), self.condition(node.children[1])
+        return lambda frame: left(frame) and right(frame)
 
     def _binary(self, node: Tree[Token]) -> Expr:
+        null_test = self.null_test(node)
+        if null_test is not None:
+            operand, is_null = null_test
+            if is_null:
+                return lambda frame: operand(frame) is None
+            return lambda frame: operand(frame) is not None
         left_node, operator, right_node = node.children
         left, right, op = self.expr(left_node), self.expr(right_node), str(operator)
         if op in IDENTITY_OPERATORS:
@@ -182,10 +208,6 @@ class OperatorCompiler(ExpressionCompiler):
         if op in ("==", "!=") and _is_null(left_node) and _is_null(right_node):
             self.refuse(node, "a comparison of two nulls", "is refused by painless "
                                                            "(extraneous comparison)")
-        if op in ("==", "!=") and _is_null(right_node):
-            if op == "==":
-                return lambda frame: left(frame) is None
-            return lambda frame: left(frame) is not None
         if op in _EQUALITY:
             test = _EQUALITY[op]
             return lambda frame: test(left(frame), right(frame))
@@ -193,8 +215,8 @@ class OperatorCompiler(ExpressionCompiler):
         return lambda frame: apply(left(frame), right(frame), pos)
 
     def _not_op(self, node: Tree[Token]) -> Expr:
-        operand, pos = self.expr(node.children[0]), position(node)
-        return lambda frame: not as_boolean(operand(frame), pos)
+        operand = self.condition(node.children[0], position(node))
+        return lambda frame: not operand(frame)
 
     def _sign(self, node: Tree[Token]) -> Expr:
         operator, operand_node = node.children
@@ -222,74 +244,12 @@ def _is_null(node: Node) -> bool:
     return isinstance(node, Tree) and node.data == "null"
 
 
-def _walk_variable(slot: int, steps: tuple[tuple[str, Pos], ...]) -> Expr:
-    """A chain from a variable: dict.get chained in one expression, and the full rules
-    (null, arrays, other values) only when a link is no map: no non-map value has a
-    ``get`` attribute, and reading a variable has no side effect to repeat."""
-    full = _walk(lambda frame: frame[slot], steps)
-    keys = tuple(key for key, _ in steps)
-    if len(keys) == 1:
-        (k1,) = keys
-
-        def read_1(frame: Frame) -> Any:
-            try:
-                return frame[slot].get(k1)
-            except AttributeError:
-                return full(frame)
-
-        return read_1
-    if len(keys) == 2:
-        k1, k2 = keys
-
-        def read_2(frame: Frame) -> Any:
-            try:
-                return frame[slot].get(k1).get(k2)
-            except AttributeError:
-                return full(frame)
-
-        return read_2
-    if len(keys) == 3:
-        k1, k2, k3 = keys
-
-        def read_3(frame: Frame) -> Any:
-            try:
-                return frame[slot].get(k1).get(k2).get(k3)
-            except AttributeError:
-                return full(frame)
-
-        return read_3
-    if len(keys) == 4:
-        k1, k2, k3, k4 = keys
-
-        def read_4(frame: Frame) -> Any:
-            try:
-                return frame[slot].get(k1).get(k2).get(k3).get(k4)
-            except AttributeError:
-                return full(frame)
-
-        return read_4
-    return full
-
-
-def _walk(base: Expr, steps: tuple[tuple[str, Pos], ...]) -> Expr:
-    if len(steps) == 1:
-        (key, pos), = steps
-
-        def read_one(frame: Frame) -> Any:
-            value = base(frame)
-            if type(value) is dict:
-                return value.get(key)
-            return get_field(value, key, pos)
-
-        return read_one
-
-    def read(frame: Frame) -> Any:
-        value = base(frame)
-        for key, pos in steps:
-            value = value.get(key) if type(value) is dict else get_field(value, key, pos)
-        return value
-
-    return read
+def _gives_boolean(node: Node) -> bool:
+    if not isinstance(node, Tree):
+        return False
+    if node.data == "binary":
+        return str(node.children[1]) in ("==", "!=", "<", "<=", ">", ">=")
+    return node.data in ("and_op", "or_op", "not_op", "true", "false")
 
 
 def is_statement_expression(node: Node) -> bool:

@@ -4,28 +4,61 @@ try/catch and for-each over a list; each statement closure runs on the frame."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import repeat
 from typing import Any
 
 from lark import Token, Tree
 
-from tracardi_daemon.painless.access import default_of
-from tracardi_daemon.painless.compile_expr import Frame, Node, position
+from tracardi_daemon.painless.access import accepted_type, default_of
+from tracardi_daemon.painless.chains import Frame
+from tracardi_daemon.painless.compile_expr import Node, position
 from tracardi_daemon.painless.compile_ops import OperatorCompiler, is_statement_expression
 from tracardi_daemon.painless.errors import EXCEPTION_PARENTS, Thrown, is_a
-from tracardi_daemon.painless.values import as_boolean, class_name, throw
+from tracardi_daemon.painless.values import class_name, throw
 
 Stmt = Callable[[Frame], None]
 
 
 def sequence(statements: tuple[Stmt, ...]) -> Stmt:
+    """The statements run in order; four at a time unrolled (a loop step per statement
+    costs as much as a small statement), longer runs nested."""
     if len(statements) == 1:
         return statements[0]
+    if len(statements) > 4:
+        return sequence(tuple(sequence(statements[start:start + 4])
+                              for start in range(0, len(statements), 4)))
+    if len(statements) == 4:
+        first, second, third, fourth = statements
 
-    def run(frame: Frame) -> None:
-        for statement in statements:
-            statement(frame)
+        def run_4(frame: Frame) -> None:
+            first(frame)
+            second(frame)
+            third(frame)
+            fourth(frame)
 
-    return run
+        return run_4
+    return _sequence_short(statements)
+
+
+def _sequence_short(statements: tuple[Stmt, ...]) -> Stmt:
+    if len(statements) == 3:
+        first, second, third = statements
+
+        def run_3(frame: Frame) -> None:
+            first(frame)
+            second(frame)
+            third(frame)
+
+        return run_3
+    if len(statements) == 2:
+        first, second = statements
+
+        def run_2(frame: Frame) -> None:
+            first(frame)
+            second(frame)
+
+        return run_2
+    return lambda frame: None
 
 
 class StatementCompiler(OperatorCompiler):
@@ -74,29 +107,34 @@ class StatementCompiler(OperatorCompiler):
         for declarator in declarators:
             assert isinstance(declarator, Tree)
             variable_name, *init = declarator.children
+            pos = position(declarator)
             value = self.expr(init[0]) if init else (lambda frame, default=default: default)
+            make = self.make_of(init[0]) if init else repeat(default).__next__
+            make = self.folded(make, cast, pos) if make is not None else None
             assert isinstance(variable_name, Token)
-            slot, pos = self.scope.declare(variable_name, cast).slot, position(declarator)
-            steps.append(_store(slot, value, cast, pos))
+            slot = self.scope.declare(variable_name, cast, accepted_type(name, dims)).slot
+            steps.append(_store_made(slot, make) if make is not None else
+                         _store(slot, value, cast, pos))
         return sequence(tuple(steps))
 
     def _if_only(self, node: Tree[Token]) -> Stmt:
-        test, body = self.expr(node.children[0]), self._branch(node.children[1])
-        pos = position(node.children[0])
+        null_test = self.null_test(node.children[0])
+        if null_test is not None:
+            return _if_null(*null_test, self._branch(node.children[1]))
+        test, body = self.condition(node.children[0]), self._branch(node.children[1])
 
         def run_if(frame: Frame) -> None:
-            value = test(frame)
-            if value is True or (value is not False and as_boolean(value, pos)):
+            if test(frame):
                 body(frame)
 
         return run_if
 
     def _if_else(self, node: Tree[Token]) -> Stmt:
-        test, pos = self.expr(node.children[0]), position(node.children[0])
+        test = self.condition(node.children[0])
         yes, no = self._branch(node.children[1]), self._branch(node.children[2])
 
         def run_if_else(frame: Frame) -> None:
-            if as_boolean(test(frame), pos):
+            if test(frame):
                 yes(frame)
             else:
                 no(frame)
@@ -162,6 +200,29 @@ class StatementCompiler(OperatorCompiler):
 
 
 _STATEMENTS = ("block", "decl_stmt", "if_only", "if_else", "try_stmt", "for_each")
+
+
+def _if_null(operand: Callable[[Frame], Any], is_null: bool, body: Stmt) -> Stmt:
+    """``if (x == null)`` and ``if (x != null)``, the most common test, in one closure."""
+    if is_null:
+        def run_if_null(frame: Frame) -> None:
+            if operand(frame) is None:
+                body(frame)
+
+        return run_if_null
+
+    def run_if_not_null(frame: Frame) -> None:
+        if operand(frame) is not None:
+            body(frame)
+
+    return run_if_not_null
+
+
+def _store_made(slot: int, make: Callable[[], Any]) -> Stmt:
+    def store_made(frame: Frame) -> None:
+        frame[slot] = make()
+
+    return store_made
 
 
 def _store(slot: int, value: Callable[[Frame], Any], cast: Any, pos: tuple[int, int]) -> Stmt:

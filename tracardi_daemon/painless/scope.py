@@ -18,6 +18,7 @@ class Variable:
     slot: int
     cast: Cast | None
     read_only: bool = False
+    accepted: type | None = None  # values of this type pass the cast unchanged
 
 
 class Scope:
@@ -27,6 +28,7 @@ class Scope:
     def __init__(self, where: str) -> None:
         self.where = where
         self.size = 2
+        self.reads_params = False  # else a run need not copy the params for the script
         self._blocks: list[dict[str, Variable]] = [
             {"ctx": Variable(CTX_SLOT, None, True), "params": Variable(PARAMS_SLOT, None, True)}]
 
@@ -36,16 +38,19 @@ class Scope:
     def leave(self) -> None:
         self._blocks.pop()
 
-    def declare(self, name: Token, cast: Cast | None) -> Variable:
+    def declare(self, name: Token, cast: Cast | None,
+                accepted: type | None = None) -> Variable:
         if any(name in block for block in self._blocks):
             raise ScriptRefused(self.where, name.line or 1, name.column or 1,
                                 f"variable '{name}'", "is already defined")
-        variable = Variable(self.size, cast)
+        variable = Variable(self.size, cast, accepted=accepted)
         self.size += 1
         self._blocks[-1][str(name)] = variable
         return variable
 
     def lookup(self, name: Token | str) -> Variable:
+        if name == "params":
+            self.reads_params = True
         for block in reversed(self._blocks):
             if name in block:
                 return block[name]

@@ -16,23 +16,25 @@ class Script:
     """Run with ``script.run(ctx)``; ``ctx`` is ``{"_source": ..., "_id": ..., "_index":
     ..., "op": "index"}`` and the script changes it in place."""
 
-    __slots__ = ("_body", "_frame_size", "_params", "source", "where")
+    __slots__ = ("_body", "_frame_size", "_params", "_reads_params", "source", "where")
 
     def __init__(self, source: str, where: str, params: Mapping[str, Any] | None,
-                 body: Stmt, frame_size: int) -> None:
+                 body: Stmt, *, frame_size: int, reads_params: bool = True) -> None:
         self.source = source
         self.where = where
         self._params = dict(params) if params is not None else None
         self._body = body
         self._frame_size = frame_size
+        self._reads_params = reads_params
 
     def run(self, ctx: dict[str, Any], params: Mapping[str, Any] | None = None) -> None:
         """ScriptFailed when the script throws on this document (ctx may then be half
         changed, as painless leaves it: the caller drops it)."""
         frame: list[Any] = [None] * self._frame_size
         frame[CTX_SLOT] = ctx
-        chosen = params if params is not None else self._params
-        frame[PARAMS_SLOT] = dict(chosen) if chosen is not None else {}
+        if self._reads_params:  # a copy: a script may change its params
+            chosen = params if params is not None else self._params
+            frame[PARAMS_SLOT] = dict(chosen) if chosen is not None else {}
         try:
             self._body(frame)
         except Thrown as thrown:
@@ -57,4 +59,5 @@ def compile_script(source: str, where: str = "script",
         body = compiler.statements(tree.children)
     except RecursionError:
         raise ScriptRefused(where, 1, 1, "the script", "is nested too deeply") from None
-    return Script(source, where, params, body, compiler.scope.size)
+    return Script(source, where, params, body, frame_size=compiler.scope.size,
+                  reads_params=compiler.scope.reads_params)
