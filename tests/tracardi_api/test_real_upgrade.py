@@ -109,7 +109,8 @@ def _serves(client: ApiClient, profile_id: str, email: str) -> Callable[[], bool
 def index_counts(es: Elasticsearch, tenant: str) -> dict[str, int]:
     es.indices.refresh(index=f"*{tenant}*", expand_wildcards="all")
     found = es.cat.indices(index=f"*{tenant}*", format="json", expand_wildcards="all")
-    rows: list[dict[str, Any]] = found.body  # JSON rows, as format="json" asks
+    rows = found.body
+    assert isinstance(rows, list), f"_cat/indices answered {str(rows)[:200]}"
     return {str(row["index"]): int(row["docs.count"]) for row in rows}
 
 
