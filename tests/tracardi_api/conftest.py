@@ -1,5 +1,6 @@
-"""The running Tracardi APIs (0.8.2: ``tracardi``, 0.9: ``tracardi09``), found or started
-with ``scripts/services tracardi-up [--version 0.9]``; the tests that need one skip, saying
+"""The running Tracardi APIs (0.8.2: ``tracardi``, 0.9: ``tracardi09``; 0.8.1's installed
+service: ``tracardi081_service``), found or started with ``scripts/services tracardi-up
+[--version 0.9|0.8.1]``; the tests that need one skip, saying
 why, when it cannot be had. TRACARDI_API_START=no only finds one (it never starts an API);
 an API is stopped again when these tests started it."""
 
@@ -47,6 +48,11 @@ def tracardi_service() -> Iterator[ApiService]:
 @pytest.fixture(scope="session")
 def tracardi09_service() -> Iterator[ApiService]:
     yield from found_or_started("0.9")
+
+
+@pytest.fixture(scope="session")
+def tracardi081_service() -> Iterator[ApiService]:
+    yield from found_or_started("0.8.1")
 
 
 @pytest.fixture(scope="session")
