@@ -117,7 +117,7 @@ def _load(args: argparse.Namespace) -> Plan | None:
         return None
 
 
-def _how_copied(step: Step) -> str:
+def how_copied(step: Step) -> str:
     """How ``migrate plan`` says the daemon copies a step's documents."""
     ways = ([f"worker {step.worker}"] if step.worker else []) + (
         ["painless, interpreted"] if step.painless else [])
@@ -141,7 +141,7 @@ def _plan(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             print(f"already done: {printable(text(done))} (migrate run --force repeats it)")
         for step in chosen.steps:
             items = [item for item in work if item.step == step.id]
-            path = _how_copied(step)
+            path = how_copied(step)
             print(f"\nstep {step.id} ({step.index}{', every partition' if step.multi else ''}"
                   f"): {path}")
             if not items:
@@ -151,7 +151,7 @@ def _plan(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             for transform in step.transforms:
                 print(f"  transform: {json.dumps(transform.to_dict())}")
         refusal = target_refusal(elastic, work, {step.id: step for step in chosen.steps},
-                                 target, key)
+                                 source=chosen.source, target=target, key=key)
         if refusal is not None and done is None:
             print(f"\nrefused: {refusal}")
         total = sum(item.documents for item in work)

@@ -21,9 +21,8 @@ from tracardi_daemon.roles.upgrade.migration.aliases import (
     pairs_from,
     pairs_text,
     shared_aliases,
-    target_aliases,
 )
-from tracardi_daemon.roles.upgrade.migration.job import plan_key, resolve_work
+from tracardi_daemon.roles.upgrade.migration.job import plan_key
 from tracardi_daemon.roles.upgrade.migration.plan import Plan
 from tracardi_daemon.roles.upgrade.migration.targets import RELEASES
 
@@ -37,9 +36,7 @@ def detach_command(args: argparse.Namespace, env: Mapping[str, str], chosen: Pla
         if args.restore:
             return _restore(redis, elastic, key)
         target = plan.target_layout(settings.tracardi)
-        work = resolve_work(elastic, plan, target)
-        steps = {step.id: step for step in plan.steps}
-        pairs = shared_aliases(elastic, target_aliases(work, steps, target))
+        pairs = shared_aliases(elastic, plan.source, target)
         if not pairs:
             print("nothing to detach: no index of the old version holds an alias the new "
                   "version uses")

@@ -12,6 +12,7 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
+from tracardi_daemon.errors import InvalidInput
 from tracardi_daemon.infra.elastic import elastic_errors
 from tracardi_daemon.model.tracardi_names import PRODUCTION_PREFIX, Layout
 from tracardi_daemon.roles.upgrade.migration.lanes import WorkItem
@@ -49,14 +50,25 @@ def switch_aliases(elastic: Elasticsearch, wanted: Wanted) -> None:
             elastic.indices.update_aliases(actions=actions)
 
 
-def shared_aliases(elastic: Elasticsearch, wanted: Wanted) -> list[tuple[str, str]]:
-    """(alias, source index) pairs where a source index holds an alias name the target
-    version uses too: what stops the new version's install."""
-    pairs = []
-    for alias, (_, sources) in sorted(wanted.items()):
-        with elastic_errors(f"read alias {alias}"):
-            pairs += [(alias, index) for index in sorted(_members(elastic, alias) & sources)]
-    return pairs
+def shared_aliases(elastic: Elasticsearch, source: Layout,
+                   target: Layout) -> list[tuple[str, str]]:
+    """(alias, index) pairs where an index of the source installation, staging or
+    production, copied by the plan or not, holds an alias the target version uses too:
+    what makes Tracardi's install of the new version skip that index."""
+    pairs: list[tuple[str, str]] = []
+    for production in (False, True):
+        env = PRODUCTION_PREFIX if production else ""
+        mode = replace(target, production=production)
+        with elastic_errors(f"read the aliases of {source.version}/{source.tenant}"):
+            found = elastic.indices.get_alias(
+                index=f"{env}{source.version}.{source.tenant}.*", ignore_unavailable=True,
+                allow_no_indices=True).body
+        own = f"{env}{source.tenant}."
+        for index, entry in sorted(found.items()):
+            for alias in sorted(entry.get("aliases", {})):
+                if alias.startswith(own) and _alias_of(mode, alias[len(own):]) == alias:
+                    pairs.append((alias, index))
+    return sorted(pairs)
 
 
 def detach(elastic: Elasticsearch, pairs: list[tuple[str, str]]) -> None:
@@ -88,6 +100,13 @@ def pairs_text(pairs: list[tuple[str, str]]) -> str:
 
 def pairs_from(raw: str) -> list[tuple[str, str]]:
     return [(str(alias), str(index)) for alias, index in json.loads(raw)]
+
+
+def _alias_of(layout: Layout, name: str) -> str | None:
+    try:
+        return layout.alias(name)
+    except InvalidInput:  # not a name Tracardi's layout has
+        return None
 
 
 def _members(elastic: Elasticsearch, alias: str) -> set[str]:

@@ -169,8 +169,8 @@ class MigrationJob:
         self._work = resolve_work(self._elastic, self._plan, self._target)
         if not self._work:
             return "no source index of the plan exists: nothing to migrate"
-        return target_refusal(self._elastic, self._work, self._steps(), self._target,
-                              self._key)
+        return target_refusal(self._elastic, self._work, self._steps(),
+                              source=self._plan.source, target=self._target, key=self._key)
 
     # ------------------------------------------------------------ steps
 

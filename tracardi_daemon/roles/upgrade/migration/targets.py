@@ -14,18 +14,20 @@ from elasticsearch import BadRequestError, Elasticsearch
 from tracardi_daemon.infra.elastic import elastic_errors
 from tracardi_daemon.infra.scan import count
 from tracardi_daemon.model.tracardi_names import Layout
-from tracardi_daemon.roles.upgrade.migration.aliases import shared_aliases, target_aliases
+from tracardi_daemon.roles.upgrade.migration.aliases import shared_aliases
 from tracardi_daemon.roles.upgrade.migration.lanes import WorkItem
 from tracardi_daemon.roles.upgrade.migration.plan import Step
 
 META_KEY = "tracardi_daemon_plan"  # in a target index's mapping _meta: the plan's key
-# What a Tracardi installation writes into the indices a plan copies into before anything
-# is collected: its POST /install adds the admin user and the default event sources
-# (``tracardi/service/installation.py``, ``setup/data/defaults.py``), and its log handler
-# writes its own log lines. A copy overwrites such documents by id, as Tracardi's own
-# migration does; any other document (a profile, a rule made by hand) stops the run.
-INSTALL_WRITES = frozenset(("tracardi-user", "tracardi-source", "tracardi-log",
-                            "tracardi-console-log", "tracardi-user-log"))
+# What a Tracardi installation holds in the indices a plan copies into before anything is
+# collected: its POST /install adds the admin user and the default event sources
+# (``tracardi/service/installation.py``, ``setup/data/defaults.py``), its log handler
+# writes its own log lines, and task records (Tracardi's, and the daemon's of this very
+# migration when it runs beside the new version) go to its task index. A copy overwrites
+# such documents by id, as Tracardi's own migration does; any other document (a profile,
+# a rule made by hand) stops the run.
+SERVICE_WRITES = frozenset(("tracardi-user", "tracardi-source", "tracardi-log",
+                            "tracardi-console-log", "tracardi-user-log", "tracardi-task"))
 # db versions as Tracardi's releases name them, for the operator
 RELEASES = {"070": "0.7.0", "071": "0.7.1", "072": "0.7.2", "073": "0.7.3", "074": "0.7.4",
             "080": "0.8.0", "08x": "0.8.1", "0820": "0.8.2", "09x": "0.9"}
@@ -52,7 +54,7 @@ def inspect(elastic: Elasticsearch, index: str) -> TargetState:
 
 
 def target_refusal(elastic: Elasticsearch, items: list[WorkItem], steps: Mapping[str, Step],
-                   target: Layout, key: str) -> str | None:
+                   *, source: Layout, target: Layout, key: str) -> str | None:
     """Why the plan must not write into its targets (None: it may): a Tracardi target
     that Tracardi has not installed, or one holding documents neither this plan nor
     Tracardi's install wrote."""
@@ -63,7 +65,7 @@ def target_refusal(elastic: Elasticsearch, items: list[WorkItem], steps: Mapping
         if target.style == "tracardi" and not state.exists and not state.templated:
             missing.append(index)
         elif state.documents and state.meta.get(META_KEY) != key and not (
-                target.style == "tracardi" and names[index] in INSTALL_WRITES):
+                target.style == "tracardi" and names[index] in SERVICE_WRITES):
             return (f"target index {index} already holds {state.documents} document(s) "
                     "this plan did not write; delete it or choose another target")
     if not missing:
@@ -73,7 +75,7 @@ def target_refusal(elastic: Elasticsearch, items: list[WorkItem], steps: Mapping
     refusal = (f"target index {missing[0]}{more} does not exist: Tracardi {release} makes "
                f"its own indices; install it for tenant {target.tenant!r} (its POST "
                "/install) and run the migration again")
-    if shared_aliases(elastic, target_aliases(items, steps, target)):
+    if shared_aliases(elastic, source, target):
         refusal += (". The old version's indices hold the aliases the new one uses, and "
                     "Tracardi's install refuses while they do: run `tracardi-daemon migrate "
                     "detach` with the same options before it")
