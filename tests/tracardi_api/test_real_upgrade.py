@@ -1,8 +1,9 @@
 """A real upgrade: Tracardi 0.8.1's own API collects profiles with e-mails (staging and
-production) through an event-to-profile mapping; Tracardi 0.8.2's own API is installed
-beside it for the same tenant as Tracardi's procedure says (its POST /install); the daemon
-migrates with the shipped 08x plan; 0.8.2 then logs in with 0.8.1's admin, reports its
-schema whole and serves every profile and the mapping."""
+production) through an event-to-profile mapping; ``migrate detach`` takes 0.8.1's aliases
+off (0.8.2 uses the same names, and its install skips every index whose alias exists);
+Tracardi 0.8.2's own API is installed for the same tenant as Tracardi's procedure says
+(its POST /install); the daemon migrates with the shipped 08x plan; 0.8.2 then logs in
+with 0.8.1's admin, reports its schema whole and serves every profile and the mapping."""
 
 from __future__ import annotations
 
@@ -165,8 +166,8 @@ BESIDE_0820 = 'layout = "tracardi-0.8"\ndb_version = "0820"\n'
 
 @contextmanager
 def upgrade_daemon(tenant: str) -> Iterator[DaemonProcess]:
-    """A daemon of the upgrade role (it needs no licence) for ``tenant`` beside 0.8.2;
-    killed at the end."""
+    """The configuration of a daemon of the upgrade role (it needs no licence) for
+    ``tenant`` beside 0.8.2; started by ``start``, killed at the end."""
     workdir = Path(tempfile.mkdtemp(prefix="td-upgrade-"))
     daemon = DaemonProcess(workdir=workdir, config=workdir / "daemon.toml",
                            socket=str(workdir / "run" / "health.sock"),
@@ -175,8 +176,6 @@ def upgrade_daemon(tenant: str) -> Iterator[DaemonProcess]:
     text = daemon.config.read_text()
     daemon.config.write_text(text.replace("[tracardi]\n", f"[tracardi]\n{BESIDE_0820}", 1))
     try:
-        daemon.start()
-        daemon.wait_health(running("upgrade"), timeout_s=60)
         yield daemon
     finally:
         if daemon.proc is not None and daemon.proc.poll() is None:
@@ -185,21 +184,22 @@ def upgrade_daemon(tenant: str) -> Iterator[DaemonProcess]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def migrate(tenant: str) -> dict[str, Any]:
-    """``migrate plan`` and ``migrate run --follow`` with the daemon's configuration for
-    ``tenant``; their exit codes and output."""
-    with upgrade_daemon(tenant) as daemon:
-        outcome: dict[str, Any] = {}
-        for action, extra in (("plan", []), ("run", ["--follow"])):
-            done = subprocess.run(
-                [sys.executable, "-m", "tracardi_daemon.cli", "migrate", action, "--from",
-                 "08x", "--from-tenant", tenant, "--config", str(daemon.config), *extra],
-                env=daemon.env, capture_output=True, text=True, timeout=MIGRATE_TIMEOUT_S,
-                check=False, stdin=subprocess.DEVNULL)
-            outcome[action] = {"code": done.returncode, "stdout": done.stdout[-6000:],
-                               "stderr": done.stderr[-2000:]}
-        outcome["daemon_log"] = daemon.output()[-3000:]
-        return outcome
+def start(daemon: DaemonProcess) -> None:
+    daemon.start()
+    daemon.wait_health(running("upgrade"), timeout_s=60)
+
+
+def daemon_cli(daemon: DaemonProcess, tenant: str, action: str,
+               *extra: str) -> dict[str, Any]:
+    """``migrate ACTION --from 08x --from-tenant TENANT`` with the daemon's configuration;
+    its exit code and output."""
+    done = subprocess.run(
+        [sys.executable, "-m", "tracardi_daemon.cli", "migrate", action, "--from", "08x",
+         "--from-tenant", tenant, "--config", str(daemon.config), *extra],
+        env=daemon.env, capture_output=True, text=True, timeout=MIGRATE_TIMEOUT_S,
+        check=False, stdin=subprocess.DEVNULL)
+    return {"code": done.returncode, "stdout": done.stdout[-6000:],
+            "stderr": done.stderr[-2000:]}
 
 
 def problems_on_082(url: str, made: Collected) -> list[str]:
@@ -243,17 +243,32 @@ def test_081_migrated_by_the_daemon_opens_in_082(
     tenant = prefix
     with api_for_tenant(tracardi081_service, tenant) as url:
         made = collect_on_081(url, tenant)
-    with api_for_tenant(tracardi_service, tenant) as url:
-        facts = install_facts(elastic_client, tenant, url)
-    print("0.8.2 /install beside 0.8.1:", json.dumps(facts, indent=1))
-    assert facts["install_status"] == 200, facts["install_body"]
-
-    outcome = migrate(tenant)
+    with upgrade_daemon(tenant) as daemon:
+        detached = daemon_cli(daemon, tenant, "detach")
+        print("migrate detach:", json.dumps(detached, indent=1))
+        print("aliases after detach:", json.dumps(alias_map(elastic_client, tenant), indent=1))
+        assert detached["code"] == 0, detached
+        assert f"detached {tenant}.tracardi-profile from 08x.{tenant}.tracardi-profile-" in (
+            detached["stdout"]), detached["stdout"]
+        with api_for_tenant(tracardi_service, tenant) as url:
+            facts = install_facts(elastic_client, tenant, url)
+        print("0.8.2 /install after migrate detach:", json.dumps(facts, indent=1))
+        assert facts["install_status"] == 200, facts["install_body"]
+        assert not facts["aliases_to_both_versions"], facts["aliases_to_both_versions"]
+        start(daemon)
+        outcome = {action: daemon_cli(daemon, tenant, action, *extra)
+                   for action, extra in (("plan", ()), ("run", ("--follow",)))}
+        outcome["daemon_log"] = daemon.output()[-3000:]
     print("daemon migrate:", json.dumps(outcome, indent=1))
+    assert "refused" not in outcome["plan"]["stdout"], outcome["plan"]
     assert outcome["run"]["code"] == 0, outcome["run"]
     after = {"counts": index_counts(elastic_client, tenant),
              "aliases": alias_map(elastic_client, tenant)}
     print("after the migration:", json.dumps(after, indent=1))
+    # every alias of the tenant names 0.8.2's indices alone
+    old = {alias: indices for alias, indices in after["aliases"].items()
+           if any(index.startswith(("08x.", "prod-08x.")) for index in indices)}
+    assert not old, old
 
     with api_for_tenant(tracardi_service, tenant) as url:
         problems = problems_on_082(url, made)
